@@ -1,0 +1,67 @@
+"""The Typer app and the helpers every command shares (input reading, error exits)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from ..errors import RecommenderError
+
+app = typer.Typer(
+    name="recommender",
+    help="Recommend the service gestures worth making now, ranked and explained.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+#: Modules that add command groups (each defines ``register(app)``); imported lazily so
+#: heavy dependencies (HTTP, SQL) load only for the commands that need them.
+COMMAND_GROUPS = (
+    "recommender.cli.plugins_cmd",
+    "recommender.cli.memory_cmd",
+    "recommender.cli.serve_cmd",
+    "recommender.cli.backtest_cmd",
+)
+
+
+def load_command_groups() -> None:
+    for name in COMMAND_GROUPS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # not built yet / not installed
+                continue
+            raise
+        module.register(app)
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print an error (no traceback) and exit: 2 for usage and input errors, 1 otherwise."""
+    err.print(f"[red]error:[/red] {message}", markup=True)
+    raise typer.Exit(code)
+
+
+def read_json_input(source: str, what: str = "context") -> Any:
+    """Read JSON from a file path or ``-`` (stdin); bad input exits 2 naming the source."""
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot read {what} file {source}: {exc.strerror or exc}")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        name = "<stdin>" if source == "-" else source
+        fail(f"{name}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}")
+
+
+def guard(exc: RecommenderError, code: int = 2) -> NoReturn:
+    fail(str(exc), code)

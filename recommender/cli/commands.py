@@ -1,0 +1,159 @@
+"""Core commands: recommend, explain, rules check/schema, demo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from ..errors import ContextError, RecommenderError, RulePackError
+from ..results import Explanation, RecommendationResult
+from .app import app, fail, out, read_json_input
+
+RulesOpt = typer.Option(None, "--rules", "-r", help="Rule pack file or folder (repeatable); default: the shipped packs.")
+PluginsDirOpt = typer.Option(None, "--plugins-dir", help="Folder of drop-in plugin modules (*.py).")
+BusinessOpt = typer.Option(None, "--business", help="Tenant id: overrides business.id of the context.")
+JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
+BudgetOpt = typer.Option(None, "--budget", min=0, help="Per-interaction budget for gesture cost.")
+ExtrasOpt = typer.Option(None, "--max-extras", min=0, help="Cap on 'exceed' extras (default 3).")
+
+
+def build_recommender(rules: Optional[List[Path]], plugins_dir: Optional[Path] = None, **kwargs: Any) -> Any:
+    from ..core import Recommender
+
+    try:
+        extra = {"plugins_dir": plugins_dir} if plugins_dir is not None else {}
+        return Recommender(rules, **extra, **kwargs)
+    except RecommenderError as exc:
+        fail(str(exc))
+
+
+def _context(source: str, business: Optional[str]) -> Any:
+    data = read_json_input(source)
+    if business is not None:
+        if not isinstance(data, dict):
+            fail("the context must be a JSON object")
+        data = {**data, "business": {**(data.get("business") or {}), "id": business}}
+    return data
+
+
+def _run(source: str, rules: Optional[List[Path]], plugins_dir: Optional[Path], business: Optional[str],
+         as_json: bool, budget: Optional[float], max_extras: Optional[int], explain: bool) -> None:
+    rec = build_recommender(rules, plugins_dir)
+    ctx = _context(source, business)
+    try:
+        call = rec.explain if explain else rec.recommend
+        result = call(ctx, budget=budget, max_extras=max_extras)
+    except ContextError as exc:
+        fail(f"{'<stdin>' if source == '-' else source}: {exc}")
+    except RecommenderError as exc:
+        fail(str(exc), 1)
+    if as_json:
+        out.print_json(result.model_dump_json())
+    else:
+        print_result(result)
+
+
+def print_result(result: RecommendationResult) -> None:
+    if result.recommendations:
+        table = Table(title="Recommended now", show_lines=True)
+        for col in ("#", "gesture", "tier", "cost", "score", "say", "why"):
+            table.add_column(col, overflow="fold")
+        for i, r in enumerate(result.recommendations, 1):
+            cost = "?" if r.cost is None else f"{r.cost:.2f}"
+            due = f" (follow up in {r.follow_up_days} d)" if r.follow_up_days is not None else ""
+            table.add_row(str(i), Text(r.title + due), r.tier, cost, f"{r.score:g}", Text(r.script), Text(r.agent_reason))
+        out.print(table)
+    else:
+        out.print("No gesture recommended for this context.")
+    for w in result.needs_approval:
+        out.print(f"[yellow]needs approval[/yellow]: {escape(w.title)} ({escape(w.detail)})")
+    for w in result.withheld:
+        out.print(f"[dim]withheld[/dim]: {escape(w.title)} \\[{w.reason}] {escape(w.detail)}")
+    for w in result.warnings:
+        out.print(f"[red]plugin warning[/red]: {escape(w.plugin)} in {w.hook}: {escape(w.message)}")
+    if result.missing_inputs:
+        out.print(f"[dim]missing inputs:[/dim] {', '.join(result.missing_inputs)}")
+    if isinstance(result, Explanation):
+        out.print(f"rules matched: {', '.join(result.rules_matched) or 'none'} (of {result.rules_evaluated})")
+        for nm in result.near_misses:
+            out.print(f"[cyan]near miss[/cyan] {nm.rule_id} -> {', '.join(nm.gestures)}: {escape(nm.hint)}")
+    out.print(f"[dim]receipt {result.receipt.id} · ruleset {result.ruleset_version}[/dim]")
+
+
+@app.command()
+def recommend(
+    context: str = typer.Argument(..., help="Context JSON file, or - for stdin."),
+    rules: Optional[List[Path]] = RulesOpt,
+    plugins_dir: Optional[Path] = PluginsDirOpt,
+    business: Optional[str] = BusinessOpt,
+    as_json: bool = JsonOpt,
+    budget: Optional[float] = BudgetOpt,
+    max_extras: Optional[int] = ExtrasOpt,
+) -> None:
+    """Recommend gestures for one interaction context."""
+    _run(context, rules, plugins_dir, business, as_json, budget, max_extras, explain=False)
+
+
+@app.command()
+def explain(
+    context: str = typer.Argument(..., help="Context JSON file, or - for stdin."),
+    rules: Optional[List[Path]] = RulesOpt,
+    plugins_dir: Optional[Path] = PluginsDirOpt,
+    business: Optional[str] = BusinessOpt,
+    as_json: bool = JsonOpt,
+    budget: Optional[float] = BudgetOpt,
+    max_extras: Optional[int] = ExtrasOpt,
+) -> None:
+    """Recommend, and show every matched rule and near miss."""
+    _run(context, rules, plugins_dir, business, as_json, budget, max_extras, explain=True)
+
+
+rules_app = typer.Typer(help="Check rule packs and print their JSON Schema.", no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
+
+
+@rules_app.command("check")
+def rules_check(paths: List[Path] = typer.Argument(..., help="Rule pack files or folders.")) -> None:
+    """Validate packs; print 'file:line: message' per problem and exit 1 if any."""
+    from ..packs import load_packs
+    from ..rulebook import RuleBook
+
+    try:
+        packs = load_packs(paths)
+        book = RuleBook.build(packs)
+    except RulePackError as exc:
+        for problem in exc.problems:
+            out.print(str(problem), markup=False)
+        raise typer.Exit(1)
+    out.print(f"ok: {len(packs)} pack(s), {len(book.gestures)} gestures, {len(book.rules)} rules, "
+              f"version {book.version}", markup=False)
+
+
+@rules_app.command("schema")
+def rules_schema() -> None:
+    """Print the JSON Schema of rule pack files (for editor completion)."""
+    from ..packs import pack_json_schema
+
+    print(json.dumps(pack_json_schema(), indent=2))
+
+
+@app.command()
+def demo(as_json: bool = JsonOpt) -> None:
+    """Run the bundled example contexts and show what is recommended and why."""
+    from ..examples import load_examples
+
+    rec = build_recommender(None)
+    for name, title, ctx in load_examples():
+        result = rec.recommend(ctx)
+        if as_json:
+            out.print_json(json.dumps({"example": name, "result": result.model_dump(mode="json")}))
+            continue
+        out.rule(f"[bold]{title}[/bold]")
+        out.print_json(json.dumps(ctx))
+        print_result(result)

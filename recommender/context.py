@@ -1,0 +1,219 @@
+"""The interaction context: the one input every recommendation starts from.
+
+Field names here are the public contract (rules, scripts and integrators address them by
+dotted path, e.g. ``customer.tenure_years``). Extend, never rename. The models are strict:
+a number sent as a string is an error, not a silent string comparison inside the engine.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from datetime import datetime
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+
+from .errors import ContextError
+
+__all__ = [
+    "Context",
+    "Customer",
+    "Interaction",
+    "Staff",
+    "Business",
+    "Channel",
+    "StaffLevel",
+    "STAFF_LEVELS",
+    "parse_context",
+    "field_kind",
+    "FieldKind",
+]
+
+Channel = Literal["pos", "in_person", "phone", "helpdesk", "web", "email", "chat", "mail", "other"]
+StaffLevel = Literal["synthetic", "genuine", "super"]
+#: Staff levels from least to most empowered (the seeds' synthetic / genuine / super service).
+STAFF_LEVELS: tuple[str, ...] = ("synthetic", "genuine", "super")
+
+# Bounds keep every value inside what durable-rules compares exactly (int64, finite floats,
+# strings far below its 64 KiB regex window).
+MAX_NUMBER = 1e12
+Key = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+Text = Annotated[str, StringConstraints(max_length=2000)]
+Slug = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$")]
+Number = Annotated[float, Field(ge=0, le=MAX_NUMBER, allow_inf_nan=False)]
+Scalar = Union[bool, int, float, Text]
+Scalars = Annotated[dict[Key, Scalar], Field(max_length=100)]
+Tags = Annotated[list[Annotated[str, StringConstraints(max_length=200)]], Field(max_length=100)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=False)
+
+
+class Customer(_Model):
+    """Who is being served. Everything is optional: a walk-in has no history."""
+
+    id: Text | None = None
+    name: Annotated[str, StringConstraints(max_length=200)] | None = None
+    tenure_years: Annotated[float, Field(ge=0, le=200, allow_inf_nan=False)] | None = None
+    lifetime_value: Number = 0.0
+    visits_last_year: Annotated[int, Field(ge=0, le=100_000)] | None = None
+    tier: Slug | None = None
+    is_new: bool | None = None
+    is_vip: bool | None = None
+    life_events: Tags = Field(default_factory=list)
+    interests: Tags = Field(default_factory=list)
+    preferences: Scalars = Field(default_factory=dict)
+    consents: Tags = Field(default_factory=list)
+    #: Filled from memory (a store) or by plugins; callers may pass them too.
+    last_visit_days: Annotated[float, Field(ge=0, le=100_000, allow_inf_nan=False)] | None = None
+    prior_issues: Tags = Field(default_factory=list)
+    recent_gestures: Tags = Field(default_factory=list)
+    attributes: Scalars = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _derive_is_new(self) -> "Customer":
+        # A customer in their first quarter-year is "new" unless the caller says otherwise.
+        if self.is_new is None and self.tenure_years is not None:
+            self.is_new = self.tenure_years < 0.25
+        return self
+
+
+class Interaction(_Model):
+    """What is happening now: the issue, what fixing it costs, how it reached us."""
+
+    issue: Slug
+    cost: Number | None = None
+    channel: Channel = "pos"
+    wait_minutes: Annotated[float, Field(ge=0, le=1_000_000, allow_inf_nan=False)] | None = None
+    delay_days: Annotated[float, Field(ge=0, le=100_000, allow_inf_nan=False)] | None = None
+    repeat_issue: bool | None = None
+    sentiment: Annotated[float, Field(ge=-1, le=1, allow_inf_nan=False)] | None = None
+    budget: Number | None = None
+    occurred_at: Annotated[datetime, Field(strict=False)] | None = None
+    attributes: Scalars = Field(default_factory=dict)
+
+
+class Staff(_Model):
+    """Who will make the gesture: it must fit their authority."""
+
+    level: StaffLevel = "genuine"
+    id: Text | None = None
+
+
+class Business(_Model):
+    """The tenant and its trade; selects which plugins and packs apply."""
+
+    id: Slug = "default"
+    vertical: Slug | None = None
+    store_id: Slug | None = None
+
+
+class Context(_Model):
+    """One interaction, as handed to :meth:`Recommender.recommend`."""
+
+    customer: Customer = Field(default_factory=Customer)
+    interaction: Interaction
+    staff: Staff = Field(default_factory=Staff)
+    business: Business = Field(default_factory=Business)
+
+    def get(self, path: str) -> Any:
+        """Value at a dotted path (``customer.tenure_years``), or None when absent."""
+        node: Any = self
+        for part in path.split("."):
+            if isinstance(node, BaseModel):
+                node = getattr(node, part, None)
+            elif isinstance(node, dict):
+                node = node.get(part)
+            else:
+                return None
+            if node is None:
+                return None
+        return node
+
+
+def parse_context(data: Context | dict[str, Any] | str | bytes) -> Context:
+    """Validate a context given as a model, a dict, or JSON text; raise :class:`ContextError`."""
+    if isinstance(data, Context):
+        return data
+    try:
+        if isinstance(data, (str, bytes)):
+            return Context.model_validate_json(data)
+        return Context.model_validate(data)
+    except ValidationError as exc:
+        raise ContextError.from_pydantic(exc) from None
+
+
+# -- field kinds: what the rule compiler needs to type-check a condition -------------
+
+FieldKind = Literal["number", "string", "bool", "list", "datetime"]
+_OPEN_MAPS = {"customer.preferences", "customer.attributes", "interaction.attributes"}
+
+
+def _kind_of(annotation: Any) -> FieldKind | Literal["model"] | None:
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return _kind_of(typing.get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        kinds = {_kind_of(a) for a in typing.get_args(annotation) if a is not type(None)}
+        return kinds.pop() if len(kinds) == 1 else None
+    if origin is Literal:
+        return "string"
+    if origin is list:
+        return "list"
+    if annotation is bool:
+        return "bool"
+    if annotation in (int, float):
+        return "number"
+    if annotation is str:
+        return "string"
+    if annotation is datetime:
+        return "datetime"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "model"
+    return None
+
+
+def field_kind(path: str) -> FieldKind | Literal["open"] | None:
+    """The kind of value at ``path``, ``"open"`` for a key under an open map, None if unknown.
+
+    Keys under ``customer.preferences``, ``customer.attributes`` and
+    ``interaction.attributes`` are open: their kind comes from how rules use them.
+    """
+    parts = path.split(".")
+    for open_map in _OPEN_MAPS:
+        prefix = open_map.split(".")
+        if parts[:2] == prefix and len(parts) == 3 and parts[2]:
+            return "open"
+    model: type[BaseModel] = Context
+    for i, part in enumerate(parts):
+        info = model.model_fields.get(part)
+        if info is None:
+            return None
+        kind = _kind_of(info.annotation)
+        if kind == "model":
+            inner = info.annotation
+            if i == len(parts) - 1 or not (isinstance(inner, type) and issubclass(inner, BaseModel)):
+                return None
+            model = inner
+            continue
+        return kind if i == len(parts) - 1 else None
+    return None
+
+
+def known_paths() -> list[str]:
+    """Every addressable leaf path of the context (for suggestions and the rule schema)."""
+    out: list[str] = []
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, info in model.model_fields.items():
+            path = f"{prefix}{name}"
+            ann = info.annotation
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                walk(ann, path + ".")
+            else:
+                out.append(path)
+
+    walk(Context, "")
+    return out

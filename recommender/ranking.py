@@ -1,0 +1,106 @@
+"""Scoring and arbitration: which matched gestures to offer now, in what order.
+
+Score (deterministic, documented in docs/ranking.md)::
+
+    relationship = 1 + min(tenure_years, 20) / 5 + log10(1 + lifetime_value) / 2
+    stake        = max(lifetime_value, 100)
+    score        = 100 * tier_weight * (0.5 + priority / 100) * relationship / (1 + cost / stake)
+
+with tier weights recover 3, meet 2, exceed 1. A long, valuable relationship raises the
+value of a gesture; a gesture that is expensive relative to what is at stake falls.
+
+Arbitration then walks the candidates in order (recover/meet baseline first, then the
+exceed extras, each by score) and withholds, with a reason: gestures above the serving
+staff member's authority (``needs_approval``), a second gesture of an exclusive group or
+one that conflicts with a chosen gesture, gestures past the per-interaction budget, and
+extras past the cap.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from .context import STAFF_LEVELS, Context
+from .packs import Gesture, Rule
+
+__all__ = ["Candidate", "score", "arbitrate", "TIER_WEIGHT", "Decision"]
+
+TIER_WEIGHT = {"recover": 3.0, "meet": 2.0, "exceed": 1.0}
+BASELINE = ("recover", "meet")
+
+
+def relationship(ctx: Context) -> float:
+    c = ctx.customer
+    return 1 + min(c.tenure_years or 0.0, 20.0) / 5 + math.log10(1 + c.lifetime_value) / 2
+
+
+def score(tier: str, priority: int, cost: float | None, ctx: Context) -> float:
+    stake = max(ctx.customer.lifetime_value, 100.0)
+    value = 100 * TIER_WEIGHT[tier] * (0.5 + priority / 100) * relationship(ctx)
+    return round(value / (1 + (cost or 0.0) / stake), 2)
+
+
+@dataclass
+class Candidate:
+    gesture: Gesture
+    matches: list[tuple[Rule, int]]  # (rule, branch index)
+    cost: float | None
+    score: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def priority(self) -> int:
+        return max(r.priority for r, _ in self.matches)
+
+    def sort_key(self) -> tuple[Any, ...]:
+        return (0 if self.gesture.tier in BASELINE else 1, -self.score, self.gesture.id)
+
+
+@dataclass
+class Decision:
+    chosen: list[Candidate]
+    withheld: list[tuple[Candidate, str, str]]  # (candidate, reason, detail)
+
+
+def arbitrate(cands: list[Candidate], ctx: Context, *, budget: float | None, max_extras: int) -> Decision:
+    staff_rank = STAFF_LEVELS.index(ctx.staff.level)
+    chosen: list[Candidate] = []
+    withheld: list[tuple[Candidate, str, str]] = []
+    groups: dict[str, str] = {}
+    spent = 0.0
+    extras = 0
+    for cand in sorted(cands, key=Candidate.sort_key):
+        g = cand.gesture
+        if g.authority_rank() > staff_rank:
+            withheld.append((cand, "needs_approval",
+                             f"needs {g.authority} staff authority; {ctx.staff.level} staff is serving"))
+            continue
+        if g.exclusive_group and g.exclusive_group in groups:
+            withheld.append((cand, "exclusive_group",
+                             f"only one gesture of group {g.exclusive_group!r}; {groups[g.exclusive_group]} ranks higher"))
+            continue
+        clash = next((c.gesture.id for c in chosen
+                      if c.gesture.id in g.conflicts_with or g.id in c.gesture.conflicts_with), None)
+        if clash:
+            withheld.append((cand, "conflict", f"conflicts with {clash}, which ranks higher"))
+            continue
+        if budget is not None:
+            if cand.cost is None:
+                withheld.append((cand, "cost_unknown", "its cost depends on a field the context lacks, and a budget is set"))
+                continue
+            if spent + cand.cost > budget + 1e-9:
+                withheld.append((cand, "over_budget",
+                                 f"costs {cand.cost:.2f}; {budget - spent:.2f} of the {budget:.2f} budget is left"))
+                continue
+        if g.tier not in BASELINE:
+            if extras >= max_extras:
+                withheld.append((cand, "cap", f"at most {max_extras} extra gesture(s) per interaction"))
+                continue
+            extras += 1
+        if g.exclusive_group:
+            groups[g.exclusive_group] = g.id
+        spent += cand.cost or 0.0
+        chosen.append(cand)
+    return Decision(chosen, withheld)

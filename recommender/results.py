@@ -1,0 +1,128 @@
+"""What a recommendation returns: one pydantic model per output, JSON in and JSON out."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "ConditionResult",
+    "RuleMatch",
+    "Recommendation",
+    "Withheld",
+    "Receipt",
+    "PluginWarning",
+    "NearMiss",
+    "Suppression",
+    "RecommendationResult",
+    "Explanation",
+]
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ConditionResult(_Out):
+    """One test of a rule, with the value the context actually had."""
+
+    field: str
+    op: str
+    value: Any = None
+    actual: Any = None
+    text: str
+
+
+class RuleMatch(_Out):
+    rule_id: str
+    pack: str
+    priority: int
+    because: str
+    conditions: list[ConditionResult]
+
+
+class Recommendation(_Out):
+    gesture_id: str
+    title: str
+    category: str
+    tier: Literal["recover", "meet", "exceed"]
+    cost: float | None = Field(description="What the gesture costs the business here; null if unknown")
+    score: float
+    authority: str
+    script: str = Field(description="The customer-facing line, filled from the context")
+    agent_reason: str = Field(description="Why, for the person serving")
+    rules: list[RuleMatch]
+    follow_up_days: int | None = None
+    due_date: date | None = Field(default=None, description="When the follow-up is due (needs interaction.occurred_at)")
+    source: str = Field(default="", description="The pack or plugin that declared the gesture")
+
+
+class Withheld(_Out):
+    """A gesture that matched but is not in the list, and why."""
+
+    gesture_id: str
+    title: str
+    tier: str
+    cost: float | None
+    score: float
+    reason: Literal["needs_approval", "over_budget", "cost_unknown", "exclusive_group", "conflict", "cap",
+                    "suppressed", "vetoed", "abuse_review", "goodwill_cap"]
+    detail: str
+    rules: list[str] = Field(default_factory=list)
+    available_on: date | None = None
+
+
+class Receipt(_Out):
+    """Cite this on a ticket: the same context and ruleset version give the same answer."""
+
+    id: str
+    context_hash: str
+    ruleset_version: str
+
+
+class PluginWarning(_Out):
+    plugin: str
+    hook: str
+    message: str
+
+
+class NearMiss(_Out):
+    """A rule that failed on exactly one condition, and what would flip it."""
+
+    rule_id: str
+    pack: str
+    gestures: list[str]
+    because: str
+    failed: ConditionResult
+    hint: str
+
+
+class Suppression(_Out):
+    gesture_id: str
+    reason: str
+    available_on: date | None = None
+
+
+class RecommendationResult(_Out):
+    recommendations: list[Recommendation]
+    needs_approval: list[Withheld] = Field(default_factory=list)
+    withheld: list[Withheld] = Field(default_factory=list, description="Matched but dropped: budget, exclusivity, cap, policy")
+    missing_inputs: list[str] = Field(default_factory=list, description="Fields rules asked about that the context lacked")
+    type_mismatches: list[str] = Field(default_factory=list)
+    warnings: list[PluginWarning] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+    receipt: Receipt
+    decision_id: str | None = None
+    ruleset_version: str
+    business: str = "default"
+
+    def gesture_ids(self) -> list[str]:
+        return [r.gesture_id for r in self.recommendations]
+
+
+class Explanation(RecommendationResult):
+    near_misses: list[NearMiss] = Field(default_factory=list)
+    rules_evaluated: int = 0
+    rules_matched: list[str] = Field(default_factory=list)

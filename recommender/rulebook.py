@@ -1,0 +1,129 @@
+"""A rulebook: the packs in force for one business, checked together and compiled once.
+
+Everything derivable from the packs is computed here at load time (gesture index, field
+getters, the compiled matcher, the version hash), so a request does no set-up work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import operator
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from .conditions import Atom
+from .context import Context
+from .engine import Matcher
+from .compiler import compile_branches
+from .errors import PackProblem, RulePackError
+from .packs import Gesture, Pack, Rule
+
+__all__ = ["RuleBook", "getter"]
+
+_OPEN = ("customer.preferences.", "customer.attributes.", "interaction.attributes.")
+
+
+def getter(path: str) -> Callable[[Context], Any]:
+    """A fast accessor for a dotted context path (missing -> None)."""
+    for prefix in _OPEN:
+        if path.startswith(prefix):
+            key = path[len(prefix):]
+            get_map = operator.attrgetter(prefix[:-1])
+            return lambda ctx: get_map(ctx).get(key)
+    return operator.attrgetter(path)
+
+
+@dataclass
+class RuleBook:
+    packs: list[Pack]
+    gestures: dict[str, Gesture]
+    rules: list[Rule]
+    version: str
+    matcher: Matcher
+    getters: dict[str, Callable[[Context], Any]]
+    _atoms: Matcher | None = field(default=None, repr=False)
+
+    @classmethod
+    def build(cls, packs: Sequence[Pack]) -> "RuleBook":
+        """Check packs together (ids, references, field kinds) and compile them."""
+        problems: list[PackProblem] = []
+        gestures: dict[str, Gesture] = {}
+        for pack in packs:
+            for g in pack.gestures:
+                if g.id in gestures:
+                    other = gestures[g.id]
+                    problems.append(PackProblem(pack.source, None, f"gestures.{g.id}",
+                                                f"gesture id {g.id!r} is defined twice: in {other.source} and in {pack.source}"))
+                else:
+                    gestures[g.id] = g
+        rules: list[Rule] = []
+        seen_rules: dict[str, str] = {}
+        kinds: dict[str, tuple[str, str]] = {}
+        for pack in packs:
+            for rule in pack.rules:
+                if rule.id in seen_rules:
+                    problems.append(PackProblem(pack.source, rule.line, f"rules.{rule.id}",
+                                                f"rule id {rule.id!r} is defined twice: in {seen_rules[rule.id]} and in {pack.source}"))
+                    continue
+                seen_rules[rule.id] = pack.source
+                for gid in rule.gesture_ids:
+                    if gid not in gestures:
+                        problems.append(PackProblem(pack.source, rule.line, f"rules.{rule.id}.then",
+                                                    f"unknown gesture {gid!r}"))
+                for branch in rule.branches:
+                    for atom in branch:
+                        if atom.op == "exists":
+                            continue
+                        where = f"{pack.source}:{atom.line or rule.line}"
+                        prev = kinds.setdefault(atom.field, (atom.kind, where))
+                        if prev[0] != atom.kind:
+                            problems.append(PackProblem(pack.source, atom.line or rule.line, f"rules.{rule.id}.when",
+                                                        f"{atom.field} is compared as a {atom.kind} here but as a {prev[0]} at {prev[1]}"))
+                rules.append(rule)
+        for g in gestures.values():
+            for other in g.conflicts_with:
+                if other not in gestures:
+                    problems.append(PackProblem(g.source, None, f"gestures.{g.id}.conflicts_with",
+                                                f"unknown gesture {other!r}"))
+        if problems:
+            raise RulePackError(problems)
+        items = [((ri, bi), branch) for ri, rule in enumerate(rules) for bi, branch in enumerate(rule.branches)]
+        matcher = Matcher(compile_branches(items, "r"))
+        digest = hashlib.sha256()
+        for pack in sorted(packs, key=lambda p: (p.name, p.source)):
+            digest.update(f"{pack.name}@{pack.version}:{pack.digest};".encode())
+        paths = set(matcher.fields)
+        for rule in rules:
+            paths.update(a.field for b in rule.branches for a in b)
+        for g in gestures.values():
+            if isinstance(g.cost, str):
+                paths.add(g.cost)
+        return cls(
+            packs=list(packs), gestures=gestures, rules=rules, version=digest.hexdigest()[:12],
+            matcher=matcher, getters={p: getter(p) for p in sorted(paths) if p != "$s"},
+        )
+
+    def value(self, ctx: Context, path: str) -> Any:
+        get = self.getters.get(path)
+        return get(ctx) if get is not None else ctx.get(path)
+
+    def atom_truth(self, ctx: Context) -> set[tuple[Any, ...]]:
+        """Keys of every rule test that holds for ``ctx``, evaluated by durable-rules.
+
+        Compiled lazily (only ``explain`` needs it): each distinct test becomes its own
+        single-condition rule.
+        """
+        if self._atoms is None:
+            atoms: dict[tuple[Any, ...], Atom] = {}
+            for rule in self.rules:
+                for branch in rule.branches:
+                    for atom in branch:
+                        atoms.setdefault(atom.key, atom)
+            self._atoms = Matcher(compile_branches(((k, (a,)) for k, a in atoms.items()), "t"))
+        fired, _ = self._atoms.match(lambda p: self.value(ctx, p))
+        return set(fired)
+
+    def retire(self) -> None:
+        self.matcher.retire()
+        if self._atoms is not None:
+            self._atoms.retire()
