@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from .context import Context, parse_context
+from .memory_protocol import Memory, Offer
 from .explain import near_misses, recommendation, withheld
 from .packs import Pack, load_packs, pack_from_data
 from .ranking import Candidate, arbitrate, score
@@ -81,20 +82,27 @@ class Recommender:
         return new.version
 
     def recommend(self, context: ContextLike, *, budget: float | None = None,
-                  max_extras: int | None = None) -> RecommendationResult:
-        """Rank the gestures worth making now for ``context`` (a model, dict or JSON)."""
-        return self._decide(parse_context(context), budget, max_extras, explain=False)
+                  max_extras: int | None = None, store: Memory | None = None) -> RecommendationResult:
+        """Rank the gestures worth making now for ``context`` (a model, dict or JSON).
+
+        With a ``store``, the context is enriched from the customer's history, contact
+        policy and budgets are applied, and the decision is logged (``decision_id``).
+        """
+        return self._decide(parse_context(context), budget, max_extras, explain=False, store=store)
 
     def explain(self, context: ContextLike, *, budget: float | None = None,
-                max_extras: int | None = None) -> Explanation:
+                max_extras: int | None = None, store: Memory | None = None) -> Explanation:
         """Like :meth:`recommend`, plus near misses and every rule that matched."""
-        return self._decide(parse_context(context), budget, max_extras, explain=True)  # type: ignore[return-value]
+        return self._decide(parse_context(context), budget, max_extras, explain=True,  # type: ignore[return-value]
+                            store=store)
 
     # -- the pipeline ----------------------------------------------------------
 
     def _decide(self, ctx: Context, budget: float | None, max_extras: int | None,
-                explain: bool) -> RecommendationResult:
+                explain: bool, store: Memory | None = None) -> RecommendationResult:
         book = self._book
+        if store is not None:
+            ctx = _merge_unset(ctx, store.enrich(ctx))
         getters = book.getters
         fired, mismatched = book.matcher.match(lambda p: getters[p](ctx))
         matched: dict[int, int] = {}
@@ -115,11 +123,21 @@ class Recommender:
             cand.score = score(cand.gesture.tier, cand.priority, cand.cost, ctx)
         if budget is None:
             budget = ctx.interaction.budget
+        holds = []
+        if store is not None and cands:
+            offers = [Offer(g, c.gesture.category, c.gesture.tier, c.cost) for g, c in cands.items()]
+            for hold in store.screen(ctx, offers):
+                cand = cands.pop(hold.gesture_id, None)
+                if cand is not None:
+                    holds.append((cand, hold))
         decision = arbitrate(list(cands.values()), ctx, budget=budget,
                              max_extras=self.max_extras if max_extras is None else max_extras)
         missing = {p for p in book.matcher.fields if p not in mismatched and getters[p](ctx) is None}
         recs = [recommendation(c, ctx, book, missing) for c in decision.chosen]
         held = [withheld(c, reason, detail) for c, reason, detail in decision.withheld]
+        for cand, hold in holds:
+            w = withheld(cand, "needs_approval" if hold.reason == "abuse_review" else hold.reason, hold.detail)
+            held.append(w.model_copy(update={"available_on": hold.available_on}))
         chash = context_hash(ctx)
         receipt = Receipt(
             id=hashlib.sha256(f"{book.version}:{chash}".encode()).hexdigest()[:24],
@@ -136,11 +154,29 @@ class Recommender:
             business=ctx.business.id,
         )
         if not explain:
-            return RecommendationResult(**fields)
+            result = RecommendationResult(**fields)
+            if store is not None:
+                result.decision_id = store.record_decision(ctx, result)
+            return result
         matched_ids = {book.rules[ri].id for ri in matched}
-        return Explanation(
+        return Explanation(  # an explanation is a what-if: it is never logged as a decision
             **fields,
             near_misses=near_misses(ctx, book, matched_ids),
             rules_evaluated=len(book.rules),
             rules_matched=sorted(matched_ids),
         )
+
+
+def _merge_unset(ctx: Context, updates: dict[str, Any]) -> Context:
+    """Apply store/plugin updates to fields the caller left unset; re-validate."""
+    if not updates:
+        return ctx
+    data = ctx.model_dump(exclude_unset=True)
+    for section, values in updates.items():
+        current = data.setdefault(section, {})
+        for key, value in values.items():
+            if key == "attributes" and isinstance(value, dict):
+                current["attributes"] = {**value, **current.get("attributes", {})}
+            elif current.get(key) in (None, [], {}):
+                current[key] = value
+    return parse_context(data)
