@@ -12,13 +12,22 @@ from .errors import (
     RecommenderError,
     RulePackError,
 )
+from .outcomes import OutcomeEvent
 from .packs import Gesture, Pack, Rule, load_pack, load_packs
+from .plugins import PluginConfig, hookimpl
 from .results import Explanation, Recommendation, RecommendationResult
 
 __version__ = "0.1.0"
 
+import logging as _logging
+
+_logging.getLogger("recommender").addHandler(_logging.NullHandler())
+
 __all__ = [
     "Recommender",
+    "hookimpl",
+    "PluginConfig",
+    "OutcomeEvent",
     "Context",
     "Customer",
     "Interaction",

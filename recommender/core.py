@@ -5,20 +5,26 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
-from .context import Context, parse_context
-from .memory_protocol import Memory, Offer
+from .context import Business, Context, parse_context
+from .errors import ContextError
 from .explain import near_misses, recommendation, withheld
-from .packs import Pack, load_packs, pack_from_data
-from .ranking import Candidate, arbitrate, score
-from .results import Explanation, Receipt, RecommendationResult
+from .memory_protocol import Memory, Offer
+from .outcomes import OutcomeEvent
+from .packs import Pack, pack_from_data
+from .plugins import PluginConfig, PluginHost
+from .ranking import BASELINE, Candidate, arbitrate, score
+from .results import Explanation, PluginWarning, Receipt, Recommendation, RecommendationResult, Withheld
 from .rulebook import RuleBook
+from .tenants import Tenant, build_tenant
 
 __all__ = ["Recommender", "default_rules_dir", "context_hash"]
 
 ContextLike = Context | dict[str, Any] | str | bytes
+_MAX_TENANTS = 256
 
 
 def default_rules_dir() -> Path:
@@ -38,9 +44,12 @@ def context_hash(ctx: Context) -> str:
 class Recommender:
     """Recommends service gestures for an interaction context.
 
-    ``Recommender()`` loads the shipped general packs; ``Recommender(["my_rules/"])`` loads
-    the given files and folders instead; ``packs=`` adds in-memory packs (dicts or
-    :class:`Pack`). Loading validates every pack first, so an invalid pack never half-loads.
+    ``Recommender()`` loads the shipped general packs plus installed plugins;
+    ``Recommender(["my_rules/"])`` loads the given files and folders instead of the shipped
+    packs; ``packs=`` adds in-memory packs. ``plugins=`` registers plugin objects,
+    ``plugins_dir=`` loads drop-in ``.py`` plugins, ``autoload=False`` skips installed
+    ones, ``plugin_config`` selects plugins per business (see :class:`PluginConfig`).
+    Everything is validated at construction: an invalid pack never half-loads.
     Instances are thread-safe and meant to be long-lived.
     """
 
@@ -49,37 +58,94 @@ class Recommender:
         rules: Sequence[str | Path] | None = None,
         *,
         packs: Iterable[Pack | dict[str, Any]] = (),
+        plugins: Iterable[Any] = (),
+        plugins_dir: str | Path | None = None,
+        plugin_config: PluginConfig | Mapping[str, Any] | None = None,
+        autoload: bool = True,
+        strict: bool = False,
+        plugin_timeout: float = 0.5,
         max_extras: int = 3,
     ) -> None:
-        self.rule_paths = [Path(p) for p in (rules if rules is not None else [default_rules_dir()])]
-        self.extra_packs = [p if isinstance(p, Pack) else pack_from_data(p, f"<memory:{p.get('pack', '?')}>")
-                            for p in packs]
-        self.max_extras = max_extras
-        self._lock = threading.Lock()
-        self._book = RuleBook.build(self._load_packs())
+        from .builtin.core_packs import CorePacks
 
-    def _load_packs(self) -> list[Pack]:
-        packs = load_packs(self.rule_paths) if self.rule_paths else []
-        return packs + self.extra_packs
+        self.rule_paths = [Path(p) for p in (rules if rules is not None else [default_rules_dir()])]
+        extra = [p if isinstance(p, Pack) else pack_from_data(p, f"<memory:{p.get('pack', '?')}>") for p in packs]
+        self.max_extras = max_extras
+        self.host = PluginHost(strict=strict, timeout=plugin_timeout)
+        self.host.register(CorePacks(self.rule_paths, extra), "core_packs", "builtin")
+        if autoload:
+            self.host.load_entry_points()
+        if plugins_dir is not None:
+            self.host.load_folder(plugins_dir)
+        self.host.load_objects(plugins)
+        self.plugin_config = self._config(plugin_config)
+        self._lock = threading.Lock()
+        self._tenants: OrderedDict[tuple[str, str | None], Tenant] = OrderedDict()
+        self._tenant(Business())  # build now: invalid core packs fail here, not on a sale
+
+    @staticmethod
+    def _config(config: PluginConfig | Mapping[str, Any] | None) -> PluginConfig:
+        if isinstance(config, PluginConfig):
+            return config
+        return PluginConfig.model_validate(dict(config or {}))
+
+    def _tenant(self, business: Business) -> Tenant:
+        key = (business.id, business.vertical)
+        tenant = self._tenants.get(key)
+        if tenant is not None:
+            return tenant
+        with self._lock:
+            tenant = self._tenants.get(key)
+            if tenant is None:
+                tenant = build_tenant(self.host, self.plugin_config, Business(id=business.id, vertical=business.vertical))
+                self._tenants[key] = tenant
+                while len(self._tenants) > _MAX_TENANTS:
+                    _, old = self._tenants.popitem(last=False)
+                    old.book.retire()
+        return tenant
 
     # -- public API ------------------------------------------------------------
 
     @property
     def ruleset_version(self) -> str:
-        return self._book.version
+        """Version of the default business's rulebook (see ``result.ruleset_version``)."""
+        return self._tenant(Business()).book.version
 
     @property
     def rulebook(self) -> RuleBook:
-        return self._book
+        return self._tenant(Business()).book
 
-    def reload(self) -> str:
-        """Re-read the rule files; on any error the running version stays active."""
-        new = RuleBook.build(self._load_packs())
+    def rulebook_for(self, business: Business | Mapping[str, Any]) -> RuleBook:
+        b = business if isinstance(business, Business) else Business.model_validate(dict(business))
+        return self._tenant(b).book
+
+    def reload(self, plugin_config: PluginConfig | Mapping[str, Any] | None = None) -> str:
+        """Rebuild every business's rulebook from the files and plugin configuration.
+
+        All or nothing: on any error nothing changes and the running versions stay active.
+        Returns the default business's new version.
+        """
+        config = self._config(plugin_config) if plugin_config is not None else self.plugin_config
+        keys = list(self._tenants) or [("default", None)]
+        fresh = OrderedDict(
+            (key, build_tenant(self.host, config, Business(id=key[0], vertical=key[1]))) for key in keys
+        )
+        if ("default", None) not in fresh:
+            fresh[("default", None)] = build_tenant(self.host, config, Business())
         with self._lock:
-            old, self._book = self._book, new
-        if old is not new:
-            old.retire()
-        return new.version
+            old, self._tenants, self.plugin_config = self._tenants, fresh, config
+        for tenant in old.values():
+            tenant.book.retire()
+        return fresh[("default", None)].book.version
+
+    def plugin_info(self) -> list[dict[str, Any]]:
+        """Plugins found: name, version, source, hooks, and the default business's contributions."""
+        contrib = self._tenant(Business()).contributions
+        return [
+            {"name": i.name, "version": i.version, "source": i.source, "path": i.path, "hooks": i.hooks,
+             "gestures": contrib.get(i.name, ([], []))[0], "rules": contrib.get(i.name, ([], []))[1]}
+            for i in self.host.infos.values()
+        ]
 
     def recommend(self, context: ContextLike, *, budget: float | None = None,
                   max_extras: int | None = None, store: Memory | None = None) -> RecommendationResult:
@@ -88,19 +154,81 @@ class Recommender:
         With a ``store``, the context is enriched from the customer's history, contact
         policy and budgets are applied, and the decision is logged (``decision_id``).
         """
-        return self._decide(parse_context(context), budget, max_extras, explain=False, store=store)
+        return self._decide(parse_context(context), budget, max_extras, False, store)
 
     def explain(self, context: ContextLike, *, budget: float | None = None,
                 max_extras: int | None = None, store: Memory | None = None) -> Explanation:
-        """Like :meth:`recommend`, plus near misses and every rule that matched."""
-        return self._decide(parse_context(context), budget, max_extras, explain=True,  # type: ignore[return-value]
-                            store=store)
+        """Like :meth:`recommend`, plus near misses and every rule that matched.
+
+        An explanation is a what-if: it is never logged as a decision.
+        """
+        return self._decide(parse_context(context), budget, max_extras, True, store)  # type: ignore[return-value]
+
+    def record_outcome(self, store: Any, decision_id: str, gesture_id: str, outcome: str, *,
+                       idempotency_key: str, note: str | None = None, actual_cost: float | None = None,
+                       tenant: str = "default") -> Any:
+        """Store an outcome, then tell the plugins that observe outcomes."""
+        stored = store.record_outcome(decision_id, gesture_id, outcome, idempotency_key=idempotency_key,
+                                      note=note, actual_cost=actual_cost, tenant=tenant)
+        event = OutcomeEvent(decision_id=decision_id, gesture_id=gesture_id, outcome=outcome,  # type: ignore[arg-type]
+                             tenant=tenant, note=note, actual_cost=actual_cost,
+                             customer_id=getattr(stored, "customer_id", None))
+        warnings: list[PluginWarning] = []
+        for name, fn, args in self._tenant(Business(id=tenant)).observers:
+            self.host.call(name, "recommender_record_outcome", fn, args, {"outcome": event}, warnings)
+        return stored
 
     # -- the pipeline ----------------------------------------------------------
 
+    def _enrich(self, tenant: Tenant, ctx: Context, warnings: list[PluginWarning]) -> Context:
+        for name, fn, args in tenant.enrichers:
+            ok, updates = self.host.call(name, "recommender_enrich_context", fn, args,
+                                         {"context": ctx, "business": tenant.business}, warnings, timed=True)
+            if not ok or updates is None:
+                continue
+            try:
+                if not isinstance(updates, dict) or not set(updates) <= {"customer", "interaction"}:
+                    raise ContextError([("<return>", "expected None or a dict with 'customer'/'interaction' updates")])
+                ctx = _merge_unset(ctx, updates)
+            except ContextError as exc:
+                self.host.warn(name, "recommender_enrich_context", f"malformed data: {exc}", warnings)
+        return ctx
+
+    def _adjust(self, tenant: Tenant, ctx: Context, recs: list[Recommendation],
+                warnings: list[PluginWarning]) -> tuple[list[Recommendation], list[Withheld]]:
+        vetoed: list[Withheld] = []
+        for name, fn, args in tenant.adjusters:
+            before = {r.gesture_id: r for r in recs}
+            ok, new = self.host.call(name, "recommender_adjust_recommendations", fn, args,
+                                     {"recommendations": [r.model_copy(deep=True) for r in recs], "context": ctx},
+                                     warnings, timed=True)
+            if not ok or new is None:
+                continue
+            if not isinstance(new, list) or not all(isinstance(r, Recommendation) for r in new):
+                self.host.warn(name, "recommender_adjust_recommendations",
+                               "malformed data: expected None or a list of Recommendation", warnings)
+                continue
+            added = [r.gesture_id for r in new if r.gesture_id not in before]
+            if added:
+                self.host.warn(name, "recommender_adjust_recommendations",
+                               f"malformed data: cannot add gestures no rule matched: {', '.join(added)}", warnings)
+                continue
+            kept = {r.gesture_id for r in new}
+            for gid, rec in before.items():
+                if gid not in kept:
+                    vetoed.append(Withheld(gesture_id=gid, title=rec.title, tier=rec.tier, cost=rec.cost,
+                                           score=rec.score, reason="vetoed", detail=f"vetoed by plugin {name}",
+                                           rules=[m.rule_id for m in rec.rules]))
+            recs = sorted(new, key=lambda r: (0 if r.tier in BASELINE else 1, -r.score, r.gesture_id))
+        return recs, vetoed
+
     def _decide(self, ctx: Context, budget: float | None, max_extras: int | None,
-                explain: bool, store: Memory | None = None) -> RecommendationResult:
-        book = self._book
+                explain: bool, store: Memory | None) -> RecommendationResult:
+        tenant = self._tenant(ctx.business)
+        book = tenant.book
+        warnings = list(tenant.warnings)
+        if tenant.enrichers:
+            ctx = self._enrich(tenant, ctx, warnings)
         if store is not None:
             ctx = _merge_unset(ctx, store.enrich(ctx))
         getters = book.getters
@@ -115,14 +243,11 @@ class Recommender:
                 cand = cands.get(gid)
                 if cand is None:
                     g = book.gestures[gid]
-                    cost = g.cost_for(ctx)
-                    cands[gid] = Candidate(g, [(rule, matched[ri])], cost, 0.0)
+                    cands[gid] = Candidate(g, [(rule, matched[ri])], g.cost_for(ctx), 0.0)
                 else:
                     cand.matches.append((rule, matched[ri]))
         for cand in cands.values():
             cand.score = score(cand.gesture.tier, cand.priority, cand.cost, ctx)
-        if budget is None:
-            budget = ctx.interaction.budget
         holds = []
         if store is not None and cands:
             offers = [Offer(g, c.gesture.category, c.gesture.tier, c.cost) for g, c in cands.items()]
@@ -130,7 +255,8 @@ class Recommender:
                 cand = cands.pop(hold.gesture_id, None)
                 if cand is not None:
                     holds.append((cand, hold))
-        decision = arbitrate(list(cands.values()), ctx, budget=budget,
+        decision = arbitrate(list(cands.values()), ctx,
+                             budget=ctx.interaction.budget if budget is None else budget,
                              max_extras=self.max_extras if max_extras is None else max_extras)
         missing = {p for p in book.matcher.fields if p not in mismatched and getters[p](ctx) is None}
         recs = [recommendation(c, ctx, book, missing) for c in decision.chosen]
@@ -138,18 +264,19 @@ class Recommender:
         for cand, hold in holds:
             w = withheld(cand, "needs_approval" if hold.reason == "abuse_review" else hold.reason, hold.detail)
             held.append(w.model_copy(update={"available_on": hold.available_on}))
+        if tenant.adjusters and recs:
+            recs, vetoed = self._adjust(tenant, ctx, recs, warnings)
+            held.extend(vetoed)
         chash = context_hash(ctx)
-        receipt = Receipt(
-            id=hashlib.sha256(f"{book.version}:{chash}".encode()).hexdigest()[:24],
-            context_hash=chash, ruleset_version=book.version,
-        )
         fields: dict[str, Any] = dict(
             recommendations=recs,
             needs_approval=[w for w in held if w.reason == "needs_approval"],
             withheld=[w for w in held if w.reason != "needs_approval"],
             missing_inputs=sorted(missing),
             type_mismatches=sorted(mismatched),
-            receipt=receipt,
+            warnings=warnings,
+            receipt=Receipt(id=hashlib.sha256(f"{book.version}:{chash}".encode()).hexdigest()[:24],
+                            context_hash=chash, ruleset_version=book.version),
             ruleset_version=book.version,
             business=ctx.business.id,
         )
@@ -159,12 +286,8 @@ class Recommender:
                 result.decision_id = store.record_decision(ctx, result)
             return result
         matched_ids = {book.rules[ri].id for ri in matched}
-        return Explanation(  # an explanation is a what-if: it is never logged as a decision
-            **fields,
-            near_misses=near_misses(ctx, book, matched_ids),
-            rules_evaluated=len(book.rules),
-            rules_matched=sorted(matched_ids),
-        )
+        return Explanation(**fields, near_misses=near_misses(ctx, book, matched_ids),
+                           rules_evaluated=len(book.rules), rules_matched=sorted(matched_ids))
 
 
 def _merge_unset(ctx: Context, updates: dict[str, Any]) -> Context:

@@ -33,6 +33,8 @@ class PackProblem:
     line: int | None
     field_path: str
     message: str
+    #: machine-readable kind: "" or "duplicate" (the same id defined in two places)
+    code: str = ""
 
     def __str__(self) -> str:
         where = f"{self.path}:{self.line}" if self.line else self.path

@@ -53,7 +53,8 @@ class RuleBook:
                 if g.id in gestures:
                     other = gestures[g.id]
                     problems.append(PackProblem(pack.source, None, f"gestures.{g.id}",
-                                                f"gesture id {g.id!r} is defined twice: in {other.source} and in {pack.source}"))
+                                                f"gesture id {g.id!r} is defined twice: in {other.source} and in {pack.source}",
+                                                "duplicate"))
                 else:
                     gestures[g.id] = g
         rules: list[Rule] = []
@@ -63,7 +64,8 @@ class RuleBook:
             for rule in pack.rules:
                 if rule.id in seen_rules:
                     problems.append(PackProblem(pack.source, rule.line, f"rules.{rule.id}",
-                                                f"rule id {rule.id!r} is defined twice: in {seen_rules[rule.id]} and in {pack.source}"))
+                                                f"rule id {rule.id!r} is defined twice: in {seen_rules[rule.id]} and in {pack.source}",
+                                                "duplicate"))
                     continue
                 seen_rules[rule.id] = pack.source
                 for gid in rule.gesture_ids:

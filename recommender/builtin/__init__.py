@@ -1,0 +1,1 @@
+"""Built-in plugins: the core's own behaviour, registered through the public hooks."""

@@ -1,0 +1,122 @@
+"""One business's view: the plugins selected for it and the rulebook built from them.
+
+Each business gets its own compiled rulebook, so a tenant's gestures and rules can never
+leak into another tenant's recommendations. Plugin contributions are collected one plugin
+at a time; a plugin whose contributions are invalid is left out with a warning, except a
+gesture or rule id defined by two sources, which is an error naming both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from pydantic import ValidationError
+
+from .context import Business
+from .errors import PackProblem, RulePackError
+from .packs import Gesture, Pack, load_packs, pack_from_data
+from .plugins import PluginConfig, PluginHost
+from .results import PluginWarning
+from .rulebook import RuleBook
+
+__all__ = ["Tenant", "build_tenant"]
+
+
+@dataclass
+class Tenant:
+    business: Business
+    plugins: list[str]
+    book: RuleBook
+    warnings: list[PluginWarning]
+    enrichers: list[tuple[str, Callable[..., Any], list[str]]]
+    adjusters: list[tuple[str, Callable[..., Any], list[str]]]
+    observers: list[tuple[str, Callable[..., Any], list[str]]]
+    #: plugin name -> (gesture ids, rule ids) it contributed
+    contributions: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
+
+
+def _collect(host: PluginHost, name: str, fn: Callable[..., Any], args: list[str], business: Business,
+             warnings: list[PluginWarning], hook: str) -> list[Pack]:
+    """Run one plugin's registration hook; return its packs (raises only for built-ins)."""
+    packs: list[Pack] = []
+    gestures: list[Gesture] = []
+    builtin = host.infos[name].source == "builtin"
+
+    def register(item: Any) -> None:
+        if hook == "recommender_register_gestures":
+            data = item.model_dump() if isinstance(item, Gesture) else item
+            if not isinstance(data, dict):
+                raise TypeError(f"register() takes a gesture dict or Gesture, got {type(item).__name__}")
+            try:
+                gestures.append(Gesture.model_validate({**data, "source": f"plugin:{name}"}))
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"])
+                raise ValueError(f"invalid gesture {data.get('id', '?')!r}: {where}: {first['msg']}") from None
+        elif isinstance(item, Pack):
+            packs.append(item)
+        elif isinstance(item, (str, Path)):
+            packs.extend(load_packs([item]))
+        elif isinstance(item, dict):
+            label = "memory" if builtin else f"plugin:{name}"
+            packs.append(pack_from_data(item, f"<{label}:{item.get('pack', '?')}>"))
+        else:
+            raise TypeError(f"register() takes a pack path or dict, got {type(item).__name__}")
+
+    if builtin:  # the core's own packs: any problem is the user's to fix, never skipped
+        fn(**{k: {"register": register, "business": business}[k] for k in args})
+    else:
+        ok, _ = host.call(name, hook, fn, args, {"register": register, "business": business}, warnings)
+        if not ok:
+            return []
+    if gestures:
+        packs.append(Pack(name=f"plugin-{name}-gestures", version="1", source=f"plugin:{name}",
+                          gestures=tuple(gestures), rules=(), digest=str(hash(tuple(g.id for g in gestures)))))
+    return packs
+
+
+def build_tenant(host: PluginHost, config: PluginConfig, business: Business) -> Tenant:
+    builtins = [n for n, i in host.infos.items() if i.source == "builtin"]
+    others = [n for n, i in host.infos.items() if i.source != "builtin"]
+    selected = builtins + config.select(business.id, business.vertical, others)
+    warnings: list[PluginWarning] = list(host.load_warnings)
+    by_plugin: dict[str, list[Pack]] = {}
+    for hook in ("recommender_register_gestures", "recommender_register_rule_packs"):
+        for name, fn, args in host.impls(hook, selected):
+            try:
+                by_plugin.setdefault(name, []).extend(_collect(host, name, fn, args, business, warnings, hook))
+            except RulePackError as exc:
+                if host.infos[name].source == "builtin":
+                    raise
+                host.warn(name, hook, f"rule pack rejected: {exc}", warnings)
+                by_plugin[name] = []
+    while True:
+        packs = [p for name in by_plugin for p in by_plugin[name]]
+        try:
+            book = RuleBook.build(packs)
+            break
+        except RulePackError as exc:
+            owners = {p.source: name for name, ps in by_plugin.items() for p in ps}
+            if any(p.code == "duplicate" for p in exc.problems):
+                raise
+            culprits = {owners.get(p.path) for p in exc.problems}
+            if None in culprits or any(host.infos[c].source == "builtin" for c in culprits if c):
+                raise
+            for culprit in culprits:
+                assert culprit is not None
+                msgs = "; ".join(str(p) for p in exc.problems if owners.get(p.path) == culprit)
+                host.warn(culprit, "recommender_register_rule_packs", f"contributions left out: {msgs}", warnings)
+                by_plugin[culprit] = []
+    contributions = {
+        name: ([g.id for p in ps for g in p.gestures], [r.id for p in ps for r in p.rules])
+        for name, ps in by_plugin.items()
+    }
+    return Tenant(
+        business=business, plugins=selected, book=book, warnings=warnings,
+        enrichers=host.impls("recommender_enrich_context", selected),
+        adjusters=host.impls("recommender_adjust_recommendations", selected),
+        observers=host.impls("recommender_record_outcome", selected),
+        contributions=contributions,
+    )
