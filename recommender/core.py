@@ -16,7 +16,7 @@ from .memory_protocol import Memory, Offer
 from .outcomes import OutcomeEvent
 from .packs import Pack, pack_from_data
 from .plugins import PluginConfig, PluginHost
-from .ranking import BASELINE, Candidate, arbitrate, score
+from .ranking import Candidate, arbitrate, rank_key, score
 from .results import Explanation, PluginWarning, Receipt, Recommendation, RecommendationResult, Withheld
 from .rulebook import RuleBook
 from .tenants import Tenant, build_tenant
@@ -219,7 +219,7 @@ class Recommender:
                     vetoed.append(Withheld(gesture_id=gid, title=rec.title, tier=rec.tier, cost=rec.cost,
                                            score=rec.score, reason="vetoed", detail=f"vetoed by plugin {name}",
                                            rules=[m.rule_id for m in rec.rules]))
-            recs = sorted(new, key=lambda r: (0 if r.tier in BASELINE else 1, -r.score, r.gesture_id))
+            recs = sorted(new, key=lambda r: rank_key(r.tier, r.score, r.gesture_id))
         return recs, vetoed
 
     def _decide(self, ctx: Context, budget: float | None, max_extras: int | None,

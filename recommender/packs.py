@@ -92,6 +92,7 @@ class Rule(_Spec):
     description: str | None = None
     source: str = Field(default="", exclude=True)
     line: int | None = Field(default=None, exclude=True)
+    then_line: int | None = Field(default=None, exclude=True)
     condition: Any = Field(default=None, exclude=True)
     branches: tuple[tuple[Atom, ...], ...] = Field(default=(), exclude=True)
 
@@ -182,7 +183,8 @@ def pack_from_data(data: Any, source: str) -> Pack:
         base = ("rules", i)
         raw_node = data["rules"][i]
         try:
-            rule = Rule.model_validate({**dict(raw), "source": source, "line": _line_of(data, base)})
+            rule = Rule.model_validate({**dict(raw), "source": source, "line": _line_of(data, base),
+                                        "then_line": _line_of(data, (*base, "then"))})
         except ValidationError as exc:
             for err in exc.errors():
                 loc = (*base, *err["loc"])

@@ -9,8 +9,8 @@ Score (deterministic, documented in docs/ranking.md)::
 with tier weights recover 3, meet 2, exceed 1. A long, valuable relationship raises the
 value of a gesture; a gesture that is expensive relative to what is at stake falls.
 
-Arbitration then walks the candidates in order (recover/meet baseline first, then the
-exceed extras, each by score) and withholds, with a reason: gestures above the serving
+Arbitration then walks the candidates in order (recover, then meet: the baseline; then
+the exceed extras; each by score) and withholds, with a reason: gestures above the serving
 staff member's authority (``needs_approval``), a second gesture of an exclusive group or
 one that conflicts with a chosen gesture, gestures past the per-interaction budget, and
 extras past the cap.
@@ -25,10 +25,16 @@ from typing import Any
 from .context import STAFF_LEVELS, Context
 from .packs import Gesture, Rule
 
-__all__ = ["Candidate", "score", "arbitrate", "TIER_WEIGHT", "Decision"]
+__all__ = ["Candidate", "score", "arbitrate", "rank_key", "TIER_WEIGHT", "Decision"]
 
 TIER_WEIGHT = {"recover": 3.0, "meet": 2.0, "exceed": 1.0}
 BASELINE = ("recover", "meet")
+_TIER_ORDER = {"recover": 0, "meet": 1, "exceed": 2}
+
+
+def rank_key(tier: str, score: float, gesture_id: str) -> tuple[int, float, str]:
+    """Recover first, then meet (the baseline of a perfect experience), then extras; by score."""
+    return (_TIER_ORDER[tier], -score, gesture_id)
 
 
 def relationship(ctx: Context) -> float:
@@ -55,7 +61,7 @@ class Candidate:
         return max(r.priority for r, _ in self.matches)
 
     def sort_key(self) -> tuple[Any, ...]:
-        return (0 if self.gesture.tier in BASELINE else 1, -self.score, self.gesture.id)
+        return rank_key(self.gesture.tier, self.score, self.gesture.id)
 
 
 @dataclass

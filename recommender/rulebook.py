@@ -70,7 +70,7 @@ class RuleBook:
                 seen_rules[rule.id] = pack.source
                 for gid in rule.gesture_ids:
                     if gid not in gestures:
-                        problems.append(PackProblem(pack.source, rule.line, f"rules.{rule.id}.then",
+                        problems.append(PackProblem(pack.source, rule.then_line or rule.line, f"rules.{rule.id}.then",
                                                     f"unknown gesture {gid!r}"))
                 for branch in rule.branches:
                     for atom in branch:

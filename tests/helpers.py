@@ -1,0 +1,32 @@
+"""Small builders shared by the tests (imported as ``from helpers import ...``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from recommender import Recommender
+
+
+def gesture(gid: str, tier: str = "exceed", cost: Any = 0, **extra: Any) -> dict[str, Any]:
+    return {"id": gid, "title": gid.replace("_", " ").title(), "category": extra.pop("category", "freebie"),
+            "tier": tier, "cost": cost, "script": extra.pop("script", f"{gid} for you."), **extra}
+
+
+def rule(rid: str, when: Any, then: Any, priority: int = 50, **extra: Any) -> dict[str, Any]:
+    return {"id": rid, "when": when, "then": then, "priority": priority,
+            "because": extra.pop("because", f"{rid} principle."), **extra}
+
+
+def pack(gestures: list[dict[str, Any]], rules: list[dict[str, Any]], name: str = "t") -> dict[str, Any]:
+    return {"pack": name, "version": "1", "gestures": gestures, "rules": rules}
+
+
+def make(gestures: list[dict[str, Any]], rules: list[dict[str, Any]], **kw: Any) -> Recommender:
+    """A Recommender with only this in-memory pack (no shipped packs, no installed plugins)."""
+    return Recommender([], packs=[pack(gestures, rules)], autoload=False, **kw)
+
+
+def ctx(issue: str = "flat_tire", **sections: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"interaction": {"issue": issue, **sections.pop("interaction", {})}}
+    out.update(sections)
+    return out

@@ -1,0 +1,125 @@
+"""The command line: tables, JSON, exit codes and error messages without tracebacks."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from helpers import gesture, pack, rule
+
+PACK = """\
+pack: cli
+gestures:
+  - id: waive_fee
+    title: Waive the fee
+    category: fee_waiver
+    tier: exceed
+    cost: interaction.cost
+    script: "On us, {customer.name|friend}."
+rules:
+  - id: loyal
+    when: [customer.tenure_years ge 2, interaction.cost le 40]
+    then: waive_fee
+    because: Don't nickel-and-dime loyal customers.
+"""
+
+
+def run(*args, stdin=None):
+    env_cmd = [sys.executable, "-c", "from recommender.cli import main; main()", *args]
+    return subprocess.run(env_cmd, input=stdin, capture_output=True, text=True, timeout=60,
+                          env={"RECOMMENDER_DISABLE_PLUGIN_AUTOLOAD": "1", "PATH": "/usr/bin:/bin", "COLUMNS": "200"})
+
+
+@pytest.fixture
+def rules_dir(tmp_path):
+    (tmp_path / "cli.yaml").write_text(PACK)
+    return tmp_path
+
+
+def test_recommend_json_from_stdin(rules_dir):
+    ctx = {"customer": {"tenure_years": 3}, "interaction": {"issue": "flat_tire", "cost": 20}}
+    p = run("recommend", "-", "--rules", str(rules_dir), "--json", stdin=json.dumps(ctx))
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert [r["gesture_id"] for r in out["recommendations"]] == ["waive_fee"]
+
+
+def test_recommend_table_and_explain(rules_dir, tmp_path):
+    f = tmp_path / "ctx.json"
+    f.write_text(json.dumps({"customer": {"tenure_years": 1.5}, "interaction": {"issue": "flat_tire", "cost": 20}}))
+    p = run("explain", str(f), "--rules", str(rules_dir))
+    assert p.returncode == 0, p.stderr
+    assert "near miss" in p.stdout and "customer.tenure_years >= 2; is 1.5" in p.stdout
+
+
+def test_bad_context_exits_2_naming_fields_without_traceback(rules_dir):
+    p = run("recommend", "-", "--rules", str(rules_dir), stdin='{"customer": {"tenure_years": "5"}, "interaction": {}}')
+    assert p.returncode == 2
+    assert "customer.tenure_years" in p.stderr and "interaction.issue" in p.stderr
+    assert "Traceback" not in p.stderr + p.stdout
+
+
+def test_malformed_json_names_line_and_column(rules_dir):
+    p = run("recommend", "-", "--rules", str(rules_dir), stdin='{"interaction": \n {"issue": }}')
+    assert p.returncode == 2 and "<stdin>:2:" in p.stderr and "invalid JSON" in p.stderr
+
+
+def test_missing_file_and_bad_flag_exit_2(rules_dir):
+    p = run("recommend", "/nope/ctx.json", "--rules", str(rules_dir))
+    assert p.returncode == 2 and "/nope/ctx.json" in p.stderr
+    p = run("recommend", "-", "--no-such-flag")
+    assert p.returncode == 2 and "--no-such-flag" in p.stderr
+    assert "Traceback" not in p.stderr
+
+
+def test_rules_check_reports_file_line_and_exits_1(rules_dir, tmp_path):
+    p = run("rules", "check", str(rules_dir))
+    assert p.returncode == 0 and p.stdout.startswith("ok: 1 pack(s), 1 gestures, 1 rules")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "b.yaml").write_text(PACK.replace("then: waive_fee", "then: waive_feee"))
+    p = run("rules", "check", str(bad))
+    assert p.returncode == 1
+    assert p.stdout.strip() == f"{bad / 'b.yaml'}:12: rules.loyal.then: unknown gesture 'waive_feee'"
+
+
+def test_invalid_rules_for_recommend_exit_2(tmp_path):
+    (tmp_path / "b.yaml").write_text("pack: [\n")
+    p = run("recommend", "-", "--rules", str(tmp_path), stdin='{"interaction": {"issue": "x"}}')
+    assert p.returncode == 2 and "b.yaml:" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_rules_schema_is_json_schema():
+    p = run("rules", "schema")
+    assert p.returncode == 0
+    assert json.loads(p.stdout)["title"] == "recommender rule pack"
+
+
+def test_demo_runs_the_bundled_examples():
+    p = run("demo", "--json")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.count('"example"') >= 3
+
+
+def test_plugins_lists_builtin_and_dropins(tmp_path):
+    (tmp_path / "hello.py").write_text(
+        "from recommender import hookimpl\n@hookimpl\ndef recommender_enrich_context(context):\n    return None\n")
+    p = run("plugins", "--plugins-dir", str(tmp_path), "--json")
+    assert p.returncode == 0, p.stderr
+    names = {i["name"]: i for i in json.loads(p.stdout)["plugins"]}
+    assert names["core_packs"]["source"] == "builtin"
+    assert names["hello"]["source"] == "folder" and names["hello"]["hooks"] == ["recommender_enrich_context"]
+    p = run("plugins", "--plugins-dir", str(tmp_path), "--check")
+    assert p.returncode == 0 and "ok: no load failures" in p.stdout
+
+
+def test_plugins_check_reports_cross_plugin_conflicts(tmp_path):
+    for name, gid, other in (("a", "waive_oil_fee", "upsell_oil"), ("b", "upsell_oil", None)):
+        g = gesture(gid, "exceed", 5, **({"conflicts_with": [other]} if other else {}))
+        (tmp_path / f"{name}.py").write_text(
+            "from recommender import hookimpl\n@hookimpl\ndef recommender_register_gestures(register):\n"
+            f"    register({g!r})\n")
+    p = run("plugins", "--plugins-dir", str(tmp_path), "--check")
+    assert p.returncode == 1
+    assert "waive_oil_fee (a) conflicts with upsell_oil (b)" in p.stdout

@@ -1,0 +1,78 @@
+"""Explanations: matched conditions with values, scripts, near misses, missing inputs, receipts."""
+
+from datetime import date
+
+from helpers import ctx, gesture, make, rule
+
+WAIVE = gesture("waive_fee", "exceed", "interaction.cost", category="fee_waiver", authority="genuine",
+                script="Thanks for {customer.tenure_years} years, {customer.name|friend}: the ${interaction.cost} is on us.")
+LOYAL = rule("loyal", {"all": ["interaction.issue eq flat_tire", "customer.tenure_years ge 2", "interaction.cost le 40"]},
+             "waive_fee", because="Don't nickel-and-dime loyal customers.")
+
+
+def test_recommendation_carries_rule_conditions_values_script_and_reason():
+    rec = make([WAIVE], [LOYAL])
+    r = rec.recommend(ctx(customer={"tenure_years": 6, "name": "Maria"}, interaction={"cost": 25})).recommendations[0]
+    assert r.script == "Thanks for 6 years, Maria: the $25 is on us."
+    assert r.rules[0].rule_id == "loyal" and r.rules[0].because.startswith("Don't nickel")
+    assert [(c.field, c.actual) for c in r.rules[0].conditions] == [
+        ("interaction.issue", "flat_tire"), ("customer.tenure_years", 6.0), ("interaction.cost", 25.0)]
+    assert "customer.tenure_years is 6 (needs >= 2)" in r.agent_reason
+    assert r.cost == 25.0
+
+
+def test_script_fallback_when_a_value_is_missing():
+    rec = make([WAIVE], [LOYAL])
+    r = rec.recommend(ctx(customer={"tenure_years": 3}, interaction={"cost": 10})).recommendations[0]
+    assert "friend" in r.script
+
+
+def test_near_miss_says_what_would_flip_it():
+    rec = make([WAIVE], [LOYAL])
+    e = rec.explain(ctx(customer={"tenure_years": 1.5}, interaction={"cost": 25}))
+    assert e.recommendations == []
+    (nm,) = e.near_misses
+    assert nm.rule_id == "loyal" and nm.gestures == ["waive_fee"]
+    assert nm.failed.field == "customer.tenure_years"
+    assert nm.hint == "would qualify at customer.tenure_years >= 2; is 1.5"
+
+
+def test_rules_failing_on_two_conditions_are_not_near_misses():
+    rec = make([WAIVE], [LOYAL])
+    e = rec.explain(ctx(customer={"tenure_years": 1.5}, interaction={"cost": 80}))
+    assert e.near_misses == []
+
+
+def test_missing_data_is_a_state_not_an_error():
+    rec = make([WAIVE], [LOYAL])
+    e = rec.explain(ctx(interaction={"cost": 25}))
+    assert e.recommendations == []
+    assert "customer.tenure_years" in e.missing_inputs
+    assert e.near_misses[0].hint == "would qualify if customer.tenure_years were known and >= 2"
+
+
+def test_receipt_is_stable_and_changes_with_context_or_rules():
+    rec = make([WAIVE], [LOYAL])
+    a = rec.recommend({"interaction": {"issue": "flat_tire", "cost": 25}, "customer": {"tenure_years": 6}})
+    b = rec.recommend({"customer": {"tenure_years": 6.0, "name": None}, "interaction": {"cost": 25.0, "issue": "flat_tire"}})
+    assert a.receipt == b.receipt
+    c = rec.recommend({"interaction": {"issue": "flat_tire", "cost": 26}, "customer": {"tenure_years": 6}})
+    assert c.receipt.context_hash != a.receipt.context_hash
+    other = make([WAIVE], [dict(LOYAL, priority=51)])
+    assert other.ruleset_version != rec.ruleset_version
+    assert a.receipt.ruleset_version == rec.ruleset_version == a.ruleset_version
+
+
+def test_follow_up_due_date():
+    call = gesture("courtesy_call", "meet", 0, category="follow_up", follow_up_days=3)
+    rec = make([call], [rule("big", "interaction.cost ge 500", "courtesy_call")])
+    r = rec.recommend(ctx(interaction={"cost": 900, "occurred_at": "2026-03-01T10:00:00"})).recommendations[0]
+    assert r.follow_up_days == 3 and r.due_date == date(2026, 3, 4)
+
+
+def test_result_round_trips_through_json():
+    from recommender.results import Explanation
+
+    rec = make([WAIVE], [LOYAL])
+    e = rec.explain(ctx(customer={"tenure_years": 6}, interaction={"cost": 25}))
+    assert Explanation.model_validate_json(e.model_dump_json()) == e

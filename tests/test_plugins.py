@@ -1,0 +1,248 @@
+"""Plugins: discovery from all three sources, tenant selection, isolation, conflicts."""
+
+import importlib.metadata
+import sys
+import textwrap
+import time
+import types
+
+import pytest
+
+from recommender import PluginError, Recommender, RulePackError, hookimpl
+from recommender.hookspecs import __all__ as HOOKS
+from recommender.plugins import ENTRY_POINT_GROUP
+
+from helpers import ctx, gesture, pack, rule
+
+BASE = pack([gesture("core_thanks", "meet")], [rule("core", "interaction.issue exists", "core_thanks")], "core")
+
+
+class Coffee:
+    """A plugin object contributing a gesture and a rule."""
+
+    __name__ = "coffee"
+
+    @hookimpl
+    def recommender_register_gestures(self, register):
+        register(gesture("free_coffee", "exceed", 2))
+
+    @hookimpl
+    def recommender_register_rule_packs(self, register):
+        register(pack([], [rule("coffee-wait", "interaction.wait_minutes ge 10", "free_coffee")], "coffee"))
+
+
+def build(*plugins, **kw):
+    return Recommender([], packs=[BASE], plugins=plugins, autoload=False, **kw)
+
+
+WAIT = ctx("x", interaction={"wait_minutes": 15})
+
+
+def test_hook_names_are_the_public_contract():
+    assert HOOKS == ["recommender_register_gestures", "recommender_register_rule_packs",
+                     "recommender_enrich_context", "recommender_adjust_recommendations", "recommender_record_outcome"]
+
+
+def test_explicit_plugin_contributes_gestures_and_rules():
+    res = build(Coffee()).recommend(WAIT)
+    assert set(res.gesture_ids()) == {"core_thanks", "free_coffee"}
+    assert res.warnings == []
+
+
+def test_core_packs_are_a_builtin_plugin():
+    info = {i["name"]: i for i in build().plugin_info()}
+    assert info["core_packs"]["source"] == "builtin"
+    assert info["core_packs"]["gestures"] == ["core_thanks"]
+
+
+def test_plugins_dir_loads_modules_and_reports_broken_ones(tmp_path):
+    (tmp_path / "good.py").write_text(textwrap.dedent("""
+        from recommender import hookimpl
+        @hookimpl
+        def recommender_register_gestures(register):
+            register({"id": "dropin_g", "title": "T", "category": "freebie", "tier": "exceed", "script": "Hi."})
+        @hookimpl
+        def recommender_register_rule_packs(register):
+            register({"pack": "d", "rules": [{"id": "d1", "when": "interaction.issue eq x", "then": "dropin_g", "because": "b."}]})
+    """))
+    (tmp_path / "broken.py").write_text("def oops(:\n")
+    (tmp_path / "typo.py").write_text("from recommender import hookimpl\n@hookimpl\ndef recommender_enrich_contxt(context):\n    pass\n")
+    (tmp_path / "badargs.py").write_text("from recommender import hookimpl\n@hookimpl\ndef recommender_enrich_context(ctx, nope):\n    pass\n")
+    rec = Recommender([], packs=[BASE], plugins_dir=tmp_path, autoload=False)
+    res = rec.recommend(ctx("x"))
+    assert "dropin_g" in res.gesture_ids()
+    by_plugin = {w.plugin: w.message for w in res.warnings}
+    assert "broken.py:1" in by_plugin["broken"] and "syntax error" in by_plugin["broken"]
+    assert "recommender_enrich_contxt" in by_plugin["typo"] and "typo.py" in by_plugin["typo"]
+    assert "badargs" in by_plugin
+    with pytest.raises(Exception):
+        Recommender([], packs=[BASE], plugins_dir=tmp_path, autoload=False, strict=True)
+
+
+def test_entry_points_are_discovered_and_a_failing_one_is_isolated(monkeypatch):
+    mod = types.ModuleType("fake_ep_plugin")
+    mod.recommender_register_gestures = Coffee().recommender_register_gestures
+    mod.recommender_register_rule_packs = Coffee().recommender_register_rule_packs
+    monkeypatch.setitem(sys.modules, "fake_ep_plugin", mod)
+    eps = [importlib.metadata.EntryPoint("coffee", "fake_ep_plugin", ENTRY_POINT_GROUP),
+           importlib.metadata.EntryPoint("broken", "no_such_module_xyz", ENTRY_POINT_GROUP)]
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group=None: [e for e in eps if e.group == group])
+    rec = Recommender([], packs=[BASE])
+    res = rec.recommend(WAIT)
+    assert "free_coffee" in res.gesture_ids()
+    assert any(w.plugin == "broken" and 'Error importing plugin "broken"' in w.message for w in res.warnings)
+    monkeypatch.setenv("RECOMMENDER_DISABLE_PLUGIN_AUTOLOAD", "1")
+    assert "free_coffee" not in Recommender([], packs=[BASE]).recommend(WAIT).gesture_ids()
+    monkeypatch.delenv("RECOMMENDER_DISABLE_PLUGIN_AUTOLOAD")
+    monkeypatch.setenv("RECOMMENDER_DISABLED_PLUGINS", "coffee")
+    assert "free_coffee" not in Recommender([], packs=[BASE]).recommend(WAIT).gesture_ids()
+
+
+def test_tenants_only_see_their_own_plugins():
+    class Gym:
+        __name__ = "gym"
+
+        @hookimpl
+        def recommender_register_gestures(self, register):
+            register(gesture("gym_session", "exceed", 0))
+
+        @hookimpl
+        def recommender_register_rule_packs(self, register):
+            register(pack([], [rule("gym-wait", "interaction.wait_minutes ge 10", "gym_session")], "gym"))
+
+    config = {"businesses": {"cafe-1": ["coffee"]}, "verticals": {"fitness": ["gym"]}, "default": []}
+    rec = build(Coffee(), Gym(), plugin_config=config)
+    cafe = rec.recommend({**WAIT, "business": {"id": "cafe-1"}}).gesture_ids()
+    gym = rec.recommend({**WAIT, "business": {"id": "gym-9", "vertical": "fitness"}}).gesture_ids()
+    other = rec.recommend({**WAIT, "business": {"id": "other"}}).gesture_ids()
+    assert "free_coffee" in cafe and "gym_session" not in cafe
+    assert "gym_session" in gym and "free_coffee" not in gym
+    assert other == ["core_thanks"]
+    assert rec.rulebook_for({"id": "cafe-1"}).version != rec.rulebook_for({"id": "other"}).version
+
+
+def test_enrich_adds_data_without_mutating_and_bad_data_warns():
+    seen = []
+
+    class VIP:
+        __name__ = "vip"
+
+        @hookimpl
+        def recommender_enrich_context(self, context):
+            seen.append(context.customer.is_vip)
+            return {"customer": {"is_vip": context.customer.lifetime_value > 1000}}
+
+    class Broken:
+        __name__ = "broken"
+
+        @hookimpl
+        def recommender_enrich_context(self, context):
+            return {"customer": {"tenure_years": "lots"}}
+
+    rec = Recommender([], packs=[pack([gesture("vip_g")], [rule("vip", "customer.is_vip eq true", "vip_g")])],
+                      plugins=[VIP(), Broken()], autoload=False)
+    res = rec.recommend(ctx(customer={"lifetime_value": 5000}))
+    assert res.gesture_ids() == ["vip_g"]
+    assert [w.plugin for w in res.warnings] == ["broken"] and "customer.tenure_years" in res.warnings[0].message
+    assert seen[-1] is None  # the plugin saw the caller's context, not its own output
+    # the caller's own value wins over a plugin's
+    assert rec.recommend(ctx(customer={"lifetime_value": 5000, "is_vip": False})).gesture_ids() == []
+
+
+def test_raising_and_slow_plugins_do_not_break_recommend():
+    class Raises:
+        __name__ = "raises"
+
+        @hookimpl
+        def recommender_enrich_context(self, context):
+            raise RuntimeError("CRM down")
+
+    class Slow:
+        __name__ = "slow"
+
+        @hookimpl
+        def recommender_enrich_context(self, context):
+            time.sleep(0.5)
+            return {"customer": {"is_vip": True}}
+
+    rec = build(Raises(), Slow(), plugin_timeout=0.05)
+    res = rec.recommend(ctx("x"))
+    assert res.gesture_ids() == ["core_thanks"]
+    msgs = {w.plugin: w.message for w in res.warnings}
+    assert "CRM down" in msgs["raises"] and "took longer than 0.05 s" in msgs["slow"]
+    assert all(w.hook == "recommender_enrich_context" for w in res.warnings)
+    with pytest.raises(PluginError, match="raises"):
+        build(Raises(), strict=True).recommend(ctx("x"))
+
+
+def test_adjust_can_rescore_veto_and_annotate_but_not_add():
+    class Adjust:
+        __name__ = "adjust"
+
+        @hookimpl
+        def recommender_adjust_recommendations(self, recommendations, context):
+            out = []
+            for r in recommendations:
+                if r.gesture_id == "free_coffee":
+                    continue  # veto
+                r.agent_reason += " (checked by adjust)"
+                r.score = 1.0
+                out.append(r)
+            return out
+
+    res = build(Coffee(), Adjust()).recommend(WAIT)
+    assert res.gesture_ids() == ["core_thanks"]
+    assert res.recommendations[0].agent_reason.endswith("(checked by adjust)")
+    assert [(w.gesture_id, w.reason) for w in res.withheld] == [("free_coffee", "vetoed")]
+
+    class Adds:
+        __name__ = "adds"
+
+        @hookimpl
+        def recommender_adjust_recommendations(self, recommendations, context):
+            extra = recommendations[0].model_copy(update={"gesture_id": "made_up"})
+            return recommendations + [extra]
+
+    res = build(Adds()).recommend(ctx("x"))
+    assert res.gesture_ids() == ["core_thanks"] and "made_up" in res.warnings[0].message
+
+
+def test_two_plugins_defining_the_same_gesture_is_an_error_naming_both():
+    class Other(Coffee):
+        __name__ = "other_coffee"
+
+    with pytest.raises(RulePackError, match="free_coffee.*plugin:coffee.*plugin:other_coffee|free_coffee.*plugin:other_coffee.*plugin:coffee"):
+        build(Coffee(), Other())
+
+
+def test_a_plugin_pack_with_an_unknown_gesture_is_left_out_and_others_keep_working():
+    class Bad:
+        __name__ = "bad"
+
+        @hookimpl
+        def recommender_register_rule_packs(self, register):
+            register(pack([], [rule("bad-rule", "interaction.issue eq x", "no_such_gesture")], "bad"))
+
+    res = build(Bad(), Coffee()).recommend(WAIT)
+    assert "free_coffee" in res.gesture_ids()
+    (w,) = res.warnings
+    assert w.plugin == "bad" and "unknown gesture 'no_such_gesture'" in w.message
+
+
+def test_outcome_observers_are_called():
+    seen = []
+
+    class Observer:
+        __name__ = "observer"
+
+        @hookimpl
+        def recommender_record_outcome(self, outcome):
+            seen.append((outcome.decision_id, outcome.gesture_id, outcome.outcome))
+
+    class FakeStore:  # the store itself is tested with real databases in test_memory_*
+        def record_outcome(self, *a, **kw):
+            return types.SimpleNamespace(customer_id="c1")
+
+    rec = build(Observer())
+    rec.record_outcome(FakeStore(), "d1", "core_thanks", "accepted", idempotency_key="k1")
+    assert seen == [("d1", "core_thanks", "accepted")]

@@ -1,0 +1,93 @@
+"""Ranking and arbitration: authority, budget, exclusive groups, conflicts, cap, determinism."""
+
+from recommender.ranking import score
+
+from helpers import ctx, gesture, make, rule
+from recommender import parse_context
+
+ALWAYS = "interaction.issue eq flat_tire"
+
+
+def test_score_rewards_relationship_and_tier_and_penalises_cost():
+    loyal = parse_context(ctx(customer={"tenure_years": 10, "lifetime_value": 5000}))
+    new = parse_context(ctx(customer={"tenure_years": 0.1, "lifetime_value": 50}))
+    assert score("exceed", 50, 10, loyal) > score("exceed", 50, 10, new)
+    assert score("recover", 50, 10, new) > score("meet", 50, 10, new) > score("exceed", 50, 10, new)
+    assert score("exceed", 50, 10, new) > score("exceed", 50, 500, new)
+    assert score("exceed", 80, 10, new) > score("exceed", 20, 10, new)
+
+
+def test_baseline_comes_before_extras_and_extras_are_capped():
+    gs = [gesture("recover_it", "recover", 50), gesture("meet_it", "meet", 0)] + \
+         [gesture(f"extra{i}", "exceed", i) for i in range(5)]
+    rules = [rule(f"r_{g['id']}", ALWAYS, g["id"], priority=90 if g["tier"] == "exceed" else 10) for g in gs]
+    rec = make(gs, rules)
+    res = rec.recommend(ctx())
+    tiers = [r.tier for r in res.recommendations]
+    assert tiers[:2] == ["recover", "meet"] and tiers[2:] == ["exceed"] * 3
+    assert [r.gesture_id for r in res.recommendations[2:]] == ["extra0", "extra1", "extra2"]  # cheapest score highest
+    assert sorted(w.gesture_id for w in res.withheld if w.reason == "cap") == ["extra3", "extra4"]
+    assert len(rec.recommend(ctx(), max_extras=1).recommendations) == 3
+
+
+def test_authority_moves_gestures_to_needs_approval():
+    rec = make([gesture("big", "exceed", 100, authority="super"), gesture("small", "exceed", 1)],
+               [rule("a", ALWAYS, ["big", "small"])])
+    res = rec.recommend(ctx(staff={"level": "genuine"}))
+    assert res.gesture_ids() == ["small"]
+    assert [w.gesture_id for w in res.needs_approval] == ["big"]
+    assert "needs super staff authority" in res.needs_approval[0].detail
+    assert set(rec.recommend(ctx(staff={"level": "super"})).gesture_ids()) == {"big", "small"}
+    assert rec.recommend(ctx(staff={"level": "synthetic"})).gesture_ids() == ["small"]
+
+
+def test_budget_is_respected_in_rank_order():
+    gs = [gesture("a", "recover", 30), gesture("b", "exceed", 15), gesture("c", "exceed", 10)]
+    rec = make(gs, [rule("r", ALWAYS, ["a", "b", "c"])])
+    res = rec.recommend(ctx(), budget=45)
+    assert res.gesture_ids() == ["a", "c"]
+    assert [(w.gesture_id, w.reason) for w in res.withheld] == [("b", "over_budget")]
+    res = rec.recommend(ctx(interaction={"budget": 30}))
+    assert res.gesture_ids() == ["a"]
+
+
+def test_unknown_cost_cannot_be_checked_against_a_budget():
+    rec = make([gesture("waive", "exceed", "interaction.cost")], [rule("r", ALWAYS, "waive")])
+    assert rec.recommend(ctx()).recommendations[0].cost is None
+    res = rec.recommend(ctx(), budget=100)
+    assert res.gesture_ids() == [] and res.withheld[0].reason == "cost_unknown"
+
+
+def test_exclusive_group_keeps_only_the_best():
+    gs = [gesture("waive_all", "exceed", 40, exclusive_group="price"),
+          gesture("discount", "exceed", 5, exclusive_group="price")]
+    rec = make(gs, [rule("r", ALWAYS, ["waive_all", "discount"], priority=50)])
+    res = rec.recommend(ctx())
+    assert res.gesture_ids() == ["discount"]
+    assert res.withheld[0].reason == "exclusive_group" and res.withheld[0].gesture_id == "waive_all"
+
+
+def test_conflicting_gestures_never_come_back_together():
+    gs = [gesture("waive_service_fee", "exceed", 20, conflicts_with=["upsell_premium"]),
+          gesture("upsell_premium", "exceed", 0)]
+    rec = make(gs, [rule("r", ALWAYS, ["waive_service_fee", "upsell_premium"])])
+    res = rec.recommend(ctx())
+    assert len(res.recommendations) == 1
+    assert res.withheld[0].reason == "conflict"
+
+
+def test_same_input_same_output():
+    gs = [gesture(f"g{i}", "exceed", i) for i in range(6)]
+    rec = make(gs, [rule(f"r{i}", ALWAYS, f"g{i}", priority=50) for i in range(6)])
+    a = rec.recommend(ctx(customer={"tenure_years": 3})).model_dump_json()
+    b = rec.recommend(ctx(customer={"tenure_years": 3})).model_dump_json()
+    assert a == b
+    c = make(gs, [rule(f"r{i}", ALWAYS, f"g{i}", priority=50) for i in range(6)])
+    assert c.recommend(ctx(customer={"tenure_years": 3})).model_dump_json() == a
+
+
+def test_a_gesture_matched_by_two_rules_appears_once_with_both_reasons():
+    rec = make([gesture("g")], [rule("r1", ALWAYS, "g", priority=10), rule("r2", "interaction.cost ge 0", "g", priority=80)])
+    res = rec.recommend(ctx(interaction={"cost": 5}))
+    assert res.gesture_ids() == ["g"]
+    assert [m.rule_id for m in res.recommendations[0].rules] == ["r1", "r2"]
