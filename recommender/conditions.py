@@ -31,7 +31,7 @@ _ALLOWED: dict[str, tuple[str, ...]] = {
     "list": ("contains", "not_contains", "exists"),
     "datetime": ("exists",),
 }
-ValueKind = Literal["number", "string", "bool", "list"]
+ValueKind = Literal["number", "string", "bool", "list", "any"]
 MAX_BRANCHES = 64
 MAX_IN_VALUES = 50
 
@@ -178,7 +178,8 @@ def _typed(fld: str, op: str, value: Any, line: int | None, where: str) -> Atom:
             value = True
         if not isinstance(value, bool):
             raise ConditionError(f"'exists' takes true or false, got {value!r}", line, where)
-        return Atom(fld, op, value, "string" if kind == "open" else _as_value_kind(kind), line)
+        # An open-map key's kind comes from the typed tests on it (RuleBook aligns it).
+        return Atom(fld, op, value, "any" if kind == "open" else _as_value_kind(kind), line)
     if value is None:
         raise ConditionError(f"operator {op!r} on {fld} needs a value", line, where)
     if op in ("in", "not_in"):

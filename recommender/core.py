@@ -11,7 +11,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from .context import Business, Context, parse_context
 from .errors import ContextError
-from .explain import near_misses, recommendation, withheld
+from .explain import blocking_missing, near_misses, recommendation, withheld
 from .memory_protocol import Memory, Offer
 from .outcomes import OutcomeEvent
 from .packs import Pack, pack_from_data
@@ -258,7 +258,9 @@ class Recommender:
         decision = arbitrate(list(cands.values()), ctx,
                              budget=ctx.interaction.budget if budget is None else budget,
                              max_extras=self.max_extras if max_extras is None else max_extras)
-        missing = {p for p in book.matcher.fields if p not in mismatched and getters[p](ctx) is None}
+        absent = {p for p in book.matcher.fields if p not in mismatched and getters[p](ctx) is None}
+        truth = book.atom_truth(ctx) if absent or explain else set()
+        missing = blocking_missing(book, truth, absent, set(matched)) if absent else set()
         recs = [recommendation(c, ctx, book, missing) for c in decision.chosen]
         held = [withheld(c, reason, detail) for c, reason, detail in decision.withheld]
         for cand, hold in holds:
@@ -286,7 +288,7 @@ class Recommender:
                 result.decision_id = store.record_decision(ctx, result)
             return result
         matched_ids = {book.rules[ri].id for ri in matched}
-        return Explanation(**fields, near_misses=near_misses(ctx, book, matched_ids),
+        return Explanation(**fields, near_misses=near_misses(ctx, book, matched_ids, truth),
                            rules_evaluated=len(book.rules), rules_matched=sorted(matched_ids))
 
 

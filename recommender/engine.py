@@ -61,6 +61,7 @@ _KIND_OK: dict[str, Callable[[Any], bool]] = {
     "string": lambda v: isinstance(v, str),
     "bool": lambda v: isinstance(v, bool),
     "list": lambda v: isinstance(v, list),
+    "any": lambda v: True,  # a key under an open map that rules only test with `exists`
 }
 
 

@@ -18,13 +18,15 @@ from .results import ConditionResult, NearMiss, Recommendation, RuleMatch, Withh
 from .rulebook import RuleBook
 from .templates import format_value, render
 
-__all__ = ["condition_result", "recommendation", "withheld", "near_misses"]
+__all__ = ["condition_result", "recommendation", "withheld", "near_misses", "blocking_missing"]
 
 _SYM = {"eq": "=", "ne": "≠", "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "in": "in", "not_in": "not in",
         "contains": "contains", "not_contains": "does not contain"}
 
 
 def _show(v: Any) -> str:
+    if v == [] or v == {}:
+        return "empty"
     if isinstance(v, tuple):
         return "[" + ", ".join(_show(x) for x in v) + "]"
     return format_value(v) if not isinstance(v, str) else v
@@ -82,8 +84,21 @@ def _hint(atom: Atom, actual: Any) -> str:
     return f"would qualify at {atom.field} {_SYM[atom.op]} {_show(atom.value)}; is {_show(actual)}"
 
 
-def near_misses(ctx: Context, book: RuleBook, matched: set[str]) -> list[NearMiss]:
-    truth = book.atom_truth(ctx)
+def blocking_missing(book: RuleBook, truth: set[Any], absent: set[str], matched: set[int]) -> set[str]:
+    """Absent fields that alone kept some rule from matching: giving them could change the answer."""
+    out: set[str] = set()
+    for field in absent:
+        for ri, bi in book.branches_by_field.get(field, ()):
+            if ri in matched:
+                continue
+            failing = [a.field for a in book.rules[ri].branches[bi] if a.key not in truth]
+            if failing and all(f in absent for f in failing):
+                out.update(failing)
+                break
+    return out
+
+
+def near_misses(ctx: Context, book: RuleBook, matched: set[str], truth: set[Any]) -> list[NearMiss]:
     out: list[NearMiss] = []
     for rule in book.rules:
         if rule.id in matched:

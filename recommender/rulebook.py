@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import operator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
 
 from .conditions import Atom
@@ -21,6 +21,16 @@ from .packs import Gesture, Pack, Rule
 __all__ = ["RuleBook", "getter"]
 
 _OPEN = ("customer.preferences.", "customer.attributes.", "interaction.attributes.")
+
+
+def _align_kinds(rule: Rule, kinds: dict[str, str]) -> Rule:
+    if not any(a.op == "exists" and a.field in kinds and a.kind != kinds[a.field] for b in rule.branches for a in b):
+        return rule
+    branches = tuple(
+        tuple(replace(a, kind=kinds[a.field]) if a.op == "exists" and a.field in kinds else a for a in b)
+        for b in rule.branches
+    )
+    return rule.model_copy(update={"branches": branches})
 
 
 def getter(path: str) -> Callable[[Context], Any]:
@@ -41,6 +51,8 @@ class RuleBook:
     version: str
     matcher: Matcher
     getters: dict[str, Callable[[Context], Any]]
+    #: field -> (rule index, branch index) of every branch that tests it
+    branches_by_field: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
     _atoms: Matcher | None = field(default=None, repr=False)
 
     @classmethod
@@ -89,6 +101,8 @@ class RuleBook:
                                                 f"unknown gesture {other!r}"))
         if problems:
             raise RulePackError(problems)
+        # `exists` on a key is sent with the kind its typed tests use, so test order never matters.
+        rules = [_align_kinds(rule, {f: k for f, (k, _) in kinds.items()}) for rule in rules]
         items = [((ri, bi), branch) for ri, rule in enumerate(rules) for bi, branch in enumerate(rule.branches)]
         matcher = Matcher(compile_branches(items, "r"))
         digest = hashlib.sha256()
@@ -100,9 +114,15 @@ class RuleBook:
         for g in gestures.values():
             if isinstance(g.cost, str):
                 paths.add(g.cost)
+        by_field: dict[str, list[tuple[int, int]]] = {}
+        for ri, rule in enumerate(rules):
+            for bi, branch in enumerate(rule.branches):
+                for f in dict.fromkeys(a.field for a in branch):
+                    by_field.setdefault(f, []).append((ri, bi))
         return cls(
             packs=list(packs), gestures=gestures, rules=rules, version=digest.hexdigest()[:12],
             matcher=matcher, getters={p: getter(p) for p in sorted(paths) if p != "$s"},
+            branches_by_field=by_field,
         )
 
     def value(self, ctx: Context, path: str) -> Any:

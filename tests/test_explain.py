@@ -76,3 +76,13 @@ def test_result_round_trips_through_json():
     rec = make([WAIVE], [LOYAL])
     e = rec.explain(ctx(customer={"tenure_years": 6}, interaction={"cost": 25}))
     assert Explanation.model_validate_json(e.model_dump_json()) == e
+
+
+def test_missing_inputs_lists_only_fields_whose_absence_blocked_a_rule():
+    rules = [LOYAL, rule("web", {"all": ["interaction.channel eq web", "interaction.sentiment lt 0"]}, "waive_fee")]
+    rec = make([WAIVE], rules)
+    # sentiment is absent too, but the web rule fails on channel anyway: giving sentiment changes nothing
+    res = rec.recommend(ctx(interaction={"cost": 25}))
+    assert res.missing_inputs == ["customer.tenure_years"]
+    res = rec.recommend(ctx(interaction={"cost": 25, "channel": "web"}, customer={"tenure_years": 5}))
+    assert res.missing_inputs == ["interaction.sentiment"]

@@ -90,3 +90,18 @@ def test_a_number_sent_as_text_in_attributes_does_not_match_and_is_reported():
     assert res.type_mismatches == ["interaction.attributes.bay"]
     res = rec.recommend(ctx(interaction={"attributes": {"bay": True}}))
     assert res.gesture_ids() == [] and res.type_mismatches == ["interaction.attributes.bay"]
+
+
+def test_exists_and_a_typed_test_on_one_open_key_agree_whatever_the_rule_order():
+    for order in ((0, 1), (1, 0)):
+        rules = [rule("r1", "interaction.attributes.fee exists", "g1"), rule("r2", "interaction.attributes.fee gt 1", "g2")]
+        rec = make([gesture("g1"), gesture("g2")], [rules[i] for i in order])
+        res = rec.recommend(ctx(interaction={"attributes": {"fee": 5}}))
+        assert sorted(res.gesture_ids()) == ["g1", "g2"] and res.type_mismatches == []
+
+
+def test_exists_alone_on_an_open_key_accepts_any_value_type():
+    rec = make([gesture("g")], [rule("r", "interaction.attributes.flag exists", "g")])
+    for value in (1, "x", True, 2.5):
+        assert rec.recommend(ctx(interaction={"attributes": {"flag": value}})).gesture_ids() == ["g"]
+    assert rec.recommend(ctx()).gesture_ids() == []
