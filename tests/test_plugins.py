@@ -38,12 +38,33 @@ def build(*plugins, **kw):
 WAIT = ctx("x", interaction={"wait_minutes": 15})
 
 
+def test_every_hook_has_a_test():
+    names = set(globals())
+    for hook in HOOKS:
+        assert any(n.startswith("test_hook_") and hook.removeprefix("recommender_") in n for n in names), hook
+
+
+def test_hook_arguments_are_the_public_contract():
+    import inspect
+
+    from recommender import hookspecs
+
+    args = {h: list(inspect.signature(getattr(hookspecs, h)).parameters) for h in HOOKS}
+    assert args == {
+        "recommender_register_gestures": ["register", "business"],
+        "recommender_register_rule_packs": ["register", "business"],
+        "recommender_enrich_context": ["context", "business"],
+        "recommender_adjust_recommendations": ["recommendations", "context"],
+        "recommender_record_outcome": ["outcome"],
+    }
+
+
 def test_hook_names_are_the_public_contract():
     assert HOOKS == ["recommender_register_gestures", "recommender_register_rule_packs",
                      "recommender_enrich_context", "recommender_adjust_recommendations", "recommender_record_outcome"]
 
 
-def test_explicit_plugin_contributes_gestures_and_rules():
+def test_hook_recommender_register_gestures_and_register_rule_packs():
     res = build(Coffee()).recommend(WAIT)
     assert set(res.gesture_ids()) == {"core_thanks", "free_coffee"}
     assert res.warnings == []
@@ -121,7 +142,7 @@ def test_tenants_only_see_their_own_plugins():
     assert rec.rulebook_for({"id": "cafe-1"}).version != rec.rulebook_for({"id": "other"}).version
 
 
-def test_enrich_adds_data_without_mutating_and_bad_data_warns():
+def test_hook_recommender_enrich_context():
     seen = []
 
     class VIP:
@@ -175,7 +196,7 @@ def test_raising_and_slow_plugins_do_not_break_recommend():
         build(Raises(), strict=True).recommend(ctx("x"))
 
 
-def test_adjust_can_rescore_veto_and_annotate_but_not_add():
+def test_hook_recommender_adjust_recommendations():
     class Adjust:
         __name__ = "adjust"
 
@@ -229,7 +250,7 @@ def test_a_plugin_pack_with_an_unknown_gesture_is_left_out_and_others_keep_worki
     assert w.plugin == "bad" and "unknown gesture 'no_such_gesture'" in w.message
 
 
-def test_outcome_observers_are_called():
+def test_hook_recommender_record_outcome():
     seen = []
 
     class Observer:
