@@ -17,8 +17,6 @@ import importlib.metadata
 import importlib.util
 import logging
 import os
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence

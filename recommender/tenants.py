@@ -15,7 +15,7 @@ from typing import Any, Callable
 from pydantic import ValidationError
 
 from .context import Business
-from .errors import PackProblem, RulePackError
+from .errors import RulePackError
 from .packs import Gesture, Pack, load_packs, pack_from_data
 from .plugins import PluginConfig, PluginHost
 from .results import PluginWarning

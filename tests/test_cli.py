@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from helpers import gesture, pack, rule
+from helpers import gesture
 
 PACK = """\
 pack: cli
