@@ -123,3 +123,26 @@ def test_plugins_check_reports_cross_plugin_conflicts(tmp_path):
     p = run("plugins", "--plugins-dir", str(tmp_path), "--check")
     assert p.returncode == 1
     assert "waive_oil_fee (a) conflicts with upsell_oil (b)" in p.stdout
+
+
+def test_recommend_with_a_store_logs_the_decision_and_explain_shows_suppression(rules_dir, tmp_path):
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    ctx = json.dumps({"customer": {"id": "c-5", "tenure_years": 3}, "interaction": {"issue": "flat_tire", "cost": 20}})
+    p = run("recommend", "-", "--rules", str(rules_dir), "--json", "--url", url, stdin=ctx)
+    assert p.returncode == 0, p.stderr
+    decision = json.loads(p.stdout)["decision_id"]
+    assert decision
+    p = run("outcome", decision, "waive_fee", "delivered", "--key", "k1", "--url", url)
+    assert p.returncode == 0, p.stderr + p.stdout
+    p = run("explain", "-", "--rules", str(rules_dir), "--json", "--url", url, stdin=ctx)
+    out = json.loads(p.stdout)
+    assert out["recommendations"] == []
+    (held,) = out["withheld"]
+    assert held["gesture_id"] == "waive_fee" and held["reason"] == "suppressed" and held["available_on"]
+
+
+def test_store_that_is_down_is_a_clear_error(rules_dir):
+    p = run("recommend", "-", "--rules", str(rules_dir), "--url", "postgresql://u:secret@127.0.0.1:1/x",
+            stdin='{"interaction": {"issue": "x"}}')
+    assert p.returncode == 1 and "secret" not in p.stderr and "127.0.0.1:1" in p.stderr
+    assert "Traceback" not in p.stderr

@@ -250,7 +250,9 @@ def test_a_plugin_pack_with_an_unknown_gesture_is_left_out_and_others_keep_worki
     assert w.plugin == "bad" and "unknown gesture 'no_such_gesture'" in w.message
 
 
-def test_hook_recommender_record_outcome():
+def test_hook_recommender_record_outcome(tmp_path):
+    from recommender.memory import open_store
+
     seen = []
 
     class Observer:
@@ -258,12 +260,17 @@ def test_hook_recommender_record_outcome():
 
         @hookimpl
         def recommender_record_outcome(self, outcome):
-            seen.append((outcome.decision_id, outcome.gesture_id, outcome.outcome))
+            seen.append((outcome.decision_id, outcome.gesture_id, outcome.outcome, outcome.customer_id))
 
-    class FakeStore:  # the store itself is tested with real databases in test_memory_*
-        def record_outcome(self, *a, **kw):
-            return types.SimpleNamespace(customer_id="c1")
+    class Raises:
+        __name__ = "raises"
 
-    rec = build(Observer())
-    rec.record_outcome(FakeStore(), "d1", "core_thanks", "accepted", idempotency_key="k1")
-    assert seen == [("d1", "core_thanks", "accepted")]
+        @hookimpl
+        def recommender_record_outcome(self, outcome):
+            raise RuntimeError("reporting down")
+
+    store = open_store(f"sqlite:///{tmp_path / 'm.db'}")
+    rec = build(Observer(), Raises())
+    res = rec.recommend({"customer": {"id": "c1"}, "interaction": {"issue": "x"}}, store=store)
+    rec.record_outcome(store, res.decision_id, "core_thanks", "accepted", idempotency_key="k1")
+    assert seen == [(res.decision_id, "core_thanks", "accepted", "c1")]

@@ -21,6 +21,9 @@ BusinessOpt = typer.Option(None, "--business", help="Tenant id: overrides busine
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
 BudgetOpt = typer.Option(None, "--budget", min=0, help="Per-interaction budget for gesture cost.")
 ExtrasOpt = typer.Option(None, "--max-extras", min=0, help="Cap on 'exceed' extras (default 3).")
+UrlOpt = typer.Option(None, "--url", envvar="RECOMMENDER_DB_URL",
+                      help="Memory store URL (sqlite:///path or postgresql://...): enrich from history, apply "
+                           "contact policy and budgets, log the decision.")
 
 
 def build_recommender(rules: Optional[List[Path]], plugins_dir: Optional[Path] = None, **kwargs: Any) -> Any:
@@ -43,12 +46,18 @@ def _context(source: str, business: Optional[str]) -> Any:
 
 
 def _run(source: str, rules: Optional[List[Path]], plugins_dir: Optional[Path], business: Optional[str],
-         as_json: bool, budget: Optional[float], max_extras: Optional[int], explain: bool) -> None:
+         as_json: bool, budget: Optional[float], max_extras: Optional[int], explain: bool,
+         url: Optional[str] = None) -> None:
     rec = build_recommender(rules, plugins_dir)
     ctx = _context(source, business)
     try:
+        store = None
+        if url:
+            from ..memory import open_store
+
+            store = open_store(url)
         call = rec.explain if explain else rec.recommend
-        result = call(ctx, budget=budget, max_extras=max_extras)
+        result = call(ctx, budget=budget, max_extras=max_extras, store=store)
     except ContextError as exc:
         fail(f"{'<stdin>' if source == '-' else source}: {exc}")
     except RecommenderError as exc:
@@ -83,7 +92,8 @@ def print_result(result: RecommendationResult) -> None:
         out.print(f"rules matched: {', '.join(result.rules_matched) or 'none'} (of {result.rules_evaluated})")
         for nm in result.near_misses:
             out.print(f"[cyan]near miss[/cyan] {nm.rule_id} -> {', '.join(nm.gestures)}: {escape(nm.hint)}")
-    out.print(f"[dim]receipt {result.receipt.id} · ruleset {result.ruleset_version}[/dim]")
+    decision = f" · decision {result.decision_id}" if result.decision_id else ""
+    out.print(f"[dim]receipt {result.receipt.id} · ruleset {result.ruleset_version}{decision}[/dim]")
 
 
 @app.command()
@@ -95,9 +105,10 @@ def recommend(
     as_json: bool = JsonOpt,
     budget: Optional[float] = BudgetOpt,
     max_extras: Optional[int] = ExtrasOpt,
+    url: Optional[str] = UrlOpt,
 ) -> None:
     """Recommend gestures for one interaction context."""
-    _run(context, rules, plugins_dir, business, as_json, budget, max_extras, explain=False)
+    _run(context, rules, plugins_dir, business, as_json, budget, max_extras, explain=False, url=url)
 
 
 @app.command()
@@ -109,9 +120,10 @@ def explain(
     as_json: bool = JsonOpt,
     budget: Optional[float] = BudgetOpt,
     max_extras: Optional[int] = ExtrasOpt,
+    url: Optional[str] = UrlOpt,
 ) -> None:
-    """Recommend, and show every matched rule and near miss."""
-    _run(context, rules, plugins_dir, business, as_json, budget, max_extras, explain=True)
+    """Recommend, and show every matched rule and near miss (never logged as a decision)."""
+    _run(context, rules, plugins_dir, business, as_json, budget, max_extras, explain=True, url=url)
 
 
 rules_app = typer.Typer(help="Check rule packs and print their JSON Schema.", no_args_is_help=True)
