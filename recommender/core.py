@@ -166,15 +166,15 @@ class Recommender:
 
     def record_outcome(self, store: Any, decision_id: str, gesture_id: str, outcome: str, *,
                        idempotency_key: str, note: str | None = None, actual_cost: float | None = None,
-                       tenant: str = "default") -> Any:
-        """Store an outcome, then tell the plugins that observe outcomes."""
+                       tenant: str = "default", vertical: str | None = None) -> Any:
+        """Store an outcome, then tell the plugins selected for the business that observe outcomes."""
         stored = store.record_outcome(decision_id, gesture_id, outcome, idempotency_key=idempotency_key,
                                       note=note, actual_cost=actual_cost, tenant=tenant)
         event = OutcomeEvent(decision_id=decision_id, gesture_id=gesture_id, outcome=outcome,  # type: ignore[arg-type]
                              tenant=tenant, note=note, actual_cost=actual_cost,
                              customer_id=getattr(stored, "customer_id", None))
         warnings: list[PluginWarning] = []
-        for name, fn, args in self._tenant(Business(id=tenant)).observers:
+        for name, fn, args in self._tenant(Business(id=tenant, vertical=vertical)).observers:
             self.host.call(name, "recommender_record_outcome", fn, args, {"outcome": event}, warnings)
         return stored
 
@@ -255,20 +255,26 @@ class Recommender:
                 cand = cands.pop(hold.gesture_id, None)
                 if cand is not None:
                     holds.append((cand, hold))
-        decision = arbitrate(list(cands.values()), ctx,
-                             budget=ctx.interaction.budget if budget is None else budget,
-                             max_extras=self.max_extras if max_extras is None else max_extras)
         absent = {p for p in book.matcher.fields if p not in mismatched and getters[p](ctx) is None}
         truth = book.atom_truth(ctx) if absent or explain else set()
         missing = blocking_missing(book, truth, absent, set(matched)) if absent else set()
-        recs = [recommendation(c, ctx, book, missing) for c in decision.chosen]
-        held = [withheld(c, reason, detail) for c, reason, detail in decision.withheld]
+        limits = dict(budget=ctx.interaction.budget if budget is None else budget,
+                      max_extras=self.max_extras if max_extras is None else max_extras)
+        vetoed: list[Withheld] = []
+        for _ in range(2):  # a plugin's veto frees its place: arbitrate once more without it
+            out = {w.gesture_id for w in vetoed}
+            decision = arbitrate([c for g, c in cands.items() if g not in out], ctx, **limits)
+            recs = [recommendation(c, ctx, book, missing) for c in decision.chosen]
+            if not (tenant.adjusters and recs):
+                break
+            recs, new_vetoes = self._adjust(tenant, ctx, recs, warnings)
+            vetoed.extend(new_vetoes)
+            if not new_vetoes:
+                break
+        held = [withheld(c, reason, detail) for c, reason, detail in decision.withheld] + vetoed
         for cand, hold in holds:
             w = withheld(cand, "needs_approval" if hold.reason == "abuse_review" else hold.reason, hold.detail)
             held.append(w.model_copy(update={"available_on": hold.available_on}))
-        if tenant.adjusters and recs:
-            recs, vetoed = self._adjust(tenant, ctx, recs, warnings)
-            held.extend(vetoed)
         chash = context_hash(ctx)
         fields: dict[str, Any] = dict(
             recommendations=recs,

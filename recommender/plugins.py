@@ -112,6 +112,9 @@ class PluginHost:
         except pluggy.PluginValidationError as exc:
             self._warn(name, "register", f"{exc} ({path or source})")
             return False
+        except ValueError as exc:  # the same object already registered under another name
+            self._warn(name, "register", f"{exc} ({path or source})")
+            return False
         if not self._check(name, path or source):
             return False
         hooks = sorted(h.name for h in self.pm.get_hookcallers(self.pm.get_plugin(name)) or [])

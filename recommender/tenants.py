@@ -92,8 +92,11 @@ def build_tenant(host: PluginHost, config: PluginConfig, business: Business) -> 
                     raise
                 host.warn(name, hook, f"rule pack rejected: {exc}", warnings)
                 by_plugin[name] = []
+    # Built-ins first: a clash between a plugin and the core packs is then reported on the
+    # plugin's pack, and that plugin is left out rather than the core.
+    order = sorted(by_plugin, key=lambda n: host.infos[n].source != "builtin")
     while True:
-        packs = [p for name in by_plugin for p in by_plugin[name]]
+        packs = [p for name in order for p in by_plugin[name]]
         try:
             book = RuleBook.build(packs)
             break

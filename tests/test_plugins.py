@@ -274,3 +274,48 @@ def test_hook_recommender_record_outcome(tmp_path):
     res = rec.recommend({"customer": {"id": "c1"}, "interaction": {"issue": "x"}}, store=store)
     rec.record_outcome(store, res.decision_id, "core_thanks", "accepted", idempotency_key="k1")
     assert seen == [(res.decision_id, "core_thanks", "accepted", "c1")]
+
+
+def test_a_veto_frees_its_place_for_the_next_extra():
+    gs = [gesture(f"x{i}", "exceed", i) for i in range(4)]
+    extras = Recommender([], packs=[pack(gs, [rule("all", "interaction.issue exists", [g["id"] for g in gs])])],
+                         autoload=False, max_extras=2)
+    assert extras.recommend(ctx("x")).gesture_ids() == ["x0", "x1"]
+
+    class VetoCheapest:
+        __name__ = "veto"
+
+        @hookimpl
+        def recommender_adjust_recommendations(self, recommendations):
+            return [r for r in recommendations if r.gesture_id != "x0"]
+
+    rec = Recommender([], packs=[pack(gs, [rule("all", "interaction.issue exists", [g["id"] for g in gs])])],
+                      plugins=[VetoCheapest()], autoload=False, max_extras=2)
+    res = rec.recommend(ctx("x"))
+    assert res.gesture_ids() == ["x1", "x2"]
+    assert [(w.gesture_id, w.reason) for w in res.withheld if w.reason == "vetoed"] == [("x0", "vetoed")]
+
+
+def test_the_same_plugin_object_under_two_names_warns_instead_of_crashing():
+    coffee = Coffee()
+    rec = Recommender([], packs=[BASE], plugins=[coffee], autoload=False)
+    rec.host.register(coffee, "coffee_again", "explicit")
+    assert any(w.plugin == "coffee_again" for w in rec.host.load_warnings)
+    assert "free_coffee" in rec.recommend(WAIT).gesture_ids()
+
+
+def test_a_plugin_using_a_core_field_with_another_type_is_left_out_not_the_core():
+    core = pack([gesture("core_bay")], [rule("core-bay", "interaction.attributes.bay eq front", "core_bay")], "core")
+
+    class Clash:
+        __name__ = "clash"
+
+        @hookimpl
+        def recommender_register_rule_packs(self, register):
+            register(pack([gesture("clash_g")], [rule("clash-bay", "interaction.attributes.bay gt 3", "clash_g")], "clash"))
+
+    rec = Recommender([], packs=[core], plugins=[Clash()], autoload=False)
+    res = rec.recommend(ctx("x", interaction={"attributes": {"bay": "front"}}))
+    assert res.gesture_ids() == ["core_bay"]
+    (w,) = res.warnings
+    assert w.plugin == "clash" and "interaction.attributes.bay is compared as a number" in w.message

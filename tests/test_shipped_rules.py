@@ -77,7 +77,7 @@ def test_discretionary_gestures_need_genuine_or_super_authority(rec: Recommender
 FLAT_TIRE = ctx({"name": "Maria", "tenure_years": 6, "lifetime_value": 2400}, vertical="auto_repair",
                 issue="flat_tire", cost=25)
 OIL_CHANGE = ctx({"name": "Sam", "tenure_years": 0.1}, vertical="auto_repair", issue="oil_change", cost=60)
-HOME_BUYER = ctx({"name": "Aino", "tenure_years": 3, "life_events": ["home_purchase"]}, vertical="insurance",
+HOME_BUYER = ctx({"name": "Aino", "tenure_years": 3, "life_events": ["home_purchase"], "consents": ["partner_referrals"]}, vertical="insurance",
                  issue="policy_review")
 
 
@@ -108,14 +108,14 @@ def test_insurance_client_buying_a_home_is_referred_to_realtor_or_lender(rec: Re
 
 def test_insurance_issue_alone_identifies_the_insurance_client(rec: Recommender) -> None:
     # No business.vertical: the policy review is enough to see an insurance client.
-    result = rec.explain(ctx({"tenure_years": 3, "life_events": ["home_purchase"]}, issue="policy_review"))
+    result = rec.explain(ctx({"tenure_years": 3, "life_events": ["home_purchase"], "consents": ["partner_referrals"]}, issue="policy_review"))
     assert "home-purchase-financial-client" in result.rules_matched
     assert "refer_realtor_or_lender" in result.gesture_ids()
 
 
 def test_insurance_vertical_alone_identifies_the_insurance_client(rec: Recommender) -> None:
     # An issue no rule lists: the business vertical is enough.
-    home = {"tenure_years": 3, "life_events": ["home_purchase"]}
+    home = {"tenure_years": 3, "life_events": ["home_purchase"], "consents": ["partner_referrals"]}
     result = rec.explain(ctx(home, vertical="insurance", issue="general_enquiry"))
     assert "home-purchase-financial-client" in result.rules_matched
     other = rec.explain(ctx(home, vertical="auto_repair", issue="general_enquiry"))
@@ -244,11 +244,11 @@ CASES = [
      ctx({"tenure_years": 0.1}, issue="oil_change", cost=60),
      ctx({"tenure_years": 0.1}, issue="engine_rebuild", cost=60)),
     ("referrals", "home-purchase-financial-client", "refer_realtor_or_lender",
-     ctx({"life_events": ["home_purchase"]}, vertical="insurance", issue="policy_review"),
+     ctx({"life_events": ["home_purchase"], "consents": ["partner_referrals"]}, vertical="insurance", issue="policy_review"),
      ctx({"life_events": ["new_baby"]}, vertical="insurance", issue="policy_review")),
     ("referrals", "new-car-insurance-referral", "refer_insurance_agent",
-     ctx({"life_events": ["new_car"]}, vertical="auto_repair", issue="oil_change"),
-     ctx({"life_events": ["new_car"]}, vertical="insurance", issue="oil_change")),
+     ctx({"life_events": ["new_car"], "consents": ["partner_referrals"]}, vertical="auto_repair", issue="oil_change"),
+     ctx({"life_events": ["new_car"], "consents": ["partner_referrals"]}, vertical="insurance", issue="oil_change")),
     ("follow_up", "helpdesk-ticket-follow-up", "ticket_follow_up",
      ctx(issue="software_bug", channel="helpdesk"),
      ctx(issue="software_bug", channel="email")),
@@ -309,3 +309,16 @@ def test_very_long_tenure_moderate_fee_needs_senior_staff(rec: Recommender) -> N
     assert "waive_moderate_fee" in rec.recommend({**context, "staff": {"level": "super"}}).gesture_ids()
     shorter = ctx({"tenure_years": 9}, issue="brake_repair", cost=80)
     assert "waive_moderate_fee" not in everything_offered(rec.recommend({**shorter, "staff": {"level": "super"}}))
+
+
+def test_no_referral_without_consent_ask_first(rec: Recommender) -> None:
+    """A referral shares the customer's details: without recorded consent, ask; never refer."""
+    for event in ("home_purchase", "new_baby", "new_car", "moving", "retirement"):
+        result = rec.recommend(ctx({"tenure_years": 3, "life_events": [event]}, vertical="insurance",
+                                   issue="policy_review"))
+        ids = result.gesture_ids() + [w.gesture_id for w in result.withheld + result.needs_approval]
+        assert not any(g.startswith("refer_") for g in ids), (event, ids)
+        assert "ask_referral_consent" in result.gesture_ids(), (event, ids)
+    said_no = ctx({"life_events": ["home_purchase"], "preferences": {"partner_referrals": False}},
+                  vertical="insurance", issue="policy_review")
+    assert "ask_referral_consent" not in rec.recommend(said_no).gesture_ids()
