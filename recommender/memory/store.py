@@ -527,6 +527,17 @@ class Store:
 
         return self._write(write)  # type: ignore[no-any-return]
 
+    def recent_outcomes(self, tenant: str, limit: int = 20) -> list[OutcomeRecord]:
+        """The tenant's latest outcomes, newest first (the agent console's feed)."""
+        check_tenant(tenant)
+
+        def load(conn: Connection) -> list[OutcomeRecord]:
+            rows = conn.execute(select(_O).where(_O.c.tenant == tenant)
+                                .order_by(_O.c.recorded_at.desc(), _O.c.id.desc()).limit(max(1, min(limit, 500))))
+            return [_outcome_record(r) for r in rows]
+
+        return self._read(load)  # type: ignore[no-any-return]
+
     def get_decision(self, decision_id: str, tenant: str | None = None) -> DecisionRecord:
         """A logged decision with its gestures and outcomes."""
 

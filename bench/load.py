@@ -1,0 +1,272 @@
+"""Load test of the HTTP service: recommendations against a trivial endpoint, same server, same run.
+
+    python bench/load.py                       # starts `recommender serve` itself (1 worker)
+    python bench/load.py --workers 2 --duration 20
+    python bench/load.py --url http://127.0.0.1:8000 --api-key rk_...   # a running server
+
+Several concurrent clients (keep-alive connections, a lean asyncio HTTP/1.1 client so the
+load generator costs the machine as little as possible) drive ``GET /healthz`` and then
+``POST /v1/recommendations`` (the bundled example contexts, in turn), each for half of
+``--duration`` seconds, in alternating turns (``--rounds``) after a short warm-up each. Prints requests/s, p50/p99 latency and the
+error count of each, and the ratio of their throughputs. Target: zero errors and
+recommendations at >= half the trivial endpoint's throughput (``--check`` exits 1 when
+missed). Loopback addresses only: the run is bounded in time and never leaves the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Phase:
+    name: str
+    method: str
+    path: str
+    bodies: list[bytes] = field(default_factory=lambda: [b""])
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    statuses: dict[int, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        lat = sorted(self.latencies)
+
+        def pct(p: float) -> float:
+            if not lat:
+                return float("nan")
+            return lat[min(len(lat) - 1, int(round(p / 100 * (len(lat) - 1))))] * 1000
+
+        total = len(self.latencies) + self.errors
+        return {"endpoint": f"{self.method} {self.path}", "requests": total,
+                "rps": round(len(self.latencies) / self.seconds, 1) if self.seconds else 0.0,
+                "p50_ms": round(pct(50), 2), "p99_ms": round(pct(99), 2), "errors": self.errors,
+                "statuses": {str(k): v for k, v in sorted(self.statuses.items())}}
+
+
+def loopback_only(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme != "http":
+        raise SystemExit(f"only http:// URLs are supported, got {url!r}")
+    if host != "localhost":
+        try:
+            if not ipaddress.ip_address(host).is_loopback:
+                raise ValueError
+        except ValueError:
+            raise SystemExit(f"refusing to load-test {host!r}: loopback addresses only (127.0.0.0/8, ::1, localhost)") from None
+    return host, parts.port or 80
+
+
+def request_bytes(phase: Phase, host: str, port: int, api_key: str | None, body: bytes) -> bytes:
+    lines = [f"{phase.method} {phase.path} HTTP/1.1", f"Host: {host}:{port}", "Connection: keep-alive"]
+    if api_key:
+        lines.append(f"X-API-Key: {api_key}")
+    if phase.method == "POST":
+        lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+async def read_response(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    if length:
+        await reader.readexactly(length)
+    return status
+
+
+async def connect_and_prime(phase: Phase, host: str, port: int, api_key: str | None) -> tuple[Any, Any, list[bytes]]:
+    """Open a keep-alive connection and send every request body once, unmeasured (the first
+    use of a business vertical compiles its rulebook: a one-time cost, not throughput)."""
+    reader, writer = await asyncio.open_connection(host, port)
+    requests = [request_bytes(phase, host, port, api_key, b) for b in phase.bodies]
+    for payload in requests:
+        writer.write(payload)
+        await read_response(reader)
+    return reader, writer, requests
+
+
+async def client_loop(phase: Phase, conn: tuple[Any, Any, list[bytes]], host: str, port: int, until: float,
+                      record_from: float, offset: int) -> None:
+    reader, writer, requests = conn
+    i = offset
+    try:
+        while True:
+            now = time.perf_counter()
+            if now >= until:
+                break
+            payload = requests[i % len(requests)]
+            i += 1
+            start = time.perf_counter()
+            try:
+                writer.write(payload)
+                status = await read_response(reader)
+            except (OSError, asyncio.IncompleteReadError, ValueError):
+                if start >= record_from:
+                    phase.errors += 1
+                writer.close()
+                reader, writer = await asyncio.open_connection(host, port)
+                continue
+            elapsed = time.perf_counter() - start
+            if start < record_from:
+                continue  # warm-up
+            phase.statuses[status] = phase.statuses.get(status, 0) + 1
+            if status >= 400:
+                phase.errors += 1
+            else:
+                phase.latencies.append(elapsed)
+    finally:
+        writer.close()
+
+
+async def run_phase(phase: Phase, host: str, port: int, api_key: str | None, seconds: float,
+                    concurrency: int, warmup: float) -> None:
+    conns = await asyncio.gather(*(connect_and_prime(phase, host, port, api_key) for _ in range(concurrency)))
+    start = time.perf_counter()
+    record_from = start + warmup
+    until = record_from + seconds
+    await asyncio.gather(*(client_loop(phase, conn, host, port, until, record_from, n)
+                           for n, conn in enumerate(conns)))
+    phase.seconds += seconds
+
+
+def example_bodies() -> list[bytes]:
+    sys.path.insert(0, str(ROOT))
+    from recommender.examples import load_examples
+
+    return [json.dumps(ctx).encode() for _, _, ctx in load_examples()]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(workers: int, extra: list[str], plugins: bool = True) -> tuple[subprocess.Popen[bytes], str, str, Path]:
+    """`recommender serve` with a throw-away API key from a config file."""
+    import hashlib
+    import secrets
+
+    port = free_port()
+    key = "bench_" + secrets.token_hex(16)
+    tmp = Path(tempfile.mkdtemp(prefix="recommender-bench-"))
+    cfg = tmp / "bench.toml"
+    cfg.write_text(f'log_level = "warning"\nautoload_plugins = {"true" if plugins else "false"}\n\n[[api_keys]]\nname = "bench"\ntenant = "default"\n'
+                   f'scopes = ["recommend"]\nhash = "sha256:{hashlib.sha256(key.encode()).hexdigest()}"\n')
+    launch = "import sys; from recommender.cli import main; sys.argv[0] = 'recommender'; main()"
+    log = tmp / "server.log"
+    proc = subprocess.Popen([sys.executable, "-c", launch, "serve", "--config", str(cfg), "--host", "127.0.0.1",
+                             "--port", str(port), "--workers", str(workers), *extra],
+                            stdout=open(log, "wb"), stderr=subprocess.STDOUT, cwd=str(ROOT))
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited ({proc.returncode}):\n{log.read_text()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                if b" 200 " in s.recv(100):
+                    # all workers up: give the others a moment
+                    time.sleep(0.5 * (workers - 1))
+                    return proc, url, key, log
+        except OSError:
+            pass
+        time.sleep(0.2)
+    proc.terminate()
+    raise SystemExit(f"server not ready:\n{log.read_text()}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--url", help="A running server (loopback only); default: start one")
+    ap.add_argument("--api-key", default=os.environ.get("RECOMMENDER_API_KEY"))
+    ap.add_argument("--duration", type=float, default=10.0, help="Total measured seconds (split over the two endpoints)")
+    ap.add_argument("--warmup", type=float, default=0.5, help="Seconds of unmeasured warm-up per turn")
+    ap.add_argument("--rounds", type=int, default=5, help="Turns each endpoint takes (alternating)")
+    ap.add_argument("--concurrency", type=int, default=8, help="Concurrent clients (connections)")
+    ap.add_argument("--workers", type=int, default=1, help="Worker processes of the server this starts")
+    ap.add_argument("--serve-arg", action="append", default=[], help="Extra `recommender serve` argument")
+    ap.add_argument("--no-plugins", action="store_true",
+                    help="Start the server without the plugins installed as entry points (autoload_plugins = false)")
+    ap.add_argument("--json", action="store_true", help="Print JSON")
+    ap.add_argument("--check", action="store_true", help="Exit 1 unless zero errors and ratio >= 0.5")
+    args = ap.parse_args(argv)
+    if not (0 < args.duration <= 600):
+        raise SystemExit("--duration must be in (0, 600] seconds")
+    if not (1 <= args.rounds <= 100):
+        raise SystemExit("--rounds must be in [1, 100]")
+    if not (1 <= args.concurrency <= 256):
+        raise SystemExit("--concurrency must be in [1, 256]")
+
+    proc = None
+    if args.url:
+        url, key = args.url, args.api_key
+    else:
+        proc, url, key, _ = start_server(args.workers, args.serve_arg, plugins=not args.no_plugins)
+    host, port = loopback_only(url)
+    try:
+        trivial = Phase("trivial", "GET", "/healthz")
+        recs = Phase("recommendations", "POST", "/v1/recommendations", bodies=example_bodies())
+        half = args.duration / 2
+        slot = half / args.rounds
+        try:  # the leanest event loop, so the load generator takes as little CPU as it can
+            import uvloop
+            run = uvloop.run
+        except ImportError:  # pragma: no cover
+            run = asyncio.run
+        # The endpoints take turns (trivial, recommendations, trivial, ...), so a change in
+        # the machine's background load during the run affects both alike.
+        for _ in range(args.rounds):
+            run(run_phase(trivial, host, port, key, slot, args.concurrency, args.warmup))
+            run(run_phase(recs, host, port, key, slot, args.concurrency, args.warmup))
+    finally:
+        if proc is not None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    a, b = trivial.summary(), recs.summary()
+    ratio = round(b["rps"] / a["rps"], 3) if a["rps"] else 0.0
+    report = {"url": url, "workers": args.workers if proc is not None else None, "concurrency": args.concurrency,
+              "rounds": args.rounds,
+              "plugins": (not args.no_plugins) if proc is not None else None,
+              "seconds_per_endpoint": half, "cpus": os.cpu_count(), "trivial": a, "recommendations": b,
+              "ratio": ratio, "target_met": a["errors"] == 0 and b["errors"] == 0 and ratio >= 0.5}
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"{'endpoint':<28} {'requests':>9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+        for s in (a, b):
+            print(f"{s['endpoint']:<28} {s['requests']:>9} {s['rps']:>9.1f} {s['p50_ms']:>8.2f} "
+                  f"{s['p99_ms']:>8.2f} {s['errors']:>7}")
+        print(f"ratio recommendations/trivial: {ratio:.3f} (target >= 0.5, zero errors: "
+              f"{'met' if report['target_met'] else 'MISSED'})")
+    return 0 if (report["target_met"] or not args.check) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

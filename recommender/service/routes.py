@@ -1,0 +1,445 @@
+"""The HTTP endpoints: ``/v1/...`` (authenticated), ``/healthz``, ``/readyz``, ``/metrics``."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any, Callable, Literal
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from ..context import Business, Context
+from ..errors import RecommenderError
+from ..memory.records import CustomerView, OutcomeRecord
+from ..results import Explanation, RecommendationResult
+from .auth import AuthError, NoAuth, Principal, extract_key
+from .errors import (
+    ERROR_RESPONSES,
+    ErrorBody,
+    FieldError,
+    ServiceError,
+    recommender_error_response,
+    store_error,
+    validation_error,
+)
+from .metrics import CONTENT_TYPE_LATEST
+
+__all__ = ["router", "root_router"]
+
+GestureId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,79}$")]
+
+#: The security schemes of every /v1 operation (added to the OpenAPI document by the app).
+SECURITY_SCHEMES = {
+    "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+    "Bearer": {"type": "http", "scheme": "bearer", "description": "The API key as a bearer token"},
+}
+SECURITY: list[dict[str, list[str]]] = [{"ApiKey": []}, {"Bearer": []}]
+
+
+def _state(request: Request) -> Any:
+    return request.app.state.service
+
+
+# -- auth ----------------------------------------------------------------------
+
+
+async def _authenticate(request: Request) -> Principal:
+    svc = _state(request)
+    verifier = svc.verifier
+    key = extract_key(request.headers)
+    if isinstance(verifier, NoAuth):
+        return verifier.verify(key)
+    if key is None:
+        raise AuthError(401, "unauthorized", "missing API key: send X-API-Key or Authorization: Bearer")
+    if len(key) > 512:
+        raise AuthError(401, "unauthorized", "unknown API key")
+    if verifier.blocking:
+        cached = getattr(verifier, "cached", None)
+        principal = cached(key) if cached is not None else None
+        if principal is None:
+            principal = await run_in_threadpool(verifier.verify, key)
+    else:
+        principal = verifier.verify(key)
+    if principal is None:
+        raise AuthError(401, "unauthorized", "unknown or revoked API key")
+    return principal
+
+
+async def authorize(request: Request, scope: str | None) -> Principal:
+    principal = await _authenticate(request)
+    if scope is not None and not principal.can(scope):
+        raise AuthError(403, "forbidden_scope", f"this API key lacks the {scope!r} scope")
+    return principal
+
+
+def require(scope: str | None) -> Callable[..., Any]:
+    """A dependency: the caller's :class:`Principal`, which must hold ``scope`` (None: any)."""
+
+    async def dependency(request: Request) -> Principal:
+        return await authorize(request, scope)
+
+    dependency.__name__ = f"require_{scope or 'key'}"
+    return dependency
+
+
+def _bind_tenant(ctx: Context, principal: Principal) -> Context:
+    """The context with business.id set to the key's tenant (403 if it names another)."""
+    given = "business" in ctx.model_fields_set and "id" in ctx.business.model_fields_set
+    tenant = principal.tenant_for(ctx.business.id if given else None)
+    if tenant is None or tenant == ctx.business.id:
+        return ctx
+    return ctx.model_copy(update={"business": ctx.business.model_copy(update={"id": tenant})})
+
+
+def _tenant(principal: Principal, requested: str | None) -> str:
+    return principal.tenant_for(requested) or "default"
+
+
+def _json(model: BaseModel, version: str, status: int = 200) -> Response:
+    return Response(model.model_dump_json(), status_code=status, media_type="application/json",
+                    headers={"X-Ruleset-Version": version})
+
+
+def _need_store(svc: Any, what: str) -> Any:
+    if svc.store is None:
+        raise ServiceError(404, "no_store", f"{what}: no memory store is configured on this server "
+                                            "(start it with --store-url / RECOMMENDER_STORE_URL)")
+    return svc.store
+
+
+async def _store_call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    try:
+        return await run_in_threadpool(fn, *args, **kwargs)
+    except RecommenderError as exc:
+        mapped = store_error(exc)
+        if mapped is not None:
+            raise mapped from None
+        raise
+
+
+# -- models ----------------------------------------------------------------------
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class OutcomeIn(_In):
+    gesture_id: GestureId
+    outcome: Literal["offered", "accepted", "declined", "delivered"]
+    note: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    actual_cost: Annotated[float, Field(ge=0, le=1e12, allow_inf_nan=False)] | None = None
+
+
+class GestureOut(BaseModel):
+    id: str
+    title: str
+    category: str
+    tier: str
+    cost: float | str = Field(description="A number, or the context field the cost is read from")
+    authority: str
+    script: str
+    agent_note: str | None = None
+    exclusive_group: str | None = None
+    conflicts_with: list[str] = Field(default_factory=list)
+    follow_up_days: int | None = None
+    source: str = ""
+
+
+class GesturesOut(BaseModel):
+    ruleset_version: str
+    business: str
+    gestures: list[GestureOut]
+
+
+class PackOut(BaseModel):
+    name: str
+    version: str
+    description: str = ""
+    source: str
+    digest: str
+    gestures: int
+    rules: int
+
+
+class RulePacksOut(BaseModel):
+    ruleset_version: str
+    business: str
+    packs: list[PackOut]
+
+
+class PluginOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    version: str | None = None
+    source: str | None = None
+
+
+class PluginsOut(BaseModel):
+    ruleset_version: str
+    plugins: list[PluginOut]
+
+
+class ReloadOut(BaseModel):
+    ruleset_version: str
+    previous_version: str
+    changed: bool
+    workers_signalled: bool = Field(description="True when the reload was also sent to the other worker processes")
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+    ruleset_version: str
+
+
+class ReadyCheck(BaseModel):
+    ok: bool
+    detail: str = ""
+
+
+class ReadyOut(BaseModel):
+    ready: bool
+    ruleset_version: str
+    checks: dict[str, ReadyCheck]
+
+
+# -- /v1 -------------------------------------------------------------------------
+
+router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
+root_router = APIRouter()
+
+# The two hot endpoints parse their input themselves (pydantic's JSON parser straight
+# from the bytes, no per-request dependency resolution): their parameters and body are
+# declared for the OpenAPI document here.
+_DECIDE_PARAMETERS = [
+    {"name": "budget", "in": "query", "required": False,
+     "description": "Per-interaction budget (overrides interaction.budget)",
+     "schema": {"type": "number", "minimum": 0, "maximum": 1e12}},
+    {"name": "max_extras", "in": "query", "required": False, "description": "Cap on 'exceed' extras",
+     "schema": {"type": "integer", "minimum": 0, "maximum": 100}},
+]
+_DECIDE_OPENAPI = {
+    "parameters": _DECIDE_PARAMETERS,
+    "requestBody": {"required": True, "description": "The interaction context",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Context"}}}},
+}
+
+
+def _query_number(request: Request, name: str, kind: type, low: float, high: float) -> Any:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = kind(raw)
+        if value != value or not (low <= value <= high):  # NaN or out of range
+            raise ValueError
+    except ValueError:
+        what = "an integer" if kind is int else "a number"
+        raise ServiceError(422, "invalid_request", f"query.{name}: must be {what} from {low:g} to {high:g}",
+                           errors=[FieldError(field=f"query.{name}", message=f"must be {what} from {low:g} to {high:g}")]) from None
+    return value
+
+
+async def _decide_input(request: Request) -> tuple[Principal, Context, float | None, int | None]:
+    principal = await authorize(request, "recommend")
+    budget = _query_number(request, "budget", float, 0, 1e12)
+    max_extras = _query_number(request, "max_extras", int, 0, 100)
+    body = await request.body()
+    try:
+        context = Context.model_validate_json(body)
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+    return principal, _bind_tenant(context, principal), budget, max_extras
+
+
+@router.post("/recommendations", response_model=RecommendationResult, tags=["recommend"],
+             summary="Rank the gestures worth making now", openapi_extra=_DECIDE_OPENAPI)
+async def post_recommendation(request: Request) -> Response:
+    """Context in, ranked gestures out. With a memory store the decision is logged and
+    ``decision_id`` is set (cite it when recording outcomes)."""
+    svc = _state(request)
+    _, ctx, budget, max_extras = await _decide_input(request)
+    result = await svc.call(svc.recommender.recommend, ctx, budget=budget, max_extras=max_extras, store=svc.store)
+    svc.metrics.count_result(result)
+    return _json(result, result.ruleset_version)
+
+
+@router.post("/explain", response_model=Explanation, tags=["recommend"],
+             summary="Recommend, with every matched rule and near miss (never logged)", openapi_extra=_DECIDE_OPENAPI)
+async def post_explain(request: Request) -> Response:
+    svc = _state(request)
+    _, ctx, budget, max_extras = await _decide_input(request)
+    result = await svc.call(svc.recommender.explain, ctx, budget=budget, max_extras=max_extras, store=svc.store)
+    return _json(result, result.ruleset_version)
+
+
+@router.post("/decisions/{decision_id}/outcomes", response_model=OutcomeRecord, status_code=201, tags=["memory"],
+             summary="Record what happened to a recommended gesture",
+             responses={200: {"model": OutcomeRecord, "description": "Replay: this Idempotency-Key was already "
+                                                                     "recorded with the same payload"},
+                        404: {"model": ErrorBody, "description": "Unknown decision (or one of another tenant), "
+                                                                 "a gesture the decision did not list, or no store"},
+                        409: {"model": ErrorBody, "description": "Idempotency-Key reused with another payload, "
+                                                                 "outcome already recorded, or a budget would be "
+                                                                 "overspent (nothing recorded)"},
+                        503: {"model": ErrorBody, "description": "The store is unavailable"}})
+async def post_outcome(request: Request, body: OutcomeIn,
+                       decision_id: Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")],
+                       idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1,
+                                                                     max_length=200, pattern=r"^[\x21-\x7e]+$")] = None,
+                       principal: Principal = Depends(require("outcome"))) -> Response:
+    """``delivered`` spends the tenant's budget. Retries with the same ``Idempotency-Key``
+    header record the outcome once (200 on a replay, 201 when new); without the header
+    every call is a new outcome."""
+    svc = _state(request)
+    store = _need_store(svc, "outcomes")
+    key = idempotency_key or f"auto:{uuid.uuid4().hex}"
+    tenant = principal.tenant_for(None)
+    if tenant is None:  # no-auth mode: act for the tenant that owns the decision
+        tenant = (await _store_call(store.get_decision, decision_id)).tenant
+    record = getattr(svc.recommender, "record_outcome", None)  # the core also tells outcome plugins
+    if record is not None:
+        result = await _store_call(record, store, decision_id, body.gesture_id, body.outcome, idempotency_key=key,
+                                   note=body.note, actual_cost=body.actual_cost, tenant=tenant)
+    else:  # pragma: no cover
+        result = await _store_call(store.record_outcome, decision_id, body.gesture_id, body.outcome,
+                                   idempotency_key=key, note=body.note, actual_cost=body.actual_cost, tenant=tenant)
+    if not result.replayed:
+        svc.metrics.outcomes.labels(body.outcome).inc()
+    return _json(result, svc.version(), 200 if result.replayed else 201)
+
+
+async def _book(svc: Any, tenant: str) -> Any:
+    """The tenant's rulebook (built off the event loop the first time)."""
+    return await run_in_threadpool(svc.recommender.rulebook_for, Business(id=tenant))
+
+
+@router.get("/gestures", response_model=GesturesOut, tags=["rules"], summary="Gestures in force")
+async def get_gestures(request: Request, principal: Principal = Depends(require(None))) -> Response:
+    """The gestures of the caller's tenant (as selected for its business id)."""
+    svc = _state(request)
+    tenant = _tenant(principal, None)
+    book = await _book(svc, tenant)
+    gestures = [GestureOut(**g.model_dump(), source=g.source) for g in book.gestures.values()]
+    return _json(GesturesOut(ruleset_version=book.version, business=tenant, gestures=gestures), book.version)
+
+
+@router.get("/rulepacks", response_model=RulePacksOut, tags=["rules"], summary="Rule packs in force, with the version")
+async def get_rulepacks(request: Request, principal: Principal = Depends(require(None))) -> Response:
+    """The packs in force for the caller's tenant, and the ruleset version."""
+    svc = _state(request)
+    tenant = _tenant(principal, None)
+    book = await _book(svc, tenant)
+    packs = [PackOut(name=p.name, version=p.version, description=p.description, source=p.source, digest=p.digest,
+                     gestures=len(p.gestures), rules=len(p.rules)) for p in book.packs]
+    return _json(RulePacksOut(ruleset_version=book.version, business=tenant, packs=packs), book.version)
+
+
+@router.get("/plugins", response_model=PluginsOut, tags=["rules"], summary="Plugins loaded")
+async def get_plugins(request: Request, principal: Principal = Depends(require(None))) -> Response:
+    svc = _state(request)
+    info: list[Any] = getattr(svc.recommender, "plugin_info", lambda: [])()
+    plugins = [PluginOut.model_validate(_jsonable(i)) for i in info]
+    return _json(PluginsOut(ruleset_version=svc.version(), plugins=plugins), svc.version())
+
+
+@router.get("/customers/{customer_id}", response_model=CustomerView, tags=["memory"],
+            summary="A customer's profile and history (needs a store)",
+            responses={404: {"model": ErrorBody, "description": "Unknown customer, or no store configured"},
+                       503: {"model": ErrorBody, "description": "The store is unavailable"}})
+async def get_customer(request: Request,
+                       customer_id: Annotated[str, Path(min_length=1, max_length=2000)],
+                       principal: Principal = Depends(require("recommend")),
+                       tenant: Annotated[str | None, Query(max_length=128, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$",
+                                                           description="The tenant to read; defaults to the key's "
+                                                                       "(another tenant's is 403)")] = None,
+                       limit: Annotated[int, Query(ge=1, le=1000, description="Visits and gestures listed")] = 20) -> Response:
+    """A tenant only sees its own customers."""
+    svc = _state(request)
+    store = _need_store(svc, "customers")
+    t = _tenant(principal, tenant)
+    view = await _store_call(store.customer, t, customer_id, limit=limit)
+    if not view.known:
+        raise ServiceError(404, "not_found", f"no customer {customer_id!r} is known for tenant {t!r}")
+    return _json(view, svc.version())
+
+
+@router.post("/admin/reload", response_model=ReloadOut, tags=["admin"], summary="Hot-reload the rule packs",
+             responses={422: {"model": ErrorBody, "description": "A pack is broken (file:line problems); "
+                                                                  "the running version stays active"}})
+async def post_reload(request: Request, principal: Principal = Depends(require("admin"))) -> Response:
+    from .app import fan_out_reload
+
+    svc = _state(request)
+    previous = svc.version()
+    try:
+        version = await run_in_threadpool(svc.reload)
+    except RecommenderError as exc:
+        return recommender_error_response(exc, svc.version())
+    signalled = fan_out_reload()
+    out = ReloadOut(ruleset_version=version, previous_version=previous, changed=version != previous,
+                    workers_signalled=signalled)
+    return _json(out, version)
+
+
+# -- probes and metrics ----------------------------------------------------------
+
+
+@root_router.get("/healthz", response_model=HealthOut, tags=["probes"], summary="Alive")
+async def healthz(request: Request) -> Response:
+    version = _state(request).version()
+    return Response(b'{"status":"ok","ruleset_version":"%s"}' % version.encode(), media_type="application/json",
+                    headers={"X-Ruleset-Version": version})
+
+
+@root_router.get("/readyz", response_model=ReadyOut, tags=["probes"], summary="Rules loaded and store reachable",
+                 responses={503: {"model": ReadyOut, "description": "Not ready"}})
+async def readyz(request: Request) -> Response:
+    svc = _state(request)
+    checks: dict[str, ReadyCheck] = {}
+    try:
+        book = svc.recommender.rulebook
+        checks["rules"] = ReadyCheck(ok=True, detail=f"{len(book.packs)} pack(s), {len(book.rules)} rules, "
+                                                     f"version {book.version}")
+    except Exception as exc:  # pragma: no cover
+        checks["rules"] = ReadyCheck(ok=False, detail=str(exc))
+    if svc.store is not None:
+        try:
+            await run_in_threadpool(_ping, svc.store)
+            checks["store"] = ReadyCheck(ok=True, detail=f"{svc.store.url} reachable, schema current")
+        except Exception as exc:
+            checks["store"] = ReadyCheck(ok=False, detail=str(exc))
+    ready = all(c.ok for c in checks.values())
+    out = ReadyOut(ready=ready, ruleset_version=svc.version(), checks=checks)
+    return _json(out, svc.version(), 200 if ready else 503)
+
+
+def _ping(store: Any) -> None:
+    """A round trip to the database that also checks the schema is current."""
+    from ..memory import db
+
+    db.check_schema(store.engine)
+
+
+@root_router.get("/metrics", tags=["probes"], summary="Prometheus metrics",
+                 response_class=Response,
+                 responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                                  "description": "Prometheus text exposition format"}})
+async def metrics(request: Request) -> Response:
+    svc = _state(request)
+    return Response(svc.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _jsonable(value: Any) -> Any:
+    """Store/plugin objects (dataclasses, models, dates) as plain JSON data."""
+    from fastapi.encoders import jsonable_encoder
+    import dataclasses
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    elif isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return jsonable_encoder(value)
