@@ -12,7 +12,7 @@ import typing
 from datetime import datetime
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from .errors import ContextError
 
@@ -44,6 +44,16 @@ Slug = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0
 Number = Annotated[float, Field(ge=0, le=MAX_NUMBER, allow_inf_nan=False)]
 Scalar = Union[bool, int, float, Text]
 Scalars = Annotated[dict[Key, Scalar], Field(max_length=100)]
+
+
+def _iso_datetime(value: Any) -> Any:
+    """A date-time is an ISO 8601 string (or a datetime), never a bare number."""
+    if isinstance(value, (int, float)):
+        raise ValueError("expected an ISO 8601 date-time string, e.g. 2026-03-01T10:00:00Z")
+    return value
+
+
+When = Annotated[datetime, BeforeValidator(_iso_datetime), Field(strict=False)]
 Tags = Annotated[list[Annotated[str, StringConstraints(max_length=200)]], Field(max_length=100)]
 
 
@@ -91,7 +101,7 @@ class Interaction(_Model):
     repeat_issue: bool | None = None
     sentiment: Annotated[float, Field(ge=-1, le=1, allow_inf_nan=False)] | None = None
     budget: Number | None = None
-    occurred_at: Annotated[datetime, Field(strict=False)] | None = None
+    occurred_at: When | None = None
     attributes: Scalars = Field(default_factory=dict)
 
 

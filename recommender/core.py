@@ -19,12 +19,13 @@ from .plugins import PluginConfig, PluginHost
 from .ranking import Candidate, arbitrate, rank_key, score
 from .results import Explanation, PluginWarning, Receipt, Recommendation, RecommendationResult, Withheld
 from .rulebook import RuleBook
-from .tenants import Tenant, build_tenant
+from .tenants import Tenant, build_key, build_tenant
 
 __all__ = ["Recommender", "default_rules_dir", "context_hash"]
 
 ContextLike = Context | dict[str, Any] | str | bytes
-_MAX_TENANTS = 256
+_MAX_BUILDS = 256  # compiled rulebooks kept (each holds engine memory)
+_MAX_TENANTS = 100_000  # business -> rulebook entries (cheap)
 
 
 def default_rules_dir() -> Path:
@@ -80,7 +81,9 @@ class Recommender:
         self.host.load_objects(plugins)
         self.plugin_config = self._config(plugin_config)
         self._lock = threading.Lock()
-        self._tenants: OrderedDict[tuple[str, str | None], Tenant] = OrderedDict()
+        #: (business.id, vertical) -> its tenant; tenants with equal build keys are shared
+        self._tenants: dict[tuple[str, str | None], Tenant] = {}
+        self._builds: OrderedDict[tuple[Any, ...], Tenant] = OrderedDict()
         self._tenant(Business())  # build now: invalid core packs fail here, not on a sale
 
     @staticmethod
@@ -97,12 +100,28 @@ class Recommender:
         with self._lock:
             tenant = self._tenants.get(key)
             if tenant is None:
-                tenant = build_tenant(self.host, self.plugin_config, Business(id=business.id, vertical=business.vertical))
+                tenant = self._build(Business(id=business.id, vertical=business.vertical), self._builds,
+                                     self.plugin_config)
+                if len(self._tenants) >= _MAX_TENANTS:
+                    self._tenants.clear()  # entries are cheap to recompute; builds are kept
                 self._tenants[key] = tenant
-                while len(self._tenants) > _MAX_TENANTS:
-                    _, old = self._tenants.popitem(last=False)
-                    old.book.retire()
         return tenant
+
+    def _build(self, business: Business, builds: "OrderedDict[tuple[Any, ...], Tenant]",
+               config: PluginConfig) -> Tenant:
+        bkey = build_key(self.host, config, business)
+        tenant = builds.get(bkey)
+        if tenant is None:
+            tenant = builds[bkey] = build_tenant(self.host, config, business)
+            while len(builds) > _MAX_BUILDS:
+                _, old = builds.popitem(last=False)
+                self._tenants = {k: t for k, t in self._tenants.items() if t is not old}
+                old.book.retire()
+        return tenant
+
+    def tenant_if_built(self, business: Business) -> Tenant | None:
+        """The business's tenant if its rulebook is already compiled (no build is started)."""
+        return self._tenants.get((business.id, business.vertical))
 
     # -- public API ------------------------------------------------------------
 
@@ -126,17 +145,14 @@ class Recommender:
         Returns the default business's new version.
         """
         config = self._config(plugin_config) if plugin_config is not None else self.plugin_config
-        keys = list(self._tenants) or [("default", None)]
-        fresh = OrderedDict(
-            (key, build_tenant(self.host, config, Business(id=key[0], vertical=key[1]))) for key in keys
-        )
-        if ("default", None) not in fresh:
-            fresh[("default", None)] = build_tenant(self.host, config, Business())
+        builds: OrderedDict[tuple[Any, ...], Tenant] = OrderedDict()
+        tenants = {key: self._build(Business(id=key[0], vertical=key[1]), builds, config)
+                   for key in [("default", None), *self._tenants]}
         with self._lock:
-            old, self._tenants, self.plugin_config = self._tenants, fresh, config
+            old, self._builds, self._tenants, self.plugin_config = self._builds, builds, tenants, config
         for tenant in old.values():
             tenant.book.retire()
-        return fresh[("default", None)].book.version
+        return tenants[("default", None)].book.version
 
     def plugin_info(self) -> list[dict[str, Any]]:
         """Plugins found: name, version, source, hooks, and the default business's contributions."""
@@ -183,7 +199,7 @@ class Recommender:
     def _enrich(self, tenant: Tenant, ctx: Context, warnings: list[PluginWarning]) -> Context:
         for name, fn, args in tenant.enrichers:
             ok, updates = self.host.call(name, "recommender_enrich_context", fn, args,
-                                         {"context": ctx, "business": tenant.business}, warnings, timed=True)
+                                         {"context": ctx, "business": ctx.business}, warnings, timed=True)
             if not ok or updates is None:
                 continue
             try:

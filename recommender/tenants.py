@@ -21,7 +21,7 @@ from .plugins import PluginConfig, PluginHost
 from .results import PluginWarning
 from .rulebook import RuleBook
 
-__all__ = ["Tenant", "build_tenant"]
+__all__ = ["Tenant", "build_tenant", "build_key", "selection"]
 
 
 @dataclass
@@ -77,13 +77,29 @@ def _collect(host: PluginHost, name: str, fn: Callable[..., Any], args: list[str
     return packs
 
 
-def build_tenant(host: PluginHost, config: PluginConfig, business: Business) -> Tenant:
+_REGISTRATION = ("recommender_register_gestures", "recommender_register_rule_packs")
+
+
+def build_key(host: PluginHost, config: PluginConfig, business: Business) -> tuple[Any, ...]:
+    """What a rulebook depends on: the plugins selected, and the business itself only when a
+    selected registration hook asks for it. Businesses with equal keys share one rulebook,
+    so a new ``business.id`` or ``vertical`` in a request does not compile a new one."""
+    selected = selection(host, config, business)
+    per_business = any("business" in args for hook in _REGISTRATION for _, _, args in host.impls(hook, selected))
+    return (tuple(selected), (business.id, business.vertical) if per_business else None)
+
+
+def selection(host: PluginHost, config: PluginConfig, business: Business) -> list[str]:
     builtins = [n for n, i in host.infos.items() if i.source == "builtin"]
     others = [n for n, i in host.infos.items() if i.source != "builtin"]
-    selected = builtins + config.select(business.id, business.vertical, others)
+    return builtins + config.select(business.id, business.vertical, others)
+
+
+def build_tenant(host: PluginHost, config: PluginConfig, business: Business) -> Tenant:
+    selected = selection(host, config, business)
     warnings: list[PluginWarning] = list(host.load_warnings)
     by_plugin: dict[str, list[Pack]] = {}
-    for hook in ("recommender_register_gestures", "recommender_register_rule_packs"):
+    for hook in _REGISTRATION:
         for name, fn, args in host.impls(hook, selected):
             try:
                 by_plugin.setdefault(name, []).extend(_collect(host, name, fn, args, business, warnings, hook))

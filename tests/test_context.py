@@ -59,3 +59,11 @@ def test_field_kinds_drive_rule_type_checks():
     assert field_kind("interaction.attributes.service") == "open"
     assert field_kind("customer.nope") is None
     assert field_kind("customer") is None
+
+
+def test_occurred_at_is_an_iso_string_not_a_number():
+    c = parse_context({"interaction": {"issue": "a", "occurred_at": "2026-03-01T10:00:00Z"}})
+    assert c.interaction.occurred_at.year == 2026
+    with pytest.raises(ContextError) as exc:
+        parse_context({"interaction": {"issue": "a", "occurred_at": 1767225600}})
+    assert exc.value.errors[0][0] == "interaction.occurred_at"

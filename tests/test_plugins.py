@@ -319,3 +319,32 @@ def test_a_plugin_using_a_core_field_with_another_type_is_left_out_not_the_core(
     assert res.gesture_ids() == ["core_bay"]
     (w,) = res.warnings
     assert w.plugin == "clash" and "interaction.attributes.bay is compared as a number" in w.message
+
+
+def test_new_businesses_share_a_rulebook_unless_a_plugin_builds_per_business():
+    rec = build(Coffee())
+    books = {rec.rulebook_for({"id": f"shop-{i}", "vertical": f"v{i}"}).version for i in range(20)}
+    assert len(books) == 1 and len(rec._builds) == 1  # one compile serves them all
+
+    class PerBusiness:
+        __name__ = "per_business"
+
+        @hookimpl
+        def recommender_register_gestures(self, register, business):
+            register(gesture(f"hello_{business.id.replace('-', '_')}"))
+
+    rec = build(PerBusiness())
+    a, b = rec.rulebook_for({"id": "shop-a"}), rec.rulebook_for({"id": "shop-b"})
+    assert "hello_shop_a" in a.gestures and "hello_shop_a" not in b.gestures
+
+
+def test_reload_keeps_every_business_and_swaps_versions():
+    rec = build(Coffee(), plugin_config={"businesses": {"cafe": ["coffee"]}, "default": []})
+    cafe_before = rec.rulebook_for({"id": "cafe"})
+    rec.rulebook_for({"id": "other"})
+    rec.reload()
+    assert "free_coffee" in rec.rulebook_for({"id": "cafe"}).gestures
+    assert "free_coffee" not in rec.rulebook_for({"id": "other"}).gestures
+    assert rec.rulebook_for({"id": "cafe"}) is not cafe_before
+    rec.reload(plugin_config={"default": ["coffee"]})
+    assert "free_coffee" in rec.rulebook_for({"id": "other"}).gestures

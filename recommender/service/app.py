@@ -67,11 +67,8 @@ class ServiceState:
         everything else goes to the threadpool so the loop keeps serving."""
         if self.store is not None:
             return False
-        tenants = getattr(self.recommender, "_tenants", None)
-        if not isinstance(tenants, dict):
-            return False
-        tenant = tenants.get((ctx.business.id, ctx.business.vertical))
-        return tenant is not None and not getattr(tenant, "enrichers", True) and not getattr(tenant, "adjusters", True)
+        tenant = self.recommender.tenant_if_built(ctx.business)
+        return tenant is not None and not tenant.enrichers and not tenant.adjusters
 
     async def call(self, fn: Callable[..., T], ctx: Any, **kwargs: Any) -> T:
         """Run a recommender call for ``ctx`` (see :meth:`_inline` for where it runs).
