@@ -53,11 +53,11 @@ class Atom:
     value: Any = field(hash=False, compare=True)
     kind: ValueKind = "string"
     line: int | None = field(default=None, hash=False, compare=False)
+    #: identity of the test (line-independent), used to share tests across rules
+    key: tuple[str, str, str] = field(init=False, repr=False, hash=False, compare=False)
 
-    @property
-    def key(self) -> tuple[str, str, str]:
-        """Identity of the test (line-independent), used to share tests across rules."""
-        return (self.field, self.op, repr(self.value))
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", (self.field, self.op, repr(self.value)))
 
     def __hash__(self) -> int:
         return hash(self.key)

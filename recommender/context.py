@@ -12,7 +12,7 @@ import typing
 from datetime import datetime
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from .errors import ContextError
 
@@ -43,7 +43,8 @@ Text = Annotated[str, StringConstraints(max_length=2000)]
 Slug = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$")]
 Number = Annotated[float, Field(ge=0, le=MAX_NUMBER, allow_inf_nan=False)]
 Scalar = Union[bool, int, float, Text]
-Scalars = Annotated[dict[Key, Scalar], Field(max_length=100)]
+# Maps are kept in key order so equal contexts serialise identically (the receipt's hash).
+Scalars = Annotated[dict[Key, Scalar], Field(max_length=100), AfterValidator(lambda d: dict(sorted(d.items())))]
 
 
 def _iso_datetime(value: Any) -> Any:
@@ -210,6 +211,21 @@ def field_kind(path: str) -> FieldKind | Literal["open"] | None:
             continue
         return kind if i == len(parts) - 1 else None
     return None
+
+
+def field_nullable(path: str) -> bool:
+    """Whether a field can be absent from a validated context (lists and defaults never are)."""
+    kind = field_kind(path)
+    if kind == "open":
+        return True
+    if kind in (None, "list"):
+        return False
+    model: type[BaseModel] = Context
+    parts = path.split(".")
+    for part in parts[:-1]:
+        model = model.model_fields[part].annotation  # type: ignore[assignment]
+    info = model.model_fields[parts[-1]]
+    return info.default is None and not info.is_required()
 
 
 def known_paths() -> list[str]:

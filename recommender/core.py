@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -11,13 +10,13 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from .context import Business, Context, parse_context
 from .errors import ContextError
-from .explain import blocking_missing, near_misses, recommendation, withheld
+from .explain import near_misses, recommendation, withheld
 from .memory_protocol import Memory, Offer
 from .outcomes import OutcomeEvent
 from .packs import Pack, pack_from_data
 from .plugins import PluginConfig, PluginHost
 from .ranking import Candidate, arbitrate, rank_key, score
-from .results import Explanation, PluginWarning, Receipt, Recommendation, RecommendationResult, Withheld
+from .results import Explanation, PluginWarning, Recommendation, RecommendationResult
 from .rulebook import RuleBook
 from .tenants import Tenant, build_key, build_tenant
 
@@ -37,9 +36,9 @@ def default_rules_dir() -> Path:
 
 
 def context_hash(ctx: Context) -> str:
-    """A stable hash of the normalised context (key order and absent-vs-null do not matter)."""
-    canonical = json.dumps(ctx.model_dump(mode="json", exclude_none=True), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:24]
+    """A stable hash of the normalised context (key order and absent-vs-null do not matter:
+    fields serialise in model order, maps are sorted at validation, nulls are left out)."""
+    return hashlib.sha256(ctx.model_dump_json(exclude_none=True).encode()).hexdigest()[:24]
 
 
 class Recommender:
@@ -210,14 +209,14 @@ class Recommender:
                 self.host.warn(name, "recommender_enrich_context", f"malformed data: {exc}", warnings)
         return ctx
 
-    def _adjust(self, tenant: Tenant, ctx: Context, recs: list[Recommendation],
-                warnings: list[PluginWarning]) -> tuple[list[Recommendation], list[Withheld]]:
-        vetoed: list[Withheld] = []
+    def _adjust(self, tenant: Tenant, ctx: Context, recs: list[dict[str, Any]],
+                warnings: list[PluginWarning]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        vetoed: list[dict[str, Any]] = []
         for name, fn, args in tenant.adjusters:
-            before = {r.gesture_id: r for r in recs}
+            before = {r["gesture_id"]: r for r in recs}
             ok, new = self.host.call(name, "recommender_adjust_recommendations", fn, args,
-                                     {"recommendations": [r.model_copy(deep=True) for r in recs], "context": ctx},
-                                     warnings, timed=True)
+                                     {"recommendations": [Recommendation.model_validate(r) for r in recs],
+                                      "context": ctx}, warnings, timed=True)
             if not ok or new is None:
                 continue
             if not isinstance(new, list) or not all(isinstance(r, Recommendation) for r in new):
@@ -232,10 +231,10 @@ class Recommender:
             kept = {r.gesture_id for r in new}
             for gid, rec in before.items():
                 if gid not in kept:
-                    vetoed.append(Withheld(gesture_id=gid, title=rec.title, tier=rec.tier, cost=rec.cost,
-                                           score=rec.score, reason="vetoed", detail=f"vetoed by plugin {name}",
-                                           rules=[m.rule_id for m in rec.rules]))
-            recs = sorted(new, key=lambda r: rank_key(r.tier, r.score, r.gesture_id))
+                    vetoed.append({"gesture_id": gid, "title": rec["title"], "tier": rec["tier"], "cost": rec["cost"],
+                                   "score": rec["score"], "reason": "vetoed", "detail": f"vetoed by plugin {name}",
+                                   "rules": [m["rule_id"] for m in rec["rules"]], "available_on": None})
+            recs = [r.model_dump() for r in sorted(new, key=lambda r: rank_key(r.tier, r.score, r.gesture_id))]
         return recs, vetoed
 
     def _decide(self, ctx: Context, budget: float | None, max_extras: int | None,
@@ -271,14 +270,13 @@ class Recommender:
                 cand = cands.pop(hold.gesture_id, None)
                 if cand is not None:
                     holds.append((cand, hold))
-        absent = {p for p in book.matcher.fields if p not in mismatched and getters[p](ctx) is None}
-        truth = book.atom_truth(ctx) if absent or explain else set()
-        missing = blocking_missing(book, truth, absent, set(matched)) if absent else set()
+        absent = any(getters[p](ctx) is None for p in book.nullable_fields)
+        missing = book.blocked_by_absence(ctx, set(matched), mismatched) if absent else set()
         limits = dict(budget=ctx.interaction.budget if budget is None else budget,
                       max_extras=self.max_extras if max_extras is None else max_extras)
-        vetoed: list[Withheld] = []
+        vetoed: list[dict[str, Any]] = []
         for _ in range(2):  # a plugin's veto frees its place: arbitrate once more without it
-            out = {w.gesture_id for w in vetoed}
+            out = {w["gesture_id"] for w in vetoed}
             decision = arbitrate([c for g, c in cands.items() if g not in out], ctx, **limits)
             recs = [recommendation(c, ctx, book, missing) for c in decision.chosen]
             if not (tenant.adjusters and recs):
@@ -289,29 +287,30 @@ class Recommender:
                 break
         held = [withheld(c, reason, detail) for c, reason, detail in decision.withheld] + vetoed
         for cand, hold in holds:
-            w = withheld(cand, "needs_approval" if hold.reason == "abuse_review" else hold.reason, hold.detail)
-            held.append(w.model_copy(update={"available_on": hold.available_on}))
+            reason = "needs_approval" if hold.reason == "abuse_review" else hold.reason
+            held.append(withheld(cand, reason, hold.detail, hold.available_on))
         chash = context_hash(ctx)
         fields: dict[str, Any] = dict(
             recommendations=recs,
-            needs_approval=[w for w in held if w.reason == "needs_approval"],
-            withheld=[w for w in held if w.reason != "needs_approval"],
+            needs_approval=[w for w in held if w["reason"] == "needs_approval"],
+            withheld=[w for w in held if w["reason"] != "needs_approval"],
             missing_inputs=sorted(missing),
             type_mismatches=sorted(mismatched),
             warnings=warnings,
-            receipt=Receipt(id=hashlib.sha256(f"{book.version}:{chash}".encode()).hexdigest()[:24],
-                            context_hash=chash, ruleset_version=book.version),
+            receipt={"id": hashlib.sha256(f"{book.version}:{chash}".encode()).hexdigest()[:24],
+                     "context_hash": chash, "ruleset_version": book.version},
             ruleset_version=book.version,
             business=ctx.business.id,
         )
         if not explain:
-            result = RecommendationResult(**fields)
+            result = RecommendationResult.model_validate(fields)  # one validation of the whole tree
             if store is not None:
                 result.decision_id = store.record_decision(ctx, result)
             return result
         matched_ids = {book.rules[ri].id for ri in matched}
-        return Explanation(**fields, near_misses=near_misses(ctx, book, matched_ids, truth),
-                           rules_evaluated=len(book.rules), rules_matched=sorted(matched_ids))
+        return Explanation.model_validate(dict(
+            fields, near_misses=near_misses(ctx, book, matched_ids, book.atom_truth(ctx)),
+            rules_evaluated=len(book.rules), rules_matched=sorted(matched_ids)))
 
 
 def _merge_unset(ctx: Context, updates: dict[str, Any]) -> Context:

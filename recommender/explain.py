@@ -1,5 +1,9 @@
 """Turn engine matches into explanations people can act on.
 
+Builders return plain dicts: the whole result is validated once, in Rust, when the core
+builds the final :class:`~recommender.results.RecommendationResult` (much cheaper than a
+Python-level model per condition).
+
 Each recommendation carries the rules that chose it, their tests with the actual values,
 the filled customer-facing script and a one-line reason for the agent. ``near_misses``
 lists rules that failed on exactly one test, with what would flip them; which tests held
@@ -14,11 +18,10 @@ from typing import Any
 from .conditions import Atom
 from .context import Context
 from .ranking import Candidate
-from .results import ConditionResult, NearMiss, Recommendation, RuleMatch, Withheld
 from .rulebook import RuleBook
 from .templates import format_value, render
 
-__all__ = ["condition_result", "recommendation", "withheld", "near_misses", "blocking_missing"]
+__all__ = ["condition_result", "recommendation", "withheld", "near_misses"]
 
 _SYM = {"eq": "=", "ne": "≠", "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "in": "in", "not_in": "not in",
         "contains": "contains", "not_contains": "does not contain"}
@@ -32,7 +35,7 @@ def _show(v: Any) -> str:
     return format_value(v) if not isinstance(v, str) else v
 
 
-def condition_result(atom: Atom, actual: Any) -> ConditionResult:
+def condition_result(atom: Atom, actual: Any) -> dict[str, Any]:
     if atom.op == "exists":
         want = "present" if atom.value else "absent"
         text = f"{atom.field} is {'absent' if actual is None else _show(actual)} (needs it {want})"
@@ -40,22 +43,22 @@ def condition_result(atom: Atom, actual: Any) -> ConditionResult:
         shown = "missing" if actual is None else _show(actual)
         text = f"{atom.field} is {shown} (needs {_SYM[atom.op]} {_show(atom.value)})"
     value = list(atom.value) if isinstance(atom.value, tuple) else atom.value
-    return ConditionResult(field=atom.field, op=atom.op, value=value, actual=actual, text=text)
+    return {"field": atom.field, "op": atom.op, "value": value, "actual": actual, "text": text}
 
 
-def recommendation(cand: Candidate, ctx: Context, book: RuleBook, missing: set[str]) -> Recommendation:
+def recommendation(cand: Candidate, ctx: Context, book: RuleBook, missing: set[str]) -> dict[str, Any]:
     g = cand.gesture
     rules = []
     for rule, bi in cand.matches:
         conds = [condition_result(a, book.value(ctx, a.field)) for a in rule.branches[bi]]
         pack = rule.source
-        rules.append(RuleMatch(rule_id=rule.id, pack=pack, priority=rule.priority, because=rule.because,
-                               conditions=conds))
+        rules.append({"rule_id": rule.id, "pack": pack, "priority": rule.priority, "because": rule.because,
+                      "conditions": conds})
     script, unfilled = render(g.script, ctx.get)
     missing.update(unfilled)
     first = rules[0]
-    facts = "; ".join(c.text for c in first.conditions)
-    reason = f"{first.because} [{first.rule_id}: {facts}]"
+    facts = "; ".join(c["text"] for c in first["conditions"])
+    reason = f"{first['because']} [{first['rule_id']}: {facts}]"
     if g.agent_note:
         reason = f"{reason} {g.agent_note}"
     if cand.notes:
@@ -63,17 +66,15 @@ def recommendation(cand: Candidate, ctx: Context, book: RuleBook, missing: set[s
     due = None
     if g.follow_up_days is not None and ctx.interaction.occurred_at is not None:
         due = (ctx.interaction.occurred_at + timedelta(days=g.follow_up_days)).date()
-    return Recommendation(
-        gesture_id=g.id, title=g.title, category=g.category, tier=g.tier, cost=cand.cost, score=cand.score,
-        authority=g.authority, script=script, agent_reason=reason, rules=rules,
-        follow_up_days=g.follow_up_days, due_date=due, source=g.source,
-    )
+    return {"gesture_id": g.id, "title": g.title, "category": g.category, "tier": g.tier, "cost": cand.cost,
+            "score": cand.score, "authority": g.authority, "script": script, "agent_reason": reason,
+            "rules": rules, "follow_up_days": g.follow_up_days, "due_date": due, "source": g.source}
 
 
-def withheld(cand: Candidate, reason: str, detail: str) -> Withheld:
+def withheld(cand: Candidate, reason: str, detail: str, available_on: Any = None) -> dict[str, Any]:
     g = cand.gesture
-    return Withheld(gesture_id=g.id, title=g.title, tier=g.tier, cost=cand.cost, score=cand.score,
-                    reason=reason, detail=detail, rules=[r.id for r, _ in cand.matches])  # type: ignore[arg-type]
+    return {"gesture_id": g.id, "title": g.title, "tier": g.tier, "cost": cand.cost, "score": cand.score,
+            "reason": reason, "detail": detail, "rules": [r.id for r, _ in cand.matches], "available_on": available_on}
 
 
 def _hint(atom: Atom, actual: Any) -> str:
@@ -84,22 +85,8 @@ def _hint(atom: Atom, actual: Any) -> str:
     return f"would qualify at {atom.field} {_SYM[atom.op]} {_show(atom.value)}; is {_show(actual)}"
 
 
-def blocking_missing(book: RuleBook, truth: set[Any], absent: set[str], matched: set[int]) -> set[str]:
-    """Absent fields that alone kept some rule from matching: giving them could change the answer."""
-    out: set[str] = set()
-    for field in absent:
-        for ri, bi in book.branches_by_field.get(field, ()):
-            if ri in matched:
-                continue
-            failing = [a.field for a in book.rules[ri].branches[bi] if a.key not in truth]
-            if failing and all(f in absent for f in failing):
-                out.update(failing)
-                break
-    return out
-
-
-def near_misses(ctx: Context, book: RuleBook, matched: set[str], truth: set[Any]) -> list[NearMiss]:
-    out: list[NearMiss] = []
+def near_misses(ctx: Context, book: RuleBook, matched: set[str], truth: set[Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
     for rule in book.rules:
         if rule.id in matched:
             continue
@@ -112,6 +99,6 @@ def near_misses(ctx: Context, book: RuleBook, matched: set[str], truth: set[Any]
         if best is None:
             continue
         actual = book.value(ctx, best.field)
-        out.append(NearMiss(rule_id=rule.id, pack=rule.source, gestures=rule.gesture_ids, because=rule.because,
-                            failed=condition_result(best, actual), hint=_hint(best, actual)))
+        out.append({"rule_id": rule.id, "pack": rule.source, "gestures": rule.gesture_ids, "because": rule.because,
+                    "failed": condition_result(best, actual), "hint": _hint(best, actual)})
     return out

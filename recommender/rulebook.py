@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
 
 from .conditions import Atom
-from .context import Context
+from .context import Context, field_nullable
 from .engine import Matcher
 from .compiler import compile_branches
 from .errors import PackProblem, RulePackError
@@ -51,9 +51,10 @@ class RuleBook:
     version: str
     matcher: Matcher
     getters: dict[str, Callable[[Context], Any]]
-    #: field -> (rule index, branch index) of every branch that tests it
-    branches_by_field: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    #: fields the rules test that a context can lack (absence is worth reporting)
+    nullable_fields: list[str] = field(default_factory=list)
     _atoms: Matcher | None = field(default=None, repr=False)
+    _absence: Matcher | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, packs: Sequence[Pack]) -> "RuleBook":
@@ -114,15 +115,10 @@ class RuleBook:
         for g in gestures.values():
             if isinstance(g.cost, str):
                 paths.add(g.cost)
-        by_field: dict[str, list[tuple[int, int]]] = {}
-        for ri, rule in enumerate(rules):
-            for bi, branch in enumerate(rule.branches):
-                for f in dict.fromkeys(a.field for a in branch):
-                    by_field.setdefault(f, []).append((ri, bi))
         return cls(
             packs=list(packs), gestures=gestures, rules=rules, version=digest.hexdigest()[:12],
             matcher=matcher, getters={p: getter(p) for p in sorted(paths) if p != "$s"},
-            branches_by_field=by_field,
+            nullable_fields=[f for f in matcher.fields if field_nullable(f)],
         )
 
     def value(self, ctx: Context, path: str) -> Any:
@@ -145,7 +141,33 @@ class RuleBook:
         fired, _ = self._atoms.match(lambda p: self.value(ctx, p))
         return set(fired)
 
+    def blocked_by_absence(self, ctx: Context, matched: set[int], mismatched: Sequence[str]) -> set[str]:
+        """Absent fields that alone kept a rule from matching: giving them could change the answer.
+
+        Evaluated by durable-rules on a lazily compiled matcher of variants: for each branch
+        and each nullable field it tests, "the other tests hold and this field is absent".
+        """
+        if self._absence is None:
+            items = []
+            seen: set[tuple[Any, ...]] = set()
+            for ri, rule in enumerate(self.rules):
+                for branch in rule.branches:
+                    for f in dict.fromkeys(a.field for a in branch):
+                        if not field_nullable(f):
+                            continue
+                        others = tuple(a for a in branch if a.field != f)
+                        kind = next(a.kind for a in branch if a.field == f)
+                        tests = (*others, Atom(f, "exists", False, kind))
+                        key = (ri, f, frozenset(a.key for a in tests))
+                        if key not in seen:
+                            seen.add(key)
+                            items.append(((ri, f), tests))
+            self._absence = Matcher(compile_branches(items, "a"))
+        fired, _ = self._absence.match(lambda p: self.value(ctx, p))
+        return {f for ri, f in fired if ri not in matched and f not in mismatched}
+
     def retire(self) -> None:
         self.matcher.retire()
-        if self._atoms is not None:
-            self._atoms.retire()
+        for lazy in (self._atoms, self._absence):
+            if lazy is not None:
+                lazy.retire()

@@ -8,6 +8,7 @@ model when the pack loads. ``{path|fallback}`` gives text for a missing value, `
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -28,7 +29,8 @@ class Placeholder:
     fallback: str | None
 
 
-def _parse(template: str) -> list[str | Placeholder]:
+@functools.lru_cache(maxsize=4096)
+def _parse(template: str) -> tuple[str | Placeholder, ...]:
     parts: list[str | Placeholder] = []
     pos = 0
     for m in _TOKEN.finditer(template):
@@ -47,7 +49,7 @@ def _parse(template: str) -> list[str | Placeholder]:
             parts.append(Placeholder(path, fallback if sep else None))
         pos = m.end()
     parts.append(template[pos:])
-    return [p for p in parts if p != ""]
+    return tuple(p for p in parts if p != "")
 
 
 def placeholders(template: str) -> list[Placeholder]:
