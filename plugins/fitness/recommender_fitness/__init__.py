@@ -1,0 +1,183 @@
+"""Fitness-center plugin for the service recommender.
+
+Contributes (through the public hooks only):
+
+* a rule pack (``fitness.yaml``, shipped as package data): free personal-training
+  sessions for new members, a check-in and a comeback session when a regular's attendance
+  drops, a freeze offered (never imposed) on a cancellation request, a waived cancellation
+  fee for long-standing or relocating members, birthday and visit-milestone touches;
+* context enrichment, for a fitness business only: ``interaction.attributes.fitness_topic``
+  (the scope marker every rule requires), ``customer.attributes.attendance_drop`` (share
+  of the usual monthly visits missed in the last 30 days), ``avg_monthly_visits``,
+  ``birthday_this_month`` and ``visit_milestone``;
+* an outcome observer: counts offered/accepted/declined/delivered per tenant and gesture
+  in memory (:data:`TALLY`), e.g. to report how often a freeze keeps a member.
+
+Installed, it is found through the entry point ``fitness`` (group ``recommender``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable
+
+from recommender import hookimpl
+
+__all__ = [
+    "PACK_PATH",
+    "PREFIX",
+    "TOPICS",
+    "MILESTONES",
+    "MIN_REGULAR_MONTHLY_VISITS",
+    "OutcomeTally",
+    "TALLY",
+    "attendance_drop",
+    "recommender_register_rule_packs",
+    "recommender_enrich_context",
+    "recommender_record_outcome",
+]
+
+__version__ = "0.1.0"
+
+PACK_PATH = Path(__file__).with_name("fitness.yaml")
+PREFIX = "fitness_"
+VERTICAL = "fitness"
+#: interaction.issue -> interaction.attributes.fitness_topic ("general" for another issue
+#: at a business whose vertical is fitness).
+TOPICS: dict[str, str] = {
+    "membership_signup": "joining",
+    "new_membership": "joining",
+    "enrollment": "joining",
+    "joining": "joining",
+    "first_visit": "visit",
+    "checkin": "visit",
+    "front_desk_visit": "visit",
+    "cancellation_request": "membership",
+    "membership_freeze": "membership",
+    "membership_renewal": "membership",
+    "pt_booking": "training",
+    "class_booking": "training",
+    "class_cancelled": "training",
+}
+#: Visit counts worth celebrating.
+MILESTONES = frozenset({50, 100, 250, 500, 750, 1000, 1500, 2000})
+#: Below this many visits a month (before the last 30 days) a member is not a regular, and
+#: a quiet month says little: no attendance_drop is derived.
+MIN_REGULAR_MONTHLY_VISITS = 2.0
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def attendance_drop(visits_last_30_days: float, visits_last_year: float) -> float | None:
+    """Share (0..1) of the usual monthly visits missed in the last 30 days.
+
+    The usual rate is taken from the eleven months before the last 30 days, so a recent
+    slump does not hide itself. None when the member was not a regular.
+    """
+    prior = max(visits_last_year - visits_last_30_days, 0.0) / 11
+    if prior < MIN_REGULAR_MONTHLY_VISITS:
+        return None
+    return round(min(1.0, max(0.0, 1 - visits_last_30_days / prior)), 2)
+
+
+# -- registration --------------------------------------------------------------------
+
+
+@hookimpl
+def recommender_register_rule_packs(register: Callable[[Any], None]) -> None:
+    """The center's gestures and rules, from the YAML pack shipped with the package."""
+    register(PACK_PATH)
+
+
+# -- context -------------------------------------------------------------------------
+
+
+def _topic(context: Any) -> str | None:
+    """The fitness topic, or None when this is not a fitness business's interaction."""
+    issue, vertical = context.interaction.issue, context.business.vertical
+    if vertical is None:
+        return TOPICS.get(issue)
+    return TOPICS.get(issue, "general") if vertical == VERTICAL else None
+
+
+@hookimpl
+def recommender_enrich_context(context: Any) -> dict[str, Any] | None:
+    """Derive the topic, attendance and celebration facts; returns updates, never mutates
+    ``context``. Nothing for another trade's interaction."""
+    topic = _topic(context)
+    if topic is None:
+        return None
+    customer, interaction = context.customer, context.interaction
+    attrs: dict[str, Any] = {}
+
+    recent = _number(customer.attributes.get("visits_last_30_days"))
+    if recent is not None and customer.visits_last_year is not None:
+        usual = max(customer.visits_last_year - recent, 0.0) / 11
+        attrs["avg_monthly_visits"] = round(usual, 2)
+        drop = attendance_drop(recent, float(customer.visits_last_year))
+        if drop is not None:
+            attrs["attendance_drop"] = drop
+
+    birth_month = _number(customer.attributes.get("birth_month"))
+    if birth_month is not None and interaction.occurred_at is not None:
+        attrs["birthday_this_month"] = int(birth_month) == interaction.occurred_at.month
+
+    total = _number(customer.attributes.get("total_visits"))
+    if total is not None and total.is_integer() and int(total) in MILESTONES:
+        attrs["visit_milestone"] = int(total)
+
+    updates: dict[str, Any] = {"interaction": {"attributes": {"fitness_topic": topic}}}
+    if attrs:
+        updates["customer"] = {"attributes": attrs}
+    return updates
+
+
+# -- outcomes ------------------------------------------------------------------------
+
+
+class OutcomeTally:
+    """Thread-safe in-memory counts of outcomes per (tenant, gesture)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[tuple[str, str, str]] = Counter()
+
+    def add(self, tenant: str, gesture_id: str, outcome: str) -> None:
+        with self._lock:
+            self._counts[(tenant, gesture_id, outcome)] += 1
+
+    def reset(self) -> None:
+        with self._lock:
+            self._counts.clear()
+
+    def report(self, tenant: str | None = None) -> dict[str, dict[str, float]]:
+        """Per gesture: counts by outcome, and ``acceptance_rate`` = accepted / (accepted + declined)."""
+        with self._lock:
+            items = list(self._counts.items())
+        out: dict[str, dict[str, float]] = {}
+        for (t, gid, outcome), n in items:
+            if tenant is not None and t != tenant:
+                continue
+            row = out.setdefault(gid, {"offered": 0, "accepted": 0, "declined": 0, "delivered": 0})
+            row[outcome] = row.get(outcome, 0) + n
+        for row in out.values():
+            decided = row["accepted"] + row["declined"]
+            row["acceptance_rate"] = round(row["accepted"] / decided, 3) if decided else 0.0
+        return dict(sorted(out.items()))
+
+
+#: The process-wide tally fed by :func:`recommender_record_outcome`.
+TALLY = OutcomeTally()
+
+
+@hookimpl
+def recommender_record_outcome(outcome: Any) -> None:
+    """Count the outcomes of this plugin's gestures (others are not ours to report)."""
+    if outcome.gesture_id.startswith(PREFIX):
+        TALLY.add(outcome.tenant, outcome.gesture_id, outcome.outcome)

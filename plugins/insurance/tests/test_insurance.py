@@ -1,0 +1,489 @@
+"""Scenarios of the insurance plugin, run against a real Recommender.
+
+Consent first: every partner referral is tested in both directions (consent recorded ->
+refer, never ask; no consent -> ask, never refer), plus the guard that holds even when a
+rule elsewhere proposes a referral without consent.
+
+Runs from the plugin folder (``pytest``) or the repo root
+(``pytest plugins/insurance/tests``), installed or not.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.metadata
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PLUGIN_ROOT = Path(__file__).resolve().parents[1]
+if str(PLUGIN_ROOT) not in sys.path:  # not pip-installed: import from the source folder
+    sys.path.insert(0, str(PLUGIN_ROOT))
+
+import recommender_insurance as plugin  # noqa: E402
+from recommender import Recommender, parse_context  # noqa: E402
+from recommender.memory import open_store  # noqa: E402
+
+NAME = "recommender_insurance"  # the plugin's name when registered as an object
+EP_NAME = "insurance"  # its name when found through the entry point
+CONSENT = plugin.CONSENT
+
+
+@pytest.fixture(scope="module")
+def rec() -> Recommender:
+    # rules=[]: no core packs, only this plugin.
+    return Recommender(rules=[], autoload=False, plugins=[plugin])
+
+
+@pytest.fixture(scope="module")
+def with_core() -> Recommender:
+    # the shipped core packs plus this plugin (no other installed plugin)
+    return Recommender(autoload=False, plugins=[plugin])
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Any:
+    # The real embedded memory store (SQLite, migrated on open), one file per test.
+    memory = open_store(f"sqlite:///{tmp_path / 'm.db'}")
+    yield memory
+    memory.close()
+
+
+@pytest.fixture(autouse=True)
+def clean_ledger() -> Any:
+    plugin.LEDGER.reset()
+    yield
+    plugin.LEDGER.reset()
+
+
+def ctx(customer: dict[str, Any] | None = None, staff: str = "genuine", vertical: str | None = "insurance",
+        **interaction: Any) -> dict[str, Any]:
+    interaction.setdefault("issue", "policy_review")
+    data: dict[str, Any] = {"customer": customer or {}, "interaction": interaction, "staff": {"level": staff}}
+    if vertical is not None:
+        data["business"] = {"vertical": vertical}
+    return data
+
+
+def offered(result: Any) -> list[str]:
+    return result.gesture_ids()
+
+
+def held(result: Any) -> dict[str, str]:
+    return {w.gesture_id: w.reason for w in [*result.withheld, *result.needs_approval]}
+
+
+def refers(ids: list[str]) -> set[str]:
+    return {g for g in ids if g.startswith("insurance_refer_")}
+
+
+def asks(ids: list[str]) -> set[str]:
+    return {g for g in ids if g.startswith("insurance_ask_consent_")}
+
+
+def decide(recommender: Recommender, store: Any, context: dict[str, Any], *gesture_ids: str) -> str:
+    """A real decision logged in ``store`` that recommends ``gesture_ids`` (or holds them for approval)."""
+    result = recommender.recommend(context, store=store)
+    back = [*offered(result), *(w.gesture_id for w in result.needs_approval)]
+    assert set(gesture_ids) <= set(back), (gesture_ids, back)
+    assert result.decision_id
+    return result.decision_id
+
+
+#: Gestures of one kind across the core packs and this plugin: never two in one answer.
+SAME_KIND = {
+    "home coverage review": {"home_coverage_review", "insurance_home_coverage_review"},
+    "auto coverage review": {"vehicle_coverage_review", "insurance_auto_coverage_review"},
+    "consent question": {"ask_referral_consent", "insurance_ask_consent_home_purchase",
+                         "insurance_ask_consent_new_baby", "insurance_ask_consent_retirement"},
+    "realtor referral": {"refer_realtor_or_lender", "insurance_refer_realtor"},
+    "mortgage-lender referral": {"refer_realtor_or_lender", "insurance_refer_mortgage_lender"},
+    "financial-planner referral": {"refer_financial_planner", "insurance_refer_financial_planner"},
+}
+
+
+def same_kind(result: Any) -> dict[str, list[str]]:
+    """Kinds of which more than one gesture came back (recommended or held for approval)."""
+    back = [*offered(result), *(w.gesture_id for w in result.needs_approval)]
+    found = {kind: [g for g in back if g in ids] for kind, ids in SAME_KIND.items()}
+    return {kind: ids for kind, ids in found.items() if len(ids) > 1}
+
+
+#: life event -> (the ask gesture, the refer gestures, the consent scope)
+EVENTS = {
+    "home_purchase": ("insurance_ask_consent_home_purchase", {"insurance_refer_realtor", "insurance_refer_mortgage_lender"}, "home"),
+    "house_hunting": ("insurance_ask_consent_home_purchase", {"insurance_refer_realtor", "insurance_refer_mortgage_lender"}, "home"),
+    "new_baby": ("insurance_ask_consent_new_baby", {"insurance_refer_childcare"}, "family"),
+    "retirement": ("insurance_ask_consent_retirement", {"insurance_refer_financial_planner"}, "retirement"),
+}
+
+
+# -- registration --------------------------------------------------------------------
+
+
+def test_contributes_prefixed_gestures_and_rules(rec: Recommender) -> None:
+    info = {i["name"]: i for i in rec.plugin_info()}[NAME]
+    assert set(info["hooks"]) == {"recommender_register_rule_packs", "recommender_enrich_context",
+                                  "recommender_adjust_recommendations", "recommender_record_outcome"}
+    assert all(g.startswith("insurance_") for g in info["gestures"])
+    assert all(r.startswith("insurance.") for r in info["rules"])
+    assert plugin.PACK_PATH.parent == Path(plugin.__file__).parent
+    assert rec.rulebook.gestures["insurance_refer_realtor"].source == str(plugin.PACK_PATH)
+
+
+def test_loads_next_to_the_shipped_core_packs_without_warnings() -> None:
+    with_core = Recommender(autoload=False, plugins=[plugin])
+    result = with_core.recommend(ctx({"life_events": ["home_purchase"]}))
+    assert not result.warnings, result.warnings
+    assert "insurance_refer_realtor" in with_core.rulebook.gestures
+
+
+#: The agency's signature moments: life events, with and without consent on file.
+SIGNATURE = {
+    "home purchase, no consent": {"life_events": ["home_purchase"]},
+    "home purchase, consent": {"life_events": ["home_purchase"], "consents": [CONSENT]},
+    "house hunting, home consent": {"life_events": ["house_hunting"], "consents": [f"{CONSENT}.home"]},
+    "retirement, no consent": {"life_events": ["retirement"]},
+    "retirement, consent": {"life_events": ["retirement"], "consents": [CONSENT]},
+    "new baby, consent": {"life_events": ["new_baby"], "consents": [CONSENT]},
+    "new car": {"life_events": ["new_car"]},
+    "everything at once": {"life_events": ["home_purchase", "new_baby", "retirement", "new_car"]},
+    "everything at once, consent": {"life_events": ["home_purchase", "new_baby", "retirement", "new_car"],
+                                    "consents": [CONSENT]},
+}
+
+
+@pytest.mark.parametrize("customer", list(SIGNATURE.values()), ids=list(SIGNATURE))
+@pytest.mark.parametrize("max_extras", [3, 10])  # 10: no cap to hide a second one
+def test_with_the_core_packs_each_kind_comes_back_once(with_core: Recommender, customer: dict[str, Any],
+                                                       max_extras: int) -> None:
+    result = with_core.recommend(ctx({"name": "Aino", "tenure_years": 3, **customer}), max_extras=max_extras)
+    assert not same_kind(result), (same_kind(result), offered(result))
+
+
+def test_with_the_core_packs_a_home_buyer_hears_the_agency_once(with_core: Recommender) -> None:
+    # recommender/examples/03: consent on file, default cap
+    result = with_core.recommend(ctx({"name": "Aino", "tenure_years": 3, "lifetime_value": 1800,
+                                      "life_events": ["home_purchase"], "consents": [CONSENT]}))
+    assert set(offered(result)) == {"insurance_refer_realtor", "insurance_refer_mortgage_lender",
+                                    "insurance_home_coverage_review"}
+    assert held(result)["refer_realtor_or_lender"] == "vetoed"
+    assert with_core.rulebook.gestures["insurance_home_coverage_review"].exclusive_group == "home_coverage"
+    assert with_core.rulebook.gestures["home_coverage_review"].exclusive_group == "home_coverage"  # the core joins
+    asking = with_core.recommend(ctx({"life_events": ["home_purchase"]}), max_extras=10)
+    assert {"insurance_ask_consent_home_purchase", "insurance_home_coverage_review"} <= set(offered(asking))
+    assert held(asking)["ask_referral_consent"] == "vetoed"
+    assert held(asking)["home_coverage_review"] in ("vetoed", "exclusive_group")
+
+
+# -- consent first: both directions --------------------------------------------------
+
+
+@pytest.mark.parametrize("event", sorted(EVENTS))
+def test_without_consent_we_ask_and_never_refer(rec: Recommender, event: str) -> None:
+    ask, _, _ = EVENTS[event]
+    result = rec.explain(ctx({"name": "Kim", "tenure_years": 2, "life_events": [event]}))
+    assert asks(offered(result)) == {ask}
+    assert not refers(offered(result))
+    assert not refers(list(held(result)))  # not even matched-and-withheld: no rule proposed it
+    question = next(r for r in result.recommendations if r.gesture_id == ask)
+    assert "Kim" in question.script and "?" in question.script
+    assert "consent" in question.agent_reason
+
+
+@pytest.mark.parametrize("event", sorted(EVENTS))
+def test_with_consent_we_refer_and_never_ask(rec: Recommender, event: str) -> None:
+    _, referrals, _ = EVENTS[event]
+    result = rec.recommend(ctx({"tenure_years": 2, "life_events": [event], "consents": [CONSENT]}), max_extras=5)
+    assert refers(offered(result)) == referrals
+    assert not asks(offered(result)) and not asks(list(held(result)))
+    for r in result.recommendations:
+        if r.gesture_id in referrals:
+            assert r.category == "referral" and r.follow_up_days
+
+
+@pytest.mark.parametrize("event", sorted(EVENTS))
+def test_scoped_consent_covers_its_scope_only(rec: Recommender, event: str) -> None:
+    ask, referrals, scope = EVENTS[event]
+    mine = rec.recommend(ctx({"life_events": [event], "consents": [f"{CONSENT}.{scope}"]}), max_extras=5)
+    assert refers(offered(mine)) == referrals and not asks(offered(mine))
+    other_scope = next(s for s in ("home", "family", "retirement") if s != scope)
+    other = rec.recommend(ctx({"life_events": [event], "consents": [f"{CONSENT}.{other_scope}"]}), max_extras=5)
+    assert not refers(offered(other)) and asks(offered(other)) == {ask}
+
+
+def test_unrelated_consent_is_not_partner_consent(rec: Recommender) -> None:
+    result = rec.recommend(ctx({"life_events": ["home_purchase"], "consents": ["marketing_email"]}))
+    assert not refers(offered(result))
+    assert asks(offered(result)) == {"insurance_ask_consent_home_purchase"}
+
+
+def test_a_remembered_no_is_respected(rec: Recommender) -> None:
+    result = rec.recommend(ctx({"life_events": ["home_purchase", "retirement"],
+                                "preferences": {CONSENT: False}}))
+    assert not asks(offered(result)) and not refers(offered(result))
+    assert "insurance_home_coverage_review" in offered(result)  # our own cover needs no partner consent
+
+
+def test_conflicting_records_never_refer(rec: Recommender) -> None:
+    # consent on file, but the client said no since: the refer rules test "not declined" too
+    conflicting = ctx({"life_events": ["home_purchase"], "consents": [CONSENT], "preferences": {CONSENT: False}})
+    result = rec.explain(conflicting)
+    assert not refers(offered(result)) and not asks(offered(result))
+    assert "insurance.home-refer" not in result.rules_matched
+    # and should a rule elsewhere ignore that, the guard vetoes it
+    guarded = Recommender(rules=[], packs=[ROGUE], autoload=False, plugins=[plugin])
+    assert held(guarded.recommend(conflicting))["insurance_refer_realtor"] == "vetoed"
+
+
+def test_only_one_consent_question_per_conversation(rec: Recommender) -> None:
+    result = rec.recommend(ctx({"life_events": ["home_purchase", "new_baby"]}), max_extras=5)
+    assert len(asks(offered(result))) == 1
+    assert "exclusive_group" in {held(result).get(g) for g in ("insurance_ask_consent_home_purchase",
+                                                               "insurance_ask_consent_new_baby")}
+
+
+def test_every_refer_rule_tests_consent_in_every_branch(rec: Recommender) -> None:
+    """Static check over the compiled rulebook: no path to a referral skips the consent test."""
+    refer_rules = ask_rules = 0
+    for rule in rec.rulebook.rules:
+        for gid in rule.gesture_ids:
+            if gid.startswith("insurance_refer_"):
+                refer_rules += 1
+                ok = {CONSENT, f"{CONSENT}.{plugin.REFERRAL_SCOPES[gid]}"}
+                for branch in rule.branches:
+                    assert any(a.field == "customer.consents" and a.op == "contains" and a.value in ok
+                               for a in branch), (rule.id, branch)
+                    assert any(a.field == "customer.attributes.partner_referrals_declined" and a.op == "eq"
+                               and a.value is False for a in branch), (rule.id, branch)
+            if gid.startswith("insurance_ask_consent_"):
+                ask_rules += 1
+                for branch in rule.branches:
+                    tests = {(a.field, a.op, a.value) for a in branch}
+                    assert ("customer.consents", "not_contains", CONSENT) in tests, rule.id
+                    assert ("customer.attributes.partner_referrals_declined", "eq", False) in tests, rule.id
+    assert refer_rules >= 3 and ask_rules >= 3
+    # every scope that can be referred can also be asked about
+    scopes_referred = set(plugin.REFERRAL_SCOPES.values())
+    assert scopes_referred == {EVENTS[e][2] for e in EVENTS}
+
+
+# -- the consent guard (adjust hook) -------------------------------------------------
+
+
+ROGUE = {"pack": "hand-edited", "rules": [
+    {"id": "rogue-refer-realtor", "when": "customer.life_events contains home_purchase",
+     "then": "insurance_refer_realtor", "because": "Someone forgot the consent test."}]}
+
+
+def test_guard_vetoes_a_referral_proposed_without_consent() -> None:
+    guarded = Recommender(rules=[], packs=[ROGUE], autoload=False, plugins=[plugin])
+    result = guarded.recommend(ctx({"life_events": ["home_purchase"]}))
+    assert "insurance_refer_realtor" not in offered(result)
+    veto = next(w for w in result.withheld if w.gesture_id == "insurance_refer_realtor")
+    assert veto.reason == "vetoed" and NAME in veto.detail and veto.rules == ["rogue-refer-realtor"]
+    assert "insurance_ask_consent_home_purchase" in offered(result)
+    granted = guarded.recommend(ctx({"life_events": ["home_purchase"], "consents": [CONSENT]}))
+    assert "insurance_refer_realtor" in offered(granted)
+
+
+OTHER_REFERRAL = {"pack": "general-referrals", "gestures": [
+    {"id": "general_refer_realtor", "title": "Refer to a realtor", "category": "referral", "tier": "exceed",
+     "cost": 0, "script": "I can put you in touch with a realtor."}],
+    "rules": [{"id": "general-home-referral", "when": "customer.life_events contains home_purchase",
+               "then": "general_refer_realtor", "because": "Go the extra mile."}]}
+
+
+def test_guard_holds_other_packs_referrals_until_consent() -> None:
+    both = Recommender(rules=[], packs=[OTHER_REFERRAL], autoload=False, plugins=[plugin])
+    asking = both.recommend(ctx({"life_events": ["home_purchase"]}))
+    assert "insurance_ask_consent_home_purchase" in offered(asking)
+    assert held(asking)["general_refer_realtor"] == "vetoed"
+    declined = both.recommend(ctx({"life_events": ["home_purchase"], "preferences": {CONSENT: False}}))
+    assert held(declined)["general_refer_realtor"] == "vetoed"
+    consented = both.recommend(ctx({"life_events": ["home_purchase"], "consents": [CONSENT]}), max_extras=5)
+    assert "general_refer_realtor" in offered(consented)  # consent given: not ours to block
+
+
+# -- enrichment ----------------------------------------------------------------------
+
+
+def test_enrich_returns_data_and_never_mutates() -> None:
+    c = parse_context(ctx({"tenure_years": 7, "life_events": ["new_baby"], "preferences": {CONSENT: False},
+                           "attributes": {"days_since_policy_review": 400}}))
+    before = copy.deepcopy(c.model_dump())
+    updates = plugin.recommender_enrich_context(c)
+    assert c.model_dump() == before
+    assert updates == {"interaction": {"attributes": {"insurance_line": "policy"}},
+                       "customer": {"attributes": {"partner_referrals_declined": True, "policy_review_due": True}}}
+
+
+def test_enrich_defaults() -> None:
+    c = parse_context(ctx({"tenure_years": 7, "life_events": ["home_purchase"],
+                           "attributes": {"days_since_policy_review": 30}}))
+    assert plugin.recommender_enrich_context(c) == {
+        "interaction": {"attributes": {"insurance_line": "policy"}},
+        "customer": {"attributes": {"partner_referrals_declined": False, "policy_review_due": False}}}
+    assert plugin.recommender_enrich_context(parse_context(ctx({}))) == {
+        "interaction": {"attributes": {"insurance_line": "policy"}}}
+    assert plugin.recommender_enrich_context(parse_context(ctx({"tenure_years": 9}, vertical="fitness"))) is None
+
+
+@pytest.mark.parametrize("vertical, issue, line", [
+    (None, "claim_status", "claims"),            # single-business install: known insurance issue
+    (None, "flat_tire", None),                   # not ours
+    ("insurance", "general_enquiry", "general"), # any issue at an agency
+    ("auto_repair", "policy_review", None),      # another trade
+])
+def test_line_marks_insurance_interactions_only(vertical: str | None, issue: str, line: str | None) -> None:
+    updates = plugin.recommender_enrich_context(parse_context(ctx({"tenure_years": 9}, vertical=vertical, issue=issue)))
+    assert (updates or {}).get("interaction", {}).get("attributes", {}).get("insurance_line") == line
+
+
+def test_no_insurance_gestures_at_another_trade(rec: Recommender) -> None:
+    # a car shop's long-standing customer who just bought a car and a house, consent on file
+    customer = {"tenure_years": 9, "life_events": ["new_car", "home_purchase"], "consents": [CONSENT]}
+    assert rec.recommend(ctx(customer, vertical=None, issue="flat_tire", cost=25)).gesture_ids() == []
+    assert rec.recommend(ctx(customer, vertical="auto_repair", issue="oil_change")).gesture_ids() == []
+
+
+def test_every_rule_requires_the_insurance_line(rec: Recommender) -> None:
+    for rule in rec.rulebook.rules:
+        for branch in rule.branches:
+            assert any(a.field == "interaction.attributes.insurance_line" for a in branch), rule.id
+
+
+def test_no_vertical_means_a_single_business_install(rec: Recommender) -> None:
+    result = rec.recommend(ctx({"life_events": ["retirement"]}, vertical=None))
+    assert asks(offered(result)) == {"insurance_ask_consent_retirement"}
+
+
+def test_without_enrichment_the_ask_stays_silent() -> None:
+    # another trade's context: the enricher does not run, so "not declined" is unknown and nobody is asked
+    other = Recommender(rules=[], autoload=False, plugins=[plugin])
+    result = other.recommend(ctx({"life_events": ["home_purchase"]}, vertical="bakery"))
+    assert not asks(offered(result)) and not refers(offered(result))
+
+
+# -- the client's own cover ----------------------------------------------------------
+
+
+def test_new_car_gets_an_auto_coverage_review_not_a_referral(rec: Recommender) -> None:
+    result = rec.recommend(ctx({"life_events": ["new_car"]}))
+    assert offered(result) == ["insurance_auto_coverage_review"]
+
+
+def test_new_baby_gets_a_life_cover_review(rec: Recommender) -> None:
+    assert "insurance_life_cover_review" in offered(rec.recommend(ctx({"life_events": ["new_baby"]})))
+
+
+def test_long_standing_client_gets_a_policy_review_when_due(rec: Recommender) -> None:
+    due = rec.recommend(ctx({"name": "Pat", "tenure_years": 8}, issue="billing_question"))
+    review = next(r for r in due.recommendations if r.gesture_id == "insurance_policy_review")
+    assert "8 years" in review.script and review.follow_up_days == 14
+    recent = rec.recommend(ctx({"tenure_years": 8, "attributes": {"days_since_policy_review": 90}}, issue="billing_question"))
+    assert "insurance_policy_review" not in offered(recent)
+    newer = rec.recommend(ctx({"tenure_years": 3}, issue="billing_question"))
+    assert "insurance_policy_review" not in offered(newer)
+
+
+def test_policy_change_fee_waived_for_loyal_clients(rec: Recommender) -> None:
+    assert "insurance_waive_policy_change_fee" in offered(
+        rec.recommend(ctx({"tenure_years": 4}, issue="policy_change", cost=20)))
+    assert "insurance_waive_policy_change_fee" not in offered(
+        rec.recommend(ctx({"tenure_years": 4}, issue="policy_change", cost=40)))
+    assert "insurance_waive_policy_change_fee" not in offered(
+        rec.recommend(ctx({"tenure_years": 1}, issue="policy_change", cost=20)))
+
+
+# -- claims --------------------------------------------------------------------------
+
+
+def test_delayed_claim_gets_a_proactive_update(rec: Recommender) -> None:
+    result = rec.recommend(ctx({}, issue="claim_status", delay_days=3))
+    assert offered(result) == ["insurance_claim_status_update"]
+    assert result.recommendations[0].follow_up_days == 2
+    assert offered(rec.recommend(ctx({}, issue="claim_status", delay_days=1))) == []
+
+
+def test_long_delayed_claim_escalation_needs_super_authority(rec: Recommender) -> None:
+    genuine = rec.recommend(ctx({}, staff="genuine", issue="claim", delay_days=12))
+    assert held(genuine)["insurance_claim_escalation"] == "needs_approval"
+    assert "insurance_claim_status_update" in offered(genuine)
+    senior = rec.recommend(ctx({}, staff="super", issue="claim", delay_days=12))
+    assert offered(senior)[0] == "insurance_claim_escalation"
+
+
+# -- outcome observer ----------------------------------------------------------------
+
+
+def test_ledger_counts_consent_asks_and_referrals(rec: Recommender, with_core: Recommender, store: Any) -> None:
+    home = decide(rec, store, ctx({"life_events": ["home_purchase"]}),
+                  "insurance_ask_consent_home_purchase", "insurance_home_coverage_review")
+    retiring = decide(rec, store, ctx({"life_events": ["retirement"]}), "insurance_ask_consent_retirement")
+    consented = decide(rec, store, ctx({"life_events": ["home_purchase"], "consents": [CONSENT]}),
+                       "insurance_refer_realtor")
+    # a core referral, not ours: a bank's client (the plugin stays out of another trade)
+    bank = decide(with_core, store, ctx({"life_events": ["home_purchase"], "consents": [CONSENT]},
+                                        vertical="banking", issue="account_review"), "refer_realtor_or_lender")
+    for i, (decision_id, gid, outcome) in enumerate([
+        (home, "insurance_ask_consent_home_purchase", "offered"),
+        (home, "insurance_ask_consent_home_purchase", "accepted"),
+        (retiring, "insurance_ask_consent_retirement", "offered"),
+        (retiring, "insurance_ask_consent_retirement", "declined"),
+        (consented, "insurance_refer_realtor", "delivered"),
+        (home, "insurance_home_coverage_review", "accepted"),  # not a referral: not counted
+        (bank, "refer_realtor_or_lender", "delivered"),         # not ours: not counted
+    ]):
+        rec.record_outcome(store, decision_id, gid, outcome, idempotency_key=f"k{i}")
+    # the store saw everything; the plugin only observes
+    assert sum(len(store.get_decision(d).outcomes) for d in (home, retiring, consented, bank)) == 7
+    report = plugin.LEDGER.report()
+    assert report["consent_asked"] == 2
+    assert report["consent_given"] == 1 and report["consent_refused"] == 1
+    assert report["consent_rate"] == 0.5
+    assert report["referrals_made"] == 1
+    assert set(report["by_gesture"]) == {"insurance_ask_consent_home_purchase", "insurance_ask_consent_retirement",
+                                         "insurance_refer_realtor"}
+    assert plugin.LEDGER.report("other-agency")["consent_asked"] == 0
+
+
+# -- discovery through the entry point -----------------------------------------------
+
+
+def test_entry_point_declared_in_pyproject_is_discovered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hermetic: a throw-away dist-info carrying the pyproject's entry point, no pip needed."""
+    declared = tomllib.loads((PLUGIN_ROOT / "pyproject.toml").read_text())["project"]["entry-points"]["recommender"]
+    assert declared == {EP_NAME: "recommender_insurance"}
+    dist = tmp_path / "recommender_insurance_probe-0.0.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: recommender-insurance-probe\nVersion: 0.0.0\n")
+    (dist / "entry_points.txt").write_text(f"[recommender]\nprobe_{EP_NAME} = {declared[EP_NAME]}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    installed = {ep.name for ep in importlib.metadata.entry_points(group="recommender")} - {f"probe_{EP_NAME}"}
+    monkeypatch.setenv("RECOMMENDER_DISABLED_PLUGINS", ",".join(sorted(installed)))
+    monkeypatch.delenv("RECOMMENDER_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+    found = Recommender(rules=[])
+    info = {i["name"]: i for i in found.plugin_info()}[f"probe_{EP_NAME}"]
+    assert info["source"] == "entrypoint"
+    result = found.recommend(ctx({"life_events": ["home_purchase"], "consents": [CONSENT]}))
+    assert "insurance_refer_realtor" in result.gesture_ids()
+
+
+def _installed() -> bool:
+    return any(ep.name == EP_NAME for ep in importlib.metadata.entry_points(group="recommender"))
+
+
+@pytest.mark.skipif(not _installed(), reason="not pip-installed: pip install -e plugins/insurance")
+def test_installed_plugin_is_autoloaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RECOMMENDER_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+    monkeypatch.delenv("RECOMMENDER_DISABLED_PLUGINS", raising=False)
+    default = Recommender()
+    info = {i["name"]: i for i in default.plugin_info()}[EP_NAME]
+    assert info["source"] == "entrypoint"
+    no_consent = default.recommend(ctx({"life_events": ["home_purchase"]}))
+    assert "insurance_ask_consent_home_purchase" in no_consent.gesture_ids()
+    assert not refers(no_consent.gesture_ids())
