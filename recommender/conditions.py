@@ -9,6 +9,7 @@ Negations are pushed down to the tests, so the engine only ever sees flat conjun
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Literal, Union
 
@@ -111,9 +112,21 @@ def _line(node: Any, key: Any = None) -> int | None:
 _yaml_scalar = YAML(typ="safe", pure=True)
 
 
+_NUMBER = re.compile(r"^-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$")
+_SLUG = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]*$")
+_KEYWORDS = {"true": True, "false": False, "True": True, "False": False, "null": None, "~": None}
+
+
 def _parse_scalar(text: str) -> Any:
+    """A condition's value as YAML would read it; plain numbers and words skip the YAML parser."""
     from io import StringIO
 
+    if _NUMBER.match(text):
+        return float(text) if any(c in text for c in ".eE") else int(text)
+    if text in _KEYWORDS:
+        return _KEYWORDS[text]
+    if _SLUG.match(text) and text.lower() not in ("yes", "no", "on", "off", "y", "n"):
+        return text
     try:
         return _yaml_scalar.load(StringIO(text))
     except Exception:

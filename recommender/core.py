@@ -15,7 +15,7 @@ from .memory_protocol import Memory, Offer
 from .outcomes import OutcomeEvent
 from .packs import Pack, pack_from_data
 from .plugins import PluginConfig, PluginHost
-from .ranking import Candidate, arbitrate, rank_key, score
+from .ranking import Candidate, arbitrate, rank_key, relationship, score
 from .results import Explanation, PluginWarning, Recommendation, RecommendationResult
 from .rulebook import RuleBook
 from .tenants import Tenant, build_key, build_tenant
@@ -261,8 +261,9 @@ class Recommender:
                     cands[gid] = Candidate(g, [(rule, matched[ri])], g.cost_for(ctx), 0.0)
                 else:
                     cand.matches.append((rule, matched[ri]))
+        rel = relationship(ctx)
         for cand in cands.values():
-            cand.score = score(cand.gesture.tier, cand.priority, cand.cost, ctx)
+            cand.score = score(cand.gesture.tier, cand.priority, cand.cost, ctx, rel)
         holds = []
         if store is not None and cands:
             offers = [Offer(g, c.gesture.category, c.gesture.tier, c.cost) for g, c in cands.items()]

@@ -42,9 +42,10 @@ def relationship(ctx: Context) -> float:
     return 1 + min(c.tenure_years or 0.0, 20.0) / 5 + math.log10(1 + c.lifetime_value) / 2
 
 
-def score(tier: str, priority: int, cost: float | None, ctx: Context) -> float:
+def score(tier: str, priority: int, cost: float | None, ctx: Context, rel: float | None = None) -> float:
+    """The documented score; ``rel`` is :func:`relationship` when the caller has it already."""
     stake = max(ctx.customer.lifetime_value, 100.0)
-    value = 100 * TIER_WEIGHT[tier] * (0.5 + priority / 100) * relationship(ctx)
+    value = 100 * TIER_WEIGHT[tier] * (0.5 + priority / 100) * (relationship(ctx) if rel is None else rel)
     return round(value / (1 + (cost or 0.0) / stake), 2)
 
 
