@@ -171,6 +171,14 @@ class Recommender:
         """
         return self._decide(parse_context(context), budget, max_extras, False, store)
 
+    def recommend_many(self, contexts: Iterable[ContextLike], *, budget: float | None = None,
+                       max_extras: int | None = None, store: Memory | None = None) -> list[RecommendationResult]:
+        """``[self.recommend(c, ...) for c in contexts]`` as a batch (backtests): one validation
+        call for the list, repeated contexts answered once (see :mod:`recommender.batch`)."""
+        from .batch import recommend_many
+
+        return recommend_many(self, contexts, budget=budget, max_extras=max_extras, store=store)
+
     def explain(self, context: ContextLike, *, budget: float | None = None,
                 max_extras: int | None = None, store: Memory | None = None) -> Explanation:
         """Like :meth:`recommend`, plus near misses and every rule that matched.

@@ -4,14 +4,18 @@ We drive the C engine (``durable_rules_engine``) directly rather than through
 ``durable.engine.Host``: the Host starts timer threads that run actions on other threads
 (measured: wrong results and use-after-free crashes), and its per-action Python layer (a
 closure, a JSON parse and a state write per fired rule) costs more than the Rete match.
-Per request and per unit we:
+Per request we:
 
 1. take a sid from a pool (a sid is used by one request at a time, so threads never share
-   engine state), and assert the context as a *fact* (``assert_fact`` fires every matching
-   rule; ``post`` would fire only one);
-2. drain the fired actions: each action's name is read from the head of the message JSON,
-   with no parsing of the rest;
-3. retract the same fact, so nothing survives the call, and return the sid to the pool.
+   engine state), read and encode each field the rules test once, and build each unit's
+   fact from those pieces (units that test the same fields share one fact string);
+2. assert the context as a *fact* in each unit (``assert_fact`` fires every matching rule;
+   ``post`` would fire only one). The fact carries a fixed ``"id"``, so the engine does not
+   hash its content and the retract below is a two-key message;
+3. if a rule fired, drain the fired actions (each action's name is read from the head of the
+   message JSON, with no parsing of the rest) and retract the fact, so nothing survives the
+   call. A fact that reached no rule ("not handled") was never stored: nothing to retract;
+4. return the sid to the pool.
 
 Retiring a matcher (hot reload) asserts a janitor fact on each pooled sid before
 ``delete_state`` (deleting a state in which no action ever ran crashes the engine), then
@@ -26,7 +30,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import durable_rules_engine as _dre
 
-from .compiler import Unit, encode_value
+from .compiler import Unit, _encode_str, compile_branches, encode_value
 from .errors import EngineError
 
 __all__ = ["Matcher"]
@@ -43,7 +47,7 @@ def _error_code(exc: BaseException) -> int | None:
 
 
 class _LiveUnit:
-    __slots__ = ("unit", "handle", "payloads", "encoders")
+    __slots__ = ("unit", "handle", "payloads", "encoders", "spec_ids")
 
     def __init__(self, unit: Unit, name: str):
         self.unit = unit
@@ -52,8 +56,11 @@ class _LiveUnit:
         except _dre.error as exc:
             raise EngineError(f"durable-rules refused ruleset {name}: {exc}") from exc
         self.payloads = {name: payload for name, payload in unit.actions.items()}
+        for name, more in unit.shared.items():
+            self.payloads[name] = _Several((unit.actions[name], *more))
         # (json prefix, context path, kind) with the key already quoted
         self.encoders = [(f'"{key}":', path, kind) for key, path, kind in unit.fields]
+        self.spec_ids: tuple[int, ...] = ()
 
 
 _KIND_OK: dict[str, Callable[[Any], bool]] = {
@@ -63,6 +70,12 @@ _KIND_OK: dict[str, Callable[[Any], bool]] = {
     "list": lambda v: isinstance(v, list),
     "any": lambda v: True,  # a key under an open map that rules only test with `exists`
 }
+_FID = 1  # the fixed message id of every fact we assert
+
+
+class _Several(tuple):
+    """The payloads of one action shared by branches with the same tests."""
+_float_repr = float.__repr__
 
 
 class Matcher:
@@ -75,11 +88,27 @@ class Matcher:
         self._id = next(_matcher_ids)
         self._units = [_LiveUnit(u, f"m{self._id}.{u.name}") for u in units]
         self._free: list[str] = []
+        self._heads: dict[str, tuple[str, str]] = {}
         self._seq = itertools.count()
         self._in_flight = 0
+        self._count_lock = threading.Lock()
         self._lock = threading.Lock()
         self._closed = False
+        #: the context paths the rules test; ``match_row`` takes their values in this order
         self.fields = sorted({path for u in units for _, path, _ in u.fields} - {"$s"})
+        index = {p: i for i, p in enumerate(self.fields)}
+        # Every (fact key, path, kind) once; each unit refers to its own by index.
+        specs: dict[tuple[str, str, str], int] = {}
+        for live in self._units:
+            live.spec_ids = tuple(specs.setdefault(f, len(specs)) for f in live.unit.fields)
+        self._specs = [(f'"{key}":', index[path], kind, path) for key, path, kind in specs]
+        # units grouped by the fields they test: one fact string per group and request
+        groups: dict[tuple[int, ...], list[_LiveUnit]] = {}
+        for live in self._units:
+            groups.setdefault(live.spec_ids, []).append(live)
+        everything = tuple(range(len(specs)))
+        self._groups = [(None if ids == everything else ids, [(lv.handle, lv) for lv in lives])
+                        for ids, lives in groups.items()]
 
     @property
     def unit_count(self) -> int:
@@ -87,67 +116,125 @@ class Matcher:
 
     @property
     def rule_count(self) -> int:
-        return sum(len(u.payloads) for u in self._units)
+        return sum(len(u.unit.actions) + sum(map(len, u.unit.shared.values())) for u in self._units)
 
     def match(self, values: Callable[[str], Any]) -> tuple[list[Any], list[str]]:
         """Payloads of every fired action, and the paths whose value had the wrong type.
 
         ``values(path)`` returns the context value at a path, or None when absent.
         """
-        if self._closed:
-            raise EngineError("this ruleset version was retired (hot reload); use the current one")
+        return self.match_row([values(p) for p in self.fields])
+
+    def match_row(self, row: Sequence[Any]) -> tuple[list[Any], list[str]]:
+        """Like :meth:`match`, given the values of :attr:`fields`, in that order."""
+        # Count the call in flight *before* checking for retirement: retire() sets _closed,
+        # then waits for in-flight calls, so no call can start on a ruleset being deleted.
+        with self._count_lock:
+            self._in_flight += 1
+        try:
+            if self._closed:
+                raise EngineError("this ruleset version was retired (hot reload); use the current one")
+            return self._match_row(row)
+        finally:
+            with self._count_lock:
+                self._in_flight -= 1
+
+    def _match_row(self, row: Sequence[Any]) -> tuple[list[Any], list[str]]:
+        parts: list[str | None] = []
+        add = parts.append
+        mismatched: list[str] = []
+        for prefix, pi, kind, path in self._specs:
+            v = row[pi]
+            if v is None:
+                add(None)
+                continue
+            t = type(v)
+            if t is float and kind == "number":
+                r = _float_repr(v)
+                add(prefix + (r.replace("e", ".0e", 1) if "e" in r and "." not in r else r))
+            elif t is str and kind == "string":
+                add(prefix + _encode_str(v))
+            elif _KIND_OK[kind](v):
+                add(prefix + encode_value(v))
+            else:
+                add(None)
+                if path not in mismatched:
+                    mismatched.append(path)
         try:
             sid = self._free.pop()
         except IndexError:
             sid = f"s{next(self._seq)}"
-        self._in_flight += 1
+        heads = self._heads.get(sid)
+        if heads is None:
+            head = '{"sid":"%s","id":%d' % (sid, _FID)
+            heads = self._heads[sid] = (head, head + "}")
+        head, retract = heads
         fired: list[Any] = []
-        mismatched: list[str] = []
         healthy = True
+        assert_fact = _dre.assert_fact
         try:
-            for live in self._units:
-                parts = ['{"sid":"', sid, '"']
-                for prefix, path, kind in live.encoders:
-                    v = values(path)
-                    if v is None:
-                        continue
-                    if not _KIND_OK[kind](v):
-                        if path not in mismatched:
-                            mismatched.append(path)
-                        continue
-                    parts.append(",")
-                    parts.append(prefix)
-                    parts.append(encode_value(v))
-                parts.append("}")
-                healthy = self._run(live, sid, "".join(parts), fired)
-                if not healthy:
-                    break
+            for ids, lives in self._groups:
+                if ids is None:
+                    fact = ",".join([head, *[p for p in parts if p is not None]]) + "}"
+                else:
+                    fact = ",".join([head, *[p for p in map(parts.__getitem__, ids) if p is not None]]) + "}"
+                for handle, live in lives:
+                    try:
+                        result = assert_fact(handle, fact)
+                    except _dre.error as exc:
+                        # Unreachable from a validated pack and context (the compiler and the
+                        # context model keep every input inside the engine's limits).
+                        self._forget(handle, retract)
+                        raise EngineError(f"durable-rules rejected a fact (error {_error_code(exc)})") from exc
+                    # Not handled: no rule was reached, so the fact was not even stored.
+                    if result[0] != _NOT_HANDLED and not self._drain(live, result, fact, retract, fired):
+                        healthy = False
         finally:
-            self._in_flight -= 1
             if healthy:
                 self._free.append(sid)
         return fired, mismatched
 
-    def _run(self, live: _LiveUnit, sid: str, fact: str, fired: list[Any]) -> bool:
+    def _drain(self, live: _LiveUnit, result: tuple[int, int], fact: str, retract: str,
+               fired: list[Any]) -> bool:
+        """Collect the fired actions and retract the fact; False if the sid must not be reused."""
         handle = live.handle
+        healthy = True
+        if result[0] == _OBSERVED:
+            # The sid still held a fact: a bug. Drop the stale fact, evaluate this one once
+            # more, and never reuse the sid.
+            healthy = False
+            self._forget(handle, retract)
+            try:
+                result = _dre.assert_fact(handle, fact)
+            except _dre.error as exc:
+                self._forget(handle, retract)
+                raise EngineError(f"durable-rules rejected a fact (error {_error_code(exc)})") from exc
+            if result[0] == _OBSERVED:
+                raise EngineError("durable-rules kept a fact we retracted")
+            if result[0] == _NOT_HANDLED:
+                return healthy
+        state = result[1]
+        started = _dre.start_action_for_state(handle, state)
+        if started:
+            payloads = live.payloads
+            complete = _dre.complete_and_start_action
+            msg = started[1]
+            while msg:
+                payload = payloads[msg[2:msg.index('"', 2)]]
+                if type(payload) is _Several:
+                    fired.extend(payload)
+                else:
+                    fired.append(payload)
+                msg = complete(handle, state)
+        _dre.retract_fact(handle, retract)
+        return healthy
+
+    @staticmethod
+    def _forget(handle: int, retract: str) -> None:
         try:
-            result = _dre.assert_fact(handle, fact)
-        except _dre.error as exc:
-            # Unreachable from a validated pack and context (the compiler and the context
-            # model keep every input inside the engine's limits); never reuse this sid.
-            raise EngineError(f"durable-rules rejected a fact (error {_error_code(exc)})") from exc
-        if result[0] not in (_NOT_HANDLED, _OBSERVED):
-            state = result[1]
-            started = _dre.start_action_for_state(handle, state)
-            if started:
-                payloads = live.payloads
-                msg = started[1]
-                while msg:
-                    fired.append(payloads[msg[2:msg.index('"', 2)]])
-                    msg = _dre.complete_and_start_action(handle, state)
-        _dre.retract_fact(handle, fact)
-        # OBSERVED means the sid still held a fact: a bug, so the sid is never reused.
-        return result[0] != _OBSERVED
+            _dre.retract_fact(handle, retract)
+        except _dre.error:
+            pass
 
     def retire(self, timeout: float = 10.0) -> None:
         """Free the engine memory of this matcher once in-flight calls have finished."""
@@ -186,6 +273,4 @@ class Matcher:
 
 
 def matcher_from(items: Iterable[tuple[Any, Sequence[Any]]], prefix: str = "u") -> Matcher:
-    from .compiler import compile_branches
-
     return Matcher(compile_branches(items, prefix))

@@ -91,3 +91,12 @@ def test_a_gesture_matched_by_two_rules_appears_once_with_both_reasons():
     res = rec.recommend(ctx(interaction={"cost": 5}))
     assert res.gesture_ids() == ["g"]
     assert [m.rule_id for m in res.recommendations[0].rules] == ["r1", "r2"]
+
+
+def test_recommend_many_equals_recommend_in_a_loop():
+    gs = [gesture(f"g{i}", "exceed", i) for i in range(4)]
+    rec = make(gs, [rule(f"r{i}", f"interaction.cost ge {i * 10}", f"g{i}") for i in range(4)])
+    contexts = [ctx(interaction={"cost": c}, customer={"tenure_years": t}) for c in (0, 15, 35) for t in (1, 5)]
+    contexts.append(contexts[0])  # a repeat
+    batch = rec.recommend_many(contexts)
+    assert [r.model_dump() for r in batch] == [rec.recommend(c).model_dump() for c in contexts]

@@ -1,0 +1,1 @@
+"""Benchmarks: generated rule packs, a plain-Python reference and floor, peer engines."""
