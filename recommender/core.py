@@ -254,8 +254,8 @@ class Recommender:
             ctx = self._enrich(tenant, ctx, warnings)
         if store is not None:
             ctx = _merge_unset(ctx, store.enrich(ctx))
-        getters = book.getters
-        fired, mismatched = book.matcher.match(lambda p: getters[p](ctx))
+        row = book.read_row(ctx)
+        fired, mismatched = book.matcher.match_row(row)
         matched: dict[int, int] = {}
         for ri, bi in fired:
             matched.setdefault(ri, bi)
@@ -279,7 +279,7 @@ class Recommender:
                 cand = cands.pop(hold.gesture_id, None)
                 if cand is not None:
                     holds.append((cand, hold))
-        absent = any(getters[p](ctx) is None for p in book.nullable_fields)
+        absent = any(row[i] is None for i in book.nullable_positions)
         missing = book.blocked_by_absence(ctx, set(matched), mismatched) if absent else set()
         limits = dict(budget=ctx.interaction.budget if budget is None else budget,
                       max_extras=self.max_extras if max_extras is None else max_extras)

@@ -51,8 +51,9 @@ class RuleBook:
     version: str
     matcher: Matcher
     getters: dict[str, Callable[[Context], Any]]
-    #: fields the rules test that a context can lack (absence is worth reporting)
-    nullable_fields: list[str] = field(default_factory=list)
+    #: positions in ``matcher.fields`` of fields a context can lack (absence is worth reporting)
+    nullable_positions: list[int] = field(default_factory=list)
+    _row: Callable[[Context], Sequence[Any]] | None = field(default=None, repr=False)
     _atoms: Matcher | None = field(default=None, repr=False)
     _absence: Matcher | None = field(default=None, repr=False)
 
@@ -118,8 +119,20 @@ class RuleBook:
         return cls(
             packs=list(packs), gestures=gestures, rules=rules, version=digest.hexdigest()[:12],
             matcher=matcher, getters={p: getter(p) for p in sorted(paths) if p != "$s"},
-            nullable_fields=[f for f in matcher.fields if field_nullable(f)],
+            nullable_positions=[i for i, f in enumerate(matcher.fields) if field_nullable(f)],
         )
+
+    def read_row(self, ctx: Context) -> Sequence[Any]:
+        """The values of ``matcher.fields`` for ``ctx``, read in one pass (None when absent)."""
+        if self._row is None:
+            fields = self.matcher.fields
+            if fields and not any(f.startswith(_OPEN) for f in fields):
+                many = operator.attrgetter(*fields)  # one C call for all plain paths
+                self._row = (lambda c: (many(c),)) if len(fields) == 1 else many
+            else:
+                getters = [self.getters[f] for f in fields]
+                self._row = lambda c: [g(c) for g in getters]
+        return self._row(ctx)
 
     def value(self, ctx: Context, path: str) -> Any:
         get = self.getters.get(path)
