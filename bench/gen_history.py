@@ -26,6 +26,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
+from bench.reference import get_path  # one dotted-path reader for the bench tools
+
 __all__ = ["generate_history", "write_jsonl", "write_csv", "CSV_MAPPING", "VERTICALS"]
 
 START = datetime(2025, 1, 1, tzinfo=timezone.utc)
@@ -238,15 +240,6 @@ CSV_MAPPING: dict[str, str] = {
 }
 
 
-def _get(ctx: dict[str, Any], path: str) -> Any:
-    node: Any = ctx
-    for part in path.split("."):
-        if not isinstance(node, dict):
-            return None
-        node = node.get(part)
-    return node
-
-
 def _cell(value: Any) -> str:
     if value is None:
         return ""
@@ -273,7 +266,7 @@ def write_csv(path: str | Path, mapping_path: str | Path, n: int = 100_000, seed
         for row in generate_history(n, seed):
             assert isinstance(row, dict)
             full = {**row["context"], "at": row["at"]}
-            w.writerow([_cell(_get(full, CSV_MAPPING[c])) for c in columns])
+            w.writerow([_cell(get_path(full, CSV_MAPPING[c])) for c in columns])
             count += 1
     return count
 

@@ -37,7 +37,7 @@ def rule_tests(pack: dict[str, Any]) -> list[tuple[str, list[tuple[str, str, Any
     return [(r["id"], [parse_condition(c) for c in r["when"]["all"]]) for r in pack["rules"]]
 
 
-def _get(ctx: dict[str, Any], path: str) -> Any:
+def get_path(ctx: dict[str, Any], path: str) -> Any:
     node: Any = ctx
     for part in path.split("."):
         if not isinstance(node, dict):
@@ -50,7 +50,7 @@ def expected_one(tests: list[tuple[str, list[tuple[str, str, Any]]]], ctx: dict[
     out = set()
     for rid, conds in tests:
         for fld, op, value in conds:
-            actual = _get(ctx, fld)
+            actual = get_path(ctx, fld)
             if actual is None or isinstance(actual, str) != isinstance(value, str) or not _OPS[op](actual, value):
                 break
         else:

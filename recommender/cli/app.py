@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 import sys
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -61,6 +63,26 @@ def read_json_input(source: str, what: str = "context") -> Any:
     except json.JSONDecodeError as exc:
         name = "<stdin>" if source == "-" else source
         fail(f"{name}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}")
+
+
+def parse_when(text: Optional[str], option: str, now: Optional[datetime] = None) -> Optional[datetime]:
+    """A ``--since``/``--until`` value: an ISO date or date-time, ``today``, or a span back from
+    now like ``30d`` / ``12h``. Naive times are UTC; a bad value exits 2 naming the flag."""
+    if text is None:
+        return None
+    value = text.strip()
+    now = now or datetime.now(timezone.utc)
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([dh])", value)
+    if m:
+        amount = float(m.group(1))
+        return now - (timedelta(days=amount) if m.group(2) == "d" else timedelta(hours=amount))
+    if value == "today":
+        return datetime.combine(now.date(), datetime.min.time(), tzinfo=timezone.utc)
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"{option}: expected an ISO date (2025-06-01), a date-time, 'today' or a span like 30d, got {text!r}")
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def guard(exc: RecommenderError, code: int = 2) -> NoReturn:

@@ -9,9 +9,7 @@ change the exit code while at least one row is usable.
 
 from __future__ import annotations
 
-import re
 import sys
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, List, Optional
 
@@ -20,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import RecommenderError
-from .app import err, fail, out
+from .app import err, fail, out, parse_when
 
 if TYPE_CHECKING:
     from ..backtest.report import BacktestReport, ReplayReport, RunReport
@@ -42,25 +40,6 @@ def _pct(v: float | None) -> str:
 
 def _signed(v: float, money: bool = False) -> str:
     return f"{v:+,.2f}" if money else f"{int(v):+,}"
-
-
-def _parse_when(text: Optional[str], option: str) -> Optional[datetime]:
-    """ISO date or date-time, ``today``, or a span back from now like ``30d`` / ``12h``."""
-    if text is None:
-        return None
-    value = text.strip()
-    now = datetime.now(timezone.utc)
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)([dh])", value)
-    if m:
-        amount = float(m.group(1))
-        return now - (timedelta(days=amount) if m.group(2) == "d" else timedelta(hours=amount))
-    if value == "today":
-        return datetime.combine(now.date(), datetime.min.time(), tzinfo=timezone.utc)
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        fail(f"{option}: expected an ISO date (2025-06-01), a date-time, 'today' or a span like 30d, got {text!r}")
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 class _Progress:
@@ -388,7 +367,7 @@ def _decisions(rules: Optional[List[Path]], plugins_dir: Optional[Path], url: Op
     from ..backtest.run import BacktestError, RuleSet, replay_decisions
     from ..memory import open_store
 
-    start, end = _parse_when(since, "--since"), _parse_when(until, "--until")
+    start, end = parse_when(since, "--since"), parse_when(until, "--until")
     rule_paths = _rules_list(rules)
     try:
         rs = RuleSet.of(rule_paths, plugins_dir).pinned()

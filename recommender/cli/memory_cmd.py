@@ -6,8 +6,7 @@ SQLAlchemy is imported only when one of these commands runs.
 from __future__ import annotations
 
 import json
-import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, List, NoReturn, Optional, TypeVar
@@ -16,7 +15,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from .app import fail, out
+from .app import fail, out, parse_when
 
 if TYPE_CHECKING:
     from ..memory import Store
@@ -75,24 +74,6 @@ def _open(url: Optional[str], policy: Optional[Path] = None, upgrade: Optional[b
     from ..memory import open_store
 
     return _guarded(lambda: open_store(url, policy=policy, upgrade=upgrade), url)
-
-
-def _parse_when(text: Optional[str], option: str, now: datetime) -> Optional[datetime]:
-    """ISO date or datetime, ``today``, or ``N`` + ``d``/``h`` ago (e.g. ``30d``)."""
-    if text is None:
-        return None
-    value = text.strip()
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)([dh])", value)
-    if m:
-        amount = float(m.group(1))
-        return now - (timedelta(days=amount) if m.group(2) == "d" else timedelta(hours=amount))
-    if value == "today":
-        return datetime.combine(now.date(), datetime.min.time(), tzinfo=timezone.utc)
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        fail(f"{option}: expected an ISO date (2025-06-01), a datetime, 'today' or a span like 30d, got {text!r}")
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def _money(value: Optional[float]) -> str:
@@ -279,7 +260,7 @@ def report_cmd(
 ) -> None:
     """Recommended, offered, accepted, declined and delivered counts per gesture and per rule."""
     now = datetime.now(timezone.utc)
-    start, end = _parse_when(since, "--since", now), _parse_when(until, "--until", now)
+    start, end = parse_when(since, "--since", now), parse_when(until, "--until", now)
     store = _open(url)
     try:
         report = _guarded(lambda: store.report(tenant, start, end), url)
