@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from recommender.client import RecommenderClient, ServiceError  # noqa: E402
 from recommender.service import Settings, create_app, hash_key  # noqa: E402
 from recommender.service.settings import ConfigFileError  # noqa: E402
+from service_fixtures import BROKEN  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -52,15 +53,6 @@ rules:
     because: Flat tires deserve a check.
 """
 
-BROKEN = """\
-pack: broken
-gestures: []
-rules:
-  - id: bad-rule
-    when: customer.tenure_years ge 2
-    then: no_such_gesture
-    because: broken on purpose
-"""
 
 LOYAL = {"customer": {"id": "c-1", "tenure_years": 6}, "interaction": {"issue": "flat_tire", "cost": 25}}
 

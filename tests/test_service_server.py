@@ -27,40 +27,9 @@ pytest.importorskip("uvicorn")
 
 from recommender.client import RecommenderClient, ServiceError  # noqa: E402
 from recommender.service import hash_key  # noqa: E402
+from service_fixtures import BROKEN, TIRE_PACK as PACK  # noqa: E402
 
-PACK = """\
-pack: srv
-version: "1"
-gestures:
-  - id: tire_check
-    title: Free tire check
-    category: freebie
-    tier: exceed
-    cost: 5
-    script: "We'll check your tires for free."
-  - id: apology
-    title: Apologise
-    category: personal_touch
-    tier: meet
-    cost: 0
-    script: "Sorry for the trouble."
-rules:
-  - id: flat-check
-    when: interaction.issue eq flat_tire
-    then: [tire_check, apology]
-    priority: 50
-    because: A flat is a chance to check the rest.
-"""
 
-BROKEN = """\
-pack: broken
-gestures: []
-rules:
-  - id: bad-rule
-    when: customer.tenure_years ge 2
-    then: no_such_gesture
-    because: broken on purpose
-"""
 
 KEY, ADMIN_KEY = "srv-key", "srv-admin"
 FLAT = {"interaction": {"issue": "flat_tire", "cost": 20}}

@@ -15,31 +15,10 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from recommender.client import RecommenderClient, ServiceError  # noqa: E402
 from recommender.service import Settings, create_app  # noqa: E402
+from service_fixtures import TIRE_PACK as PACK  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
-PACK = """\
-pack: storetest
-version: "1"
-gestures:
-  - id: tire_check
-    title: Free tire check
-    category: freebie
-    tier: exceed
-    cost: 5
-    script: "We'll check your tires for free."
-  - id: apology
-    title: Apologise
-    category: personal_touch
-    tier: meet
-    cost: 0
-    script: "Sorry for the trouble."
-rules:
-  - id: flat-check
-    when: interaction.issue eq flat_tire
-    then: [tire_check, apology]
-    because: A flat is a chance to check the rest.
-"""
 
 POLICY = {"budgets": {"acme": {"daily": 12}}, "contact": [{"tier": "exceed", "suppress_days": 90}]}
 
