@@ -280,14 +280,14 @@ class Recommender:
                 if cand is not None:
                     holds.append((cand, hold))
         absent = any(row[i] is None for i in book.nullable_positions)
-        missing = book.blocked_by_absence(ctx, set(matched), mismatched) if absent else set()
+        missing = book.blocked_by_absence(ctx, row, set(matched), mismatched) if absent else set()
         limits = dict(budget=ctx.interaction.budget if budget is None else budget,
                       max_extras=self.max_extras if max_extras is None else max_extras)
         vetoed: list[dict[str, Any]] = []
         for _ in range(2):  # a plugin's veto frees its place: arbitrate once more without it
             out = {w["gesture_id"] for w in vetoed}
             decision = arbitrate([c for g, c in cands.items() if g not in out], ctx, **limits)
-            recs = [recommendation(c, ctx, book, missing) for c in decision.chosen]
+            recs = [recommendation(c, ctx, book, row, missing) for c in decision.chosen]
             if not (tenant.adjusters and recs):
                 break
             recs, new_vetoes = self._adjust(tenant, ctx, recs, warnings)

@@ -5,59 +5,129 @@ builds the final :class:`~recommender.results.RecommendationResult` (much cheape
 Python-level model per condition).
 
 Each recommendation carries the rules that chose it, their tests with the actual values,
-the filled customer-facing script and a one-line reason for the agent. ``near_misses``
-lists rules that failed on exactly one test, with what would flip them; which tests held
-is decided by durable-rules (see :meth:`RuleBook.atom_truth`), not re-evaluated here.
+the filled customer-facing script and a one-line reason for the agent. Everything in an
+explanation that does not depend on the context (a test's wording, a rule's header, a
+script without placeholders) is worked out once per rulebook (:func:`rule_texts`), so a
+request only reads values and joins strings. ``near_misses`` lists rules that failed on
+exactly one test, with what would flip them; which tests held is decided by durable-rules
+(see :meth:`RuleBook.atom_truth`), not re-evaluated here.
 """
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from .conditions import Atom
 from .context import Context
-from .ranking import Candidate
-from .rulebook import RuleBook
-from .templates import format_value, render
+from .templates import format_value, placeholders, render
 
-__all__ = ["condition_result", "recommendation", "withheld", "near_misses"]
+if TYPE_CHECKING:
+    from .packs import Gesture, Rule
+    from .ranking import Candidate
+    from .rulebook import RuleBook
+
+__all__ = ["TestText", "RuleText", "rule_texts", "condition_result", "recommendation", "withheld",
+           "near_misses"]
 
 _SYM = {"eq": "=", "ne": "≠", "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "in": "in", "not_in": "not in",
         "contains": "contains", "not_contains": "does not contain"}
 
 
 def _show(v: Any) -> str:
+    t = type(v)
+    if t is str:
+        return v
+    if t is float:
+        return format_value(v)
     if v == [] or v == {}:
         return "empty"
-    if isinstance(v, tuple):
+    if t is tuple:
         return "[" + ", ".join(_show(x) for x in v) + "]"
-    return format_value(v) if not isinstance(v, str) else v
+    return format_value(v)
+
+
+@dataclass(frozen=True, slots=True)
+class TestText:
+    """One test's fixed wording: ``<field> is `` + the actual value + `` (needs >= 2)``."""
+
+    field: str
+    op: str
+    value: Any
+    listed: bool   # the value is a tuple, shown to users as a (fresh) list
+    prefix: str
+    suffix: str
+    unknown: str   # what an absent value reads as
+    pos: int       # index of the field in the rulebook's row, -1 when not in it
+
+    @classmethod
+    def of(cls, atom: Atom, pos: int = -1) -> "TestText":
+        if atom.op == "exists":
+            suffix, unknown = f" (needs it {'present' if atom.value else 'absent'})", "absent"
+        else:
+            suffix, unknown = f" (needs {_SYM[atom.op]} {_show(atom.value)})", "missing"
+        return cls(atom.field, atom.op, atom.value, isinstance(atom.value, tuple), f"{atom.field} is ", suffix,
+                   unknown, pos)
+
+    def result(self, actual: Any) -> dict[str, Any]:
+        return {"field": self.field, "op": self.op, "value": list(self.value) if self.listed else self.value,
+                "actual": actual,
+                "text": self.prefix + (self.unknown if actual is None else _show(actual)) + self.suffix}
+
+
+@dataclass(frozen=True, slots=True)
+class RuleText:
+    """A rule's fixed header (id, pack, priority, because) and the wording of each branch."""
+
+    rule_id: str
+    pack: str
+    priority: int
+    because: str
+    branches: tuple[tuple[TestText, ...], ...]
+
+
+def rule_texts(rules: Sequence["Rule"], fields: Sequence[str]) -> dict[str, RuleText]:
+    """Every rule's wording, with tests pointing at their field's place in ``fields``."""
+    pos = {f: i for i, f in enumerate(fields)}
+    return {r.id: RuleText(r.id, r.source, r.priority, r.because,
+                           tuple(tuple(TestText.of(a, pos.get(a.field, -1)) for a in b) for b in r.branches))
+            for r in rules}
 
 
 def condition_result(atom: Atom, actual: Any) -> dict[str, Any]:
-    if atom.op == "exists":
-        want = "present" if atom.value else "absent"
-        text = f"{atom.field} is {'absent' if actual is None else _show(actual)} (needs it {want})"
-    else:
-        shown = "missing" if actual is None else _show(actual)
-        text = f"{atom.field} is {shown} (needs {_SYM[atom.op]} {_show(atom.value)})"
-    value = list(atom.value) if isinstance(atom.value, tuple) else atom.value
-    return {"field": atom.field, "op": atom.op, "value": value, "actual": actual, "text": text}
+    return TestText.of(atom).result(actual)
 
 
-def recommendation(cand: Candidate, ctx: Context, book: RuleBook, missing: set[str]) -> dict[str, Any]:
-    g = cand.gesture
-    rules = []
-    for rule, bi in cand.matches:
-        conds = [condition_result(a, book.value(ctx, a.field)) for a in rule.branches[bi]]
-        pack = rule.source
-        rules.append({"rule_id": rule.id, "pack": pack, "priority": rule.priority, "because": rule.because,
-                      "conditions": conds})
+@functools.lru_cache(maxsize=4096)
+def _fixed(template: str) -> str | None:
+    """The text of a script without placeholders (None if it has some)."""
+    return None if placeholders(template) else render(template, lambda path: None)[0]
+
+
+def _script(g: "Gesture", ctx: Context, missing: set[str]) -> str:
+    fixed = _fixed(g.script)
+    if fixed is not None:
+        return fixed
     script, unfilled = render(g.script, ctx.get)
     missing.update(unfilled)
+    return script
+
+
+def recommendation(cand: "Candidate", ctx: Context, book: "RuleBook", row: Sequence[Any],
+                   missing: set[str]) -> dict[str, Any]:
+    """The explained recommendation for a chosen candidate; ``row`` is ``book.read_row(ctx)``."""
+    g = cand.gesture
+    texts = book.texts
+    rules = []
+    for rule, bi in cand.matches:
+        rt = texts[rule.id]
+        rules.append({"rule_id": rt.rule_id, "pack": rt.pack, "priority": rt.priority, "because": rt.because,
+                      "conditions": [t.result(row[t.pos] if t.pos >= 0 else book.value(ctx, t.field))
+                                     for t in rt.branches[bi]]})
     first = rules[0]
-    facts = "; ".join(c["text"] for c in first["conditions"])
+    facts = "; ".join([c["text"] for c in first["conditions"]])
     reason = f"{first['because']} [{first['rule_id']}: {facts}]"
     if g.agent_note:
         reason = f"{reason} {g.agent_note}"
@@ -67,11 +137,12 @@ def recommendation(cand: Candidate, ctx: Context, book: RuleBook, missing: set[s
     if g.follow_up_days is not None and ctx.interaction.occurred_at is not None:
         due = (ctx.interaction.occurred_at + timedelta(days=g.follow_up_days)).date()
     return {"gesture_id": g.id, "title": g.title, "category": g.category, "tier": g.tier, "cost": cand.cost,
-            "score": cand.score, "authority": g.authority, "script": script, "agent_reason": reason,
-            "rules": rules, "follow_up_days": g.follow_up_days, "due_date": due, "source": g.source}
+            "score": cand.score, "authority": g.authority, "script": _script(g, ctx, missing),
+            "agent_reason": reason, "rules": rules, "follow_up_days": g.follow_up_days, "due_date": due,
+            "source": g.source}
 
 
-def withheld(cand: Candidate, reason: str, detail: str, available_on: Any = None) -> dict[str, Any]:
+def withheld(cand: "Candidate", reason: str, detail: str, available_on: Any = None) -> dict[str, Any]:
     g = cand.gesture
     return {"gesture_id": g.id, "title": g.title, "tier": g.tier, "cost": cand.cost, "score": cand.score,
             "reason": reason, "detail": detail, "rules": [r.id for r, _ in cand.matches], "available_on": available_on}
@@ -85,7 +156,7 @@ def _hint(atom: Atom, actual: Any) -> str:
     return f"would qualify at {atom.field} {_SYM[atom.op]} {_show(atom.value)}; is {_show(actual)}"
 
 
-def near_misses(ctx: Context, book: RuleBook, matched: set[str], truth: set[Any]) -> list[dict[str, Any]]:
+def near_misses(ctx: Context, book: "RuleBook", matched: set[str], truth: set[Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for rule in book.rules:
         if rule.id in matched:

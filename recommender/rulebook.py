@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import operator
+import threading
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
 
@@ -16,6 +17,7 @@ from .context import Context, field_nullable
 from .engine import Matcher
 from .compiler import compile_branches
 from .errors import PackProblem, RulePackError
+from .explain import RuleText, rule_texts
 from .packs import Gesture, Pack, Rule
 
 __all__ = ["RuleBook", "getter"]
@@ -53,9 +55,12 @@ class RuleBook:
     getters: dict[str, Callable[[Context], Any]]
     #: positions in ``matcher.fields`` of fields a context can lack (absence is worth reporting)
     nullable_positions: list[int] = field(default_factory=list)
+    #: each rule's fixed explanation wording, by rule id (see :func:`explain.rule_texts`)
+    texts: dict[str, RuleText] = field(default_factory=dict)
     _row: Callable[[Context], Sequence[Any]] | None = field(default=None, repr=False)
     _atoms: Matcher | None = field(default=None, repr=False)
-    _absence: Matcher | None = field(default=None, repr=False)
+    _absence: dict[str, tuple[Matcher | None, list[int], frozenset[int]]] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def build(cls, packs: Sequence[Pack]) -> "RuleBook":
@@ -120,6 +125,7 @@ class RuleBook:
             packs=list(packs), gestures=gestures, rules=rules, version=digest.hexdigest()[:12],
             matcher=matcher, getters={p: getter(p) for p in sorted(paths) if p != "$s"},
             nullable_positions=[i for i, f in enumerate(matcher.fields) if field_nullable(f)],
+            texts=rule_texts(rules, matcher.fields),
         )
 
     def read_row(self, ctx: Context) -> Sequence[Any]:
@@ -154,33 +160,59 @@ class RuleBook:
         fired, _ = self._atoms.match(lambda p: self.value(ctx, p))
         return set(fired)
 
-    def blocked_by_absence(self, ctx: Context, matched: set[int], mismatched: Sequence[str]) -> set[str]:
+    def blocked_by_absence(self, ctx: Context, row: Sequence[Any], matched: set[int],
+                           mismatched: Sequence[str]) -> set[str]:
         """Absent fields that alone kept a rule from matching: giving them could change the answer.
 
-        Evaluated by durable-rules on a lazily compiled matcher of variants: for each branch
-        and each nullable field it tests, "the other tests hold and this field is absent".
+        ``row`` is :meth:`read_row`'s. Evaluated by durable-rules, one lazily compiled matcher
+        per nullable field ``f``, run only when ``f`` is absent: for each branch testing ``f``,
+        "the branch's other tests hold". A context usually lacks one or two fields, so this
+        asserts against a small fraction of the rules instead of variants of all of them.
         """
-        if self._absence is None:
-            items = []
-            seen: set[tuple[Any, ...]] = set()
+        out: set[str] = set()
+        fields = self.matcher.fields
+        for i in self.nullable_positions:
+            f = fields[i]
+            if row[i] is not None or f in mismatched:
+                continue
+            variants = self._absence.get(f)
+            if variants is None:
+                variants = self._absence_matcher(f)
+            rest, positions, always = variants
+            if not always <= matched:
+                out.add(f)
+                continue
+            if rest is not None:
+                fired, _ = rest.match_row([row[p] for p in positions])
+                if any(ri not in matched for ri in fired):
+                    out.add(f)
+        return out
+
+    def _absence_matcher(self, f: str) -> tuple[Matcher | None, list[int], frozenset[int]]:
+        with self._lock:
+            built = self._absence.get(f)
+            if built is not None:
+                return built
+            items: dict[tuple[Any, ...], tuple[int, tuple[Atom, ...]]] = {}
+            always: set[int] = set()
             for ri, rule in enumerate(self.rules):
                 for branch in rule.branches:
-                    for f in dict.fromkeys(a.field for a in branch):
-                        if not field_nullable(f):
-                            continue
-                        others = tuple(a for a in branch if a.field != f)
-                        kind = next(a.kind for a in branch if a.field == f)
-                        tests = (*others, Atom(f, "exists", False, kind))
-                        key = (ri, f, frozenset(a.key for a in tests))
-                        if key not in seen:
-                            seen.add(key)
-                            items.append(((ri, f), tests))
-            self._absence = Matcher(compile_branches(items, "a"))
-        fired, _ = self._absence.match(lambda p: self.value(ctx, p))
-        return {f for ri, f in fired if ri not in matched and f not in mismatched}
+                    if all(a.field != f for a in branch):
+                        continue
+                    others = tuple(a for a in branch if a.field != f)
+                    if not others:  # only tests on f: blocked whenever f is absent
+                        always.add(ri)
+                    else:
+                        items.setdefault((ri, frozenset(a.key for a in others)), (ri, others))
+            rest = Matcher(compile_branches(items.values(), "a")) if items else None
+            index = {p: i for i, p in enumerate(self.matcher.fields)}
+            positions = [index[p] for p in rest.fields] if rest is not None else []
+            built = self._absence[f] = (rest, positions, frozenset(always))
+            return built
 
     def retire(self) -> None:
         self.matcher.retire()
-        for lazy in (self._atoms, self._absence):
+        lazies = [self._atoms, *(m for m, _, _ in self._absence.values())]
+        for lazy in lazies:
             if lazy is not None:
                 lazy.retire()
