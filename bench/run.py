@@ -78,12 +78,11 @@ def build_engines(k: int, pack: dict[str, Any], contexts: list[dict[str, Any]], 
     engines.append(Engine("ours: recommend()", rec.recommend, contexts, result_rule_ids, build))
 
     parsed = [parse_context(c) for c in contexts]
-    getters = book.getters
-    matcher = book.matcher
+    read_row, match_row = book.read_row, book.matcher.match_row
     ids = [r.id for r in book.rules]
 
     def match_step(ctx: Any) -> Any:  # as in core._decide
-        return matcher.match(lambda p: getters[p](ctx))
+        return match_row(read_row(ctx))
 
     engines.append(Engine("ours: match step", match_step, parsed,
                           lambda out: {ids[ri] for ri, _ in out[0]}, 0.0))

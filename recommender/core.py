@@ -38,7 +38,7 @@ def default_rules_dir() -> Path:
 def context_hash(ctx: Context) -> str:
     """A stable hash of the normalised context (key order and absent-vs-null do not matter:
     fields serialise in model order, maps are sorted at validation, nulls are left out)."""
-    return hashlib.sha256(ctx.model_dump_json(exclude_none=True).encode()).hexdigest()[:24]
+    return hashlib.sha256(ctx.__pydantic_serializer__.to_json(ctx, exclude_none=True)).hexdigest()[:24]
 
 
 class Recommender:

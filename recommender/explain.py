@@ -2,7 +2,9 @@
 
 Builders return plain dicts: the whole result is validated once, in Rust, when the core
 builds the final :class:`~recommender.results.RecommendationResult` (much cheaper than a
-Python-level model per condition).
+Python-level model per condition). Condition results are the exception: a test with a given
+value always reads the same, so each rulebook keeps the (immutable) result per test and
+value and shares it between requests (bounded; unhashable values are not shared).
 
 Each recommendation carries the rules that chose it, their tests with the actual values,
 the filled customer-facing script and a one-line reason for the agent. Everything in an
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from .conditions import Atom
 from .context import Context
+from .results import ConditionResult
 from .templates import format_value, placeholders, render
 
 if TYPE_CHECKING:
@@ -49,7 +52,10 @@ def _show(v: Any) -> str:
     return format_value(v)
 
 
-@dataclass(frozen=True, slots=True)
+_SHARED_MAX = 16_384  # condition results kept per rulebook before the cache starts afresh
+
+
+@dataclass(frozen=True, slots=True, eq=False)  # hashed by identity: a cache key
 class TestText:
     """One test's fixed wording: ``<field> is `` + the actual value + `` (needs >= 2)``."""
 
@@ -75,6 +81,19 @@ class TestText:
         return {"field": self.field, "op": self.op, "value": list(self.value) if self.listed else self.value,
                 "actual": actual,
                 "text": self.prefix + (self.unknown if actual is None else _show(actual)) + self.suffix}
+
+    def condition(self, actual: Any, shared: dict[Any, ConditionResult]) -> ConditionResult:
+        """The result for ``actual``, shared with earlier requests through ``shared``."""
+        key = (self, actual.__class__, actual)  # the class too: 1, 1.0 and True read differently
+        try:
+            hit = shared.get(key)
+        except TypeError:  # a list value: unhashable, not shared
+            return ConditionResult.model_validate(self.result(actual))
+        if hit is None:
+            if len(shared) >= _SHARED_MAX:
+                shared.clear()
+            hit = shared[key] = ConditionResult.model_validate(self.result(actual))
+        return hit
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,11 +125,11 @@ def _fixed(template: str) -> str | None:
     return None if placeholders(template) else render(template, lambda path: None)[0]
 
 
-def _script(g: "Gesture", ctx: Context, missing: set[str]) -> str:
+def _script(g: "Gesture", book: "RuleBook", ctx: Context, missing: set[str]) -> str:
     fixed = _fixed(g.script)
     if fixed is not None:
         return fixed
-    script, unfilled = render(g.script, ctx.get)
+    script, unfilled = render(g.script, lambda path: book.value(ctx, path))
     missing.update(unfilled)
     return script
 
@@ -120,14 +139,15 @@ def recommendation(cand: "Candidate", ctx: Context, book: "RuleBook", row: Seque
     """The explained recommendation for a chosen candidate; ``row`` is ``book.read_row(ctx)``."""
     g = cand.gesture
     texts = book.texts
+    shared = book.conditions
     rules = []
     for rule, bi in cand.matches:
         rt = texts[rule.id]
         rules.append({"rule_id": rt.rule_id, "pack": rt.pack, "priority": rt.priority, "because": rt.because,
-                      "conditions": [t.result(row[t.pos] if t.pos >= 0 else book.value(ctx, t.field))
+                      "conditions": [t.condition(row[t.pos] if t.pos >= 0 else book.value(ctx, t.field), shared)
                                      for t in rt.branches[bi]]})
     first = rules[0]
-    facts = "; ".join([c["text"] for c in first["conditions"]])
+    facts = "; ".join([c.text for c in first["conditions"]])
     reason = f"{first['because']} [{first['rule_id']}: {facts}]"
     if g.agent_note:
         reason = f"{reason} {g.agent_note}"
@@ -137,7 +157,7 @@ def recommendation(cand: "Candidate", ctx: Context, book: "RuleBook", row: Seque
     if g.follow_up_days is not None and ctx.interaction.occurred_at is not None:
         due = (ctx.interaction.occurred_at + timedelta(days=g.follow_up_days)).date()
     return {"gesture_id": g.id, "title": g.title, "category": g.category, "tier": g.tier, "cost": cand.cost,
-            "score": cand.score, "authority": g.authority, "script": _script(g, ctx, missing),
+            "score": cand.score, "authority": g.authority, "script": _script(g, book, ctx, missing),
             "agent_reason": reason, "rules": rules, "follow_up_days": g.follow_up_days, "due_date": due,
             "source": g.source}
 

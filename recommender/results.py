@@ -26,7 +26,12 @@ class _Out(BaseModel):
 
 
 class ConditionResult(_Out):
-    """One test of a rule, with the value the context actually had."""
+    """One test of a rule, with the value the context actually had.
+
+    Immutable: results share one instance for the same test and the same value.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     field: str
     op: str

@@ -19,6 +19,7 @@ from .compiler import compile_branches
 from .errors import PackProblem, RulePackError
 from .explain import RuleText, rule_texts
 from .packs import Gesture, Pack, Rule
+from .templates import placeholders
 
 __all__ = ["RuleBook", "getter"]
 
@@ -57,6 +58,8 @@ class RuleBook:
     nullable_positions: list[int] = field(default_factory=list)
     #: each rule's fixed explanation wording, by rule id (see :func:`explain.rule_texts`)
     texts: dict[str, RuleText] = field(default_factory=dict)
+    #: condition results shared between requests (see :meth:`explain.TestText.condition`)
+    conditions: dict[Any, Any] = field(default_factory=dict, repr=False)
     _row: Callable[[Context], Sequence[Any]] | None = field(default=None, repr=False)
     _atoms: Matcher | None = field(default=None, repr=False)
     _absence: dict[str, tuple[Matcher | None, list[int], frozenset[int]]] = field(default_factory=dict, repr=False)
@@ -121,6 +124,7 @@ class RuleBook:
         for g in gestures.values():
             if isinstance(g.cost, str):
                 paths.add(g.cost)
+            paths.update(p.path for p in placeholders(g.script))
         return cls(
             packs=list(packs), gestures=gestures, rules=rules, version=digest.hexdigest()[:12],
             matcher=matcher, getters={p: getter(p) for p in sorted(paths) if p != "$s"},

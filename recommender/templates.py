@@ -16,6 +16,7 @@ from typing import Any, Callable
 __all__ = ["Placeholder", "placeholders", "render", "TemplateError", "format_value"]
 
 _TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
+_SPACES = re.compile(r"  +")
 _PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
@@ -82,4 +83,7 @@ def render(template: str, lookup: Callable[[str], Any]) -> tuple[str, list[str]]
             out.append(part.fallback or "")
         else:
             out.append(format_value(value))
-    return re.sub(r"  +", " ", "".join(out)).strip(), missing
+    text = "".join(out)
+    if "  " in text:
+        text = _SPACES.sub(" ", text)
+    return text.strip(), missing
