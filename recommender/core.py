@@ -223,7 +223,9 @@ class Recommender:
         for name, fn, args in tenant.adjusters:
             before = {r["gesture_id"]: r for r in recs}
             ok, new = self.host.call(name, "recommender_adjust_recommendations", fn, args,
-                                     {"recommendations": [Recommendation.model_validate(r) for r in recs],
+                                     # deep copies: rule matches are shared between results
+                                     {"recommendations": [Recommendation.model_validate(r).model_copy(deep=True)
+                                                          for r in recs],
                                       "context": ctx}, warnings, timed=True)
             if not ok or new is None:
                 continue
@@ -241,8 +243,8 @@ class Recommender:
                 if gid not in kept:
                     vetoed.append({"gesture_id": gid, "title": rec["title"], "tier": rec["tier"], "cost": rec["cost"],
                                    "score": rec["score"], "reason": "vetoed", "detail": f"vetoed by plugin {name}",
-                                   "rules": [m["rule_id"] for m in rec["rules"]], "available_on": None})
-            recs = [r.model_dump() for r in sorted(new, key=lambda r: rank_key(r.tier, r.score, r.gesture_id))]
+                                   "rules": [m.rule_id for m in rec["rules"]], "available_on": None})
+            recs = [dict(r) for r in sorted(new, key=lambda r: rank_key(r.tier, r.score, r.gesture_id))]
         return recs, vetoed
 
     def _decide(self, ctx: Context, budget: float | None, max_extras: int | None,
@@ -279,8 +281,8 @@ class Recommender:
                 cand = cands.pop(hold.gesture_id, None)
                 if cand is not None:
                     holds.append((cand, hold))
-        absent = any(row[i] is None for i in book.nullable_positions)
-        missing = book.blocked_by_absence(ctx, row, set(matched), mismatched) if absent else set()
+        # A None in the row is an absent field (or an explicit null): only then can absence block a rule.
+        missing = book.blocked_by_absence(ctx, row, set(matched), mismatched) if None in row else set()
         limits = dict(budget=ctx.interaction.budget if budget is None else budget,
                       max_extras=self.max_extras if max_extras is None else max_extras)
         vetoed: list[dict[str, Any]] = []

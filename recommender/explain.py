@@ -2,9 +2,11 @@
 
 Builders return plain dicts: the whole result is validated once, in Rust, when the core
 builds the final :class:`~recommender.results.RecommendationResult` (much cheaper than a
-Python-level model per condition). Condition results are the exception: a test with a given
-value always reads the same, so each rulebook keeps the (immutable) result per test and
-value and shares it between requests (bounded; unhashable values are not shared).
+Python-level model per condition). Rule matches and their conditions are the exception: a
+branch with given values always reads the same, so each rulebook keeps the (immutable,
+frozen) :class:`RuleMatch` and :class:`ConditionResult` per branch or test and values and
+shares them between requests and results (bounded; unhashable values are not shared).
+Treat them, and the lists in them, as read-only.
 
 Each recommendation carries the rules that chose it, their tests with the actual values,
 the filled customer-facing script and a one-line reason for the agent. Everything in an
@@ -20,11 +22,11 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from .conditions import Atom
 from .context import Context
-from .results import ConditionResult
+from .results import ConditionResult, RuleMatch
 from .templates import format_value, placeholders, render
 
 if TYPE_CHECKING:
@@ -32,7 +34,7 @@ if TYPE_CHECKING:
     from .ranking import Candidate
     from .rulebook import RuleBook
 
-__all__ = ["TestText", "RuleText", "rule_texts", "condition_result", "recommendation", "withheld",
+__all__ = ["TestText", "BranchText", "rule_texts", "condition_result", "recommendation", "withheld",
            "near_misses"]
 
 _SYM = {"eq": "=", "ne": "≠", "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "in": "in", "not_in": "not in",
@@ -52,7 +54,7 @@ def _show(v: Any) -> str:
     return format_value(v)
 
 
-_SHARED_MAX = 16_384  # condition results kept per rulebook before the cache starts afresh
+_SHARED_MAX = 32_768  # shared explanation parts kept per rulebook before the cache starts afresh
 
 
 @dataclass(frozen=True, slots=True, eq=False)  # hashed by identity: a cache key
@@ -82,36 +84,49 @@ class TestText:
                 "actual": actual,
                 "text": self.prefix + (self.unknown if actual is None else _show(actual)) + self.suffix}
 
-    def condition(self, actual: Any, shared: dict[Any, ConditionResult]) -> ConditionResult:
+    def condition(self, actual: Any, shared: dict[Any, Any]) -> ConditionResult:
         """The result for ``actual``, shared with earlier requests through ``shared``."""
-        key = (self, actual.__class__, actual)  # the class too: 1, 1.0 and True read differently
-        try:
-            hit = shared.get(key)
-        except TypeError:  # a list value: unhashable, not shared
-            return ConditionResult.model_validate(self.result(actual))
-        if hit is None:
-            if len(shared) >= _SHARED_MAX:
-                shared.clear()
-            hit = shared[key] = ConditionResult.model_validate(self.result(actual))
-        return hit
+        # the class too: 1, 1.0 and True read differently
+        return _shared(shared, (self, actual.__class__, actual),
+                       lambda: ConditionResult.model_validate(self.result(actual)))
 
 
-@dataclass(frozen=True, slots=True)
-class RuleText:
-    """A rule's fixed header (id, pack, priority, because) and the wording of each branch."""
+@dataclass(frozen=True, slots=True, eq=False)  # hashed by identity: a cache key
+class BranchText:
+    """One branch of a rule: the rule's fixed header and the wording of the branch's tests."""
 
-    rule_id: str
-    pack: str
-    priority: int
-    because: str
-    branches: tuple[tuple[TestText, ...], ...]
+    header: dict[str, Any]  # rule_id, pack, priority, because
+    tests: tuple[TestText, ...]
+
+    def match(self, values: list[Any], shared: dict[Any, Any]) -> tuple[RuleMatch, str]:
+        """The rule match for the tests' ``values``, and its tests' texts joined (for the reason)."""
+        return _shared(shared, (self, *values, *[v.__class__ for v in values]), lambda: self._match(values, shared))
+
+    def _match(self, values: list[Any], shared: dict[Any, Any]) -> tuple[RuleMatch, str]:
+        conds = [t.condition(v, shared) for t, v in zip(self.tests, values)]
+        return RuleMatch.model_validate({**self.header, "conditions": conds}), "; ".join([c.text for c in conds])
 
 
-def rule_texts(rules: Sequence["Rule"], fields: Sequence[str]) -> dict[str, RuleText]:
-    """Every rule's wording, with tests pointing at their field's place in ``fields``."""
+def _shared(shared: dict[Any, Any], key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
+    """``shared[key]``, made on a miss; values that cannot be hashed (lists) are made afresh."""
+    try:
+        hit = shared.get(key)
+    except TypeError:
+        return make()
+    if hit is None:
+        if len(shared) >= _SHARED_MAX:
+            shared.clear()
+        hit = shared[key] = make()
+    return hit
+
+
+def rule_texts(rules: Sequence["Rule"], fields: Sequence[str]) -> dict[str, tuple[BranchText, ...]]:
+    """Every rule's wording by rule id, a :class:`BranchText` per branch, with tests pointing at
+    their field's place in ``fields``."""
     pos = {f: i for i, f in enumerate(fields)}
-    return {r.id: RuleText(r.id, r.source, r.priority, r.because,
-                           tuple(tuple(TestText.of(a, pos.get(a.field, -1)) for a in b) for b in r.branches))
+    return {r.id: tuple(BranchText({"rule_id": r.id, "pack": r.source, "priority": r.priority, "because": r.because},
+                                   tuple(TestText.of(a, pos.get(a.field, -1)) for a in b))
+                        for b in r.branches)
             for r in rules}
 
 
@@ -139,16 +154,18 @@ def recommendation(cand: "Candidate", ctx: Context, book: "RuleBook", row: Seque
     """The explained recommendation for a chosen candidate; ``row`` is ``book.read_row(ctx)``."""
     g = cand.gesture
     texts = book.texts
-    shared = book.conditions
+    shared = book.shared
     rules = []
+    facts = ""
     for rule, bi in cand.matches:
-        rt = texts[rule.id]
-        rules.append({"rule_id": rt.rule_id, "pack": rt.pack, "priority": rt.priority, "because": rt.because,
-                      "conditions": [t.condition(row[t.pos] if t.pos >= 0 else book.value(ctx, t.field), shared)
-                                     for t in rt.branches[bi]]})
+        branch = texts[rule.id][bi]
+        match, joined = branch.match([row[t.pos] if t.pos >= 0 else book.value(ctx, t.field) for t in branch.tests],
+                                     shared)
+        if not rules:
+            facts = joined
+        rules.append(match)
     first = rules[0]
-    facts = "; ".join([c.text for c in first["conditions"]])
-    reason = f"{first['because']} [{first['rule_id']}: {facts}]"
+    reason = f"{first.because} [{first.rule_id}: {facts}]"
     if g.agent_note:
         reason = f"{reason} {g.agent_note}"
     if cand.notes:

@@ -41,6 +41,10 @@ class ConditionResult(_Out):
 
 
 class RuleMatch(_Out):
+    """A rule that chose a gesture, with its tests. Immutable and shared between results."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
     rule_id: str
     pack: str
     priority: int

@@ -17,7 +17,7 @@ from .context import Context, field_nullable
 from .engine import Matcher
 from .compiler import compile_branches
 from .errors import PackProblem, RulePackError
-from .explain import RuleText, rule_texts
+from .explain import BranchText, rule_texts
 from .packs import Gesture, Pack, Rule
 from .templates import placeholders
 
@@ -56,10 +56,10 @@ class RuleBook:
     getters: dict[str, Callable[[Context], Any]]
     #: positions in ``matcher.fields`` of fields a context can lack (absence is worth reporting)
     nullable_positions: list[int] = field(default_factory=list)
-    #: each rule's fixed explanation wording, by rule id (see :func:`explain.rule_texts`)
-    texts: dict[str, RuleText] = field(default_factory=dict)
-    #: condition results shared between requests (see :meth:`explain.TestText.condition`)
-    conditions: dict[Any, Any] = field(default_factory=dict, repr=False)
+    #: each rule's fixed explanation wording per branch, by rule id (see :func:`explain.rule_texts`)
+    texts: dict[str, tuple[BranchText, ...]] = field(default_factory=dict)
+    #: explanation parts shared between requests (see :class:`explain.BranchText`)
+    shared: dict[Any, Any] = field(default_factory=dict, repr=False)
     _row: Callable[[Context], Sequence[Any]] | None = field(default=None, repr=False)
     _atoms: Matcher | None = field(default=None, repr=False)
     _absence: dict[str, tuple[Matcher | None, list[int], frozenset[int]]] = field(default_factory=dict, repr=False)

@@ -73,16 +73,16 @@ def render(template: str, lookup: Callable[[str], Any]) -> tuple[str, list[str]]
     out: list[str] = []
     missing: list[str] = []
     for part in _parse(template):
-        if isinstance(part, str):
-            out.append(part)
+        if part.__class__ is str:
+            out.append(part)  # type: ignore[arg-type]
             continue
-        value = lookup(part.path)
+        value = lookup(part.path)  # type: ignore[union-attr]
         if value is None or value == [] or value == "":
-            if part.fallback is None:
-                missing.append(part.path)
-            out.append(part.fallback or "")
+            if part.fallback is None:  # type: ignore[union-attr]
+                missing.append(part.path)  # type: ignore[union-attr]
+            out.append(part.fallback or "")  # type: ignore[union-attr]
         else:
-            out.append(format_value(value))
+            out.append(value if value.__class__ is str else format_value(value))
     text = "".join(out)
     if "  " in text:
         text = _SPACES.sub(" ", text)

@@ -86,3 +86,29 @@ def test_missing_inputs_lists_only_fields_whose_absence_blocked_a_rule():
     assert res.missing_inputs == ["customer.tenure_years"]
     res = rec.recommend(ctx(interaction={"cost": 25, "channel": "web"}, customer={"tenure_years": 5}))
     assert res.missing_inputs == ["interaction.sentiment"]
+
+
+def test_shared_explanations_read_each_context_afresh_and_stay_bounded(monkeypatch):
+    """Rule matches are shared per branch and values: same values, same object; new values, new
+    text; a list value (unhashable) is explained without sharing; the cache never outgrows its bound."""
+    from recommender import explain
+
+    monkeypatch.setattr(explain, "_SHARED_MAX", 8)
+    listy = rule("listy", {"all": ["customer.life_events contains moving", "interaction.issue eq flat_tire"]},
+                 "waive_fee")
+    rec = make([WAIVE], [LOYAL, listy])
+    book = rec.rulebook
+    seen = []
+    for cost in range(10, 40):
+        r = rec.recommend(ctx(customer={"tenure_years": 6}, interaction={"cost": cost})).recommendations[0]
+        assert f"interaction.cost is {cost} (needs <= 40)" in r.agent_reason
+        assert r.rules[0].conditions[2].actual == float(cost)
+        seen.append(r.rules[0])
+        assert len(book.shared) <= 8
+    again = rec.recommend(ctx(customer={"tenure_years": 6}, interaction={"cost": 39})).recommendations[0]
+    assert again.rules[0] is seen[-1]
+    moving = ctx(customer={"life_events": ["moving"], "tenure_years": 1}, interaction={"cost": 1})
+    for _ in range(2):
+        (m,) = rec.recommend(moving).recommendations[0].rules
+        assert m.rule_id == "listy"
+        assert m.conditions[0].actual == ["moving"] and m.conditions[0].text.startswith("customer.life_events is moving")

@@ -228,6 +228,38 @@ def test_hook_recommender_adjust_recommendations():
     assert res.gesture_ids() == ["core_thanks"] and "made_up" in res.warnings[0].message
 
 
+def test_adjusters_chain_and_cannot_change_shared_explanations_of_later_results():
+    seen: list[int] = []
+
+    class Scribble:
+        """Mutates what it is given in place, then keeps everything."""
+
+        __name__ = "scribble"
+
+        @hookimpl
+        def recommender_adjust_recommendations(self, recommendations, context):
+            for r in recommendations:
+                seen.append(len(r.rules[0].conditions))
+                r.rules[0].conditions.clear()
+            return recommendations
+
+    class Veto:
+        __name__ = "veto"
+
+        @hookimpl
+        def recommender_adjust_recommendations(self, recommendations, context):
+            return [r for r in recommendations if r.gesture_id != "free_coffee"]
+
+    rec = build(Coffee(), Scribble(), Veto())
+    for _ in range(2):
+        res = rec.recommend(WAIT)
+        assert res.gesture_ids() == ["core_thanks"]
+        assert [(w.gesture_id, w.reason, w.rules) for w in res.withheld] == [("free_coffee", "vetoed", ["coffee-wait"])]
+        assert res.recommendations[0].rules[0].conditions == []  # what the plugin returned
+    # Rule matches are shared between results: each call's plugin still saw them whole.
+    assert seen == [1, 1, 1, 1]
+
+
 def test_two_plugins_defining_the_same_gesture_is_an_error_naming_both():
     class Other(Coffee):
         __name__ = "other_coffee"
