@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from .context import Business, Context, parse_context
-from .errors import ContextError
-from .explain import near_misses, recommendation, withheld
-from .memory_protocol import Memory, Offer
+from .memory_protocol import Memory
 from .outcomes import OutcomeEvent
 from .packs import Pack, pack_from_data
+from .pipeline import context_hash, decide
 from .plugins import PluginConfig, PluginHost
-from .ranking import Candidate, arbitrate, rank_key, relationship, score
-from .results import Explanation, PluginWarning, Recommendation, RecommendationResult
+from .results import Explanation, PluginWarning, RecommendationResult
 from .rulebook import RuleBook
 from .tenants import Tenant, build_key, build_tenant
 
@@ -33,12 +30,6 @@ def default_rules_dir() -> Path:
     if packaged.is_dir():
         return packaged
     return Path(__file__).resolve().parent.parent / "rules"
-
-
-def context_hash(ctx: Context) -> str:
-    """A stable hash of the normalised context (key order and absent-vs-null do not matter:
-    fields serialise in model order, maps are sorted at validation, nulls are left out)."""
-    return hashlib.sha256(ctx.__pydantic_serializer__.to_json(ctx, exclude_none=True)).hexdigest()[:24]
 
 
 class Recommender:
@@ -169,7 +160,7 @@ class Recommender:
         With a ``store``, the context is enriched from the customer's history, contact
         policy and budgets are applied, and the decision is logged (``decision_id``).
         """
-        return self._decide(parse_context(context), budget, max_extras, False, store)
+        return decide(self, [parse_context(context)], budget=budget, max_extras=max_extras, store=store)[0]
 
     def recommend_many(self, contexts: Iterable[ContextLike], *, budget: float | None = None,
                        max_extras: int | None = None, store: Memory | None = None) -> list[RecommendationResult]:
@@ -185,7 +176,8 @@ class Recommender:
 
         An explanation is a what-if: it is never logged as a decision.
         """
-        return self._decide(parse_context(context), budget, max_extras, True, store)  # type: ignore[return-value]
+        return decide(self, [parse_context(context)], budget=budget, max_extras=max_extras, store=store,  # type: ignore[return-value]
+                      explain=True)[0]
 
     def record_outcome(self, store: Any, decision_id: str, gesture_id: str, outcome: str, *,
                        idempotency_key: str, note: str | None = None, actual_cost: float | None = None,
@@ -200,140 +192,3 @@ class Recommender:
         for name, fn, args in self._tenant(Business(id=tenant, vertical=vertical)).observers:
             self.host.call(name, "recommender_record_outcome", fn, args, {"outcome": event}, warnings)
         return stored
-
-    # -- the pipeline ----------------------------------------------------------
-
-    def _enrich(self, tenant: Tenant, ctx: Context, warnings: list[PluginWarning]) -> Context:
-        for name, fn, args in tenant.enrichers:
-            ok, updates = self.host.call(name, "recommender_enrich_context", fn, args,
-                                         {"context": ctx, "business": ctx.business}, warnings, timed=True)
-            if not ok or updates is None:
-                continue
-            try:
-                if not isinstance(updates, dict) or not set(updates) <= {"customer", "interaction"}:
-                    raise ContextError([("<return>", "expected None or a dict with 'customer'/'interaction' updates")])
-                ctx = _merge_unset(ctx, updates)
-            except ContextError as exc:
-                self.host.warn(name, "recommender_enrich_context", f"malformed data: {exc}", warnings)
-        return ctx
-
-    def _adjust(self, tenant: Tenant, ctx: Context, recs: list[dict[str, Any]],
-                warnings: list[PluginWarning]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        vetoed: list[dict[str, Any]] = []
-        for name, fn, args in tenant.adjusters:
-            before = {r["gesture_id"]: r for r in recs}
-            ok, new = self.host.call(name, "recommender_adjust_recommendations", fn, args,
-                                     # deep copies: rule matches are shared between results
-                                     {"recommendations": [Recommendation.model_validate(r).model_copy(deep=True)
-                                                          for r in recs],
-                                      "context": ctx}, warnings, timed=True)
-            if not ok or new is None:
-                continue
-            if not isinstance(new, list) or not all(isinstance(r, Recommendation) for r in new):
-                self.host.warn(name, "recommender_adjust_recommendations",
-                               "malformed data: expected None or a list of Recommendation", warnings)
-                continue
-            added = [r.gesture_id for r in new if r.gesture_id not in before]
-            if added:
-                self.host.warn(name, "recommender_adjust_recommendations",
-                               f"malformed data: cannot add gestures no rule matched: {', '.join(added)}", warnings)
-                continue
-            kept = {r.gesture_id for r in new}
-            for gid, rec in before.items():
-                if gid not in kept:
-                    vetoed.append({"gesture_id": gid, "title": rec["title"], "tier": rec["tier"], "cost": rec["cost"],
-                                   "score": rec["score"], "reason": "vetoed", "detail": f"vetoed by plugin {name}",
-                                   "rules": [m.rule_id for m in rec["rules"]], "available_on": None})
-            recs = [dict(r) for r in sorted(new, key=lambda r: rank_key(r.tier, r.score, r.gesture_id))]
-        return recs, vetoed
-
-    def _decide(self, ctx: Context, budget: float | None, max_extras: int | None,
-                explain: bool, store: Memory | None) -> RecommendationResult:
-        tenant = self._tenant(ctx.business)
-        book = tenant.book
-        warnings = list(tenant.warnings)
-        if tenant.enrichers:
-            ctx = self._enrich(tenant, ctx, warnings)
-        if store is not None:
-            ctx = _merge_unset(ctx, store.enrich(ctx))
-        row = book.read_row(ctx)
-        fired, mismatched = book.matcher.match_row(row)
-        matched: dict[int, int] = {}
-        for ri, bi in fired:
-            matched.setdefault(ri, bi)
-        cands: dict[str, Candidate] = {}
-        for ri in sorted(matched):
-            rule = book.rules[ri]
-            for gid in rule.gesture_ids:
-                cand = cands.get(gid)
-                if cand is None:
-                    g = book.gestures[gid]
-                    cands[gid] = Candidate(g, [(rule, matched[ri])], g.cost_for(ctx), 0.0)
-                else:
-                    cand.matches.append((rule, matched[ri]))
-        rel = relationship(ctx)
-        for cand in cands.values():
-            cand.score = score(cand.gesture.tier, cand.priority, cand.cost, ctx, rel)
-        holds = []
-        if store is not None and cands:
-            offers = [Offer(g, c.gesture.category, c.gesture.tier, c.cost) for g, c in cands.items()]
-            for hold in store.screen(ctx, offers):
-                cand = cands.pop(hold.gesture_id, None)
-                if cand is not None:
-                    holds.append((cand, hold))
-        # A None in the row is an absent field (or an explicit null): only then can absence block a rule.
-        missing = book.blocked_by_absence(ctx, row, set(matched), mismatched) if None in row else set()
-        limits = dict(budget=ctx.interaction.budget if budget is None else budget,
-                      max_extras=self.max_extras if max_extras is None else max_extras)
-        vetoed: list[dict[str, Any]] = []
-        for _ in range(2):  # a plugin's veto frees its place: arbitrate once more without it
-            out = {w["gesture_id"] for w in vetoed}
-            decision = arbitrate([c for g, c in cands.items() if g not in out], ctx, **limits)
-            recs = [recommendation(c, ctx, book, row, missing) for c in decision.chosen]
-            if not (tenant.adjusters and recs):
-                break
-            recs, new_vetoes = self._adjust(tenant, ctx, recs, warnings)
-            vetoed.extend(new_vetoes)
-            if not new_vetoes:
-                break
-        held = [withheld(c, reason, detail) for c, reason, detail in decision.withheld] + vetoed
-        for cand, hold in holds:
-            reason = "needs_approval" if hold.reason == "abuse_review" else hold.reason
-            held.append(withheld(cand, reason, hold.detail, hold.available_on))
-        chash = context_hash(ctx)
-        fields: dict[str, Any] = dict(
-            recommendations=recs,
-            needs_approval=[w for w in held if w["reason"] == "needs_approval"],
-            withheld=[w for w in held if w["reason"] != "needs_approval"],
-            missing_inputs=sorted(missing),
-            type_mismatches=sorted(mismatched),
-            warnings=warnings,
-            receipt={"id": hashlib.sha256(f"{book.version}:{chash}".encode()).hexdigest()[:24],
-                     "context_hash": chash, "ruleset_version": book.version},
-            ruleset_version=book.version,
-            business=ctx.business.id,
-        )
-        if not explain:
-            result = RecommendationResult.model_validate(fields)  # one validation of the whole tree
-            if store is not None:
-                result.decision_id = store.record_decision(ctx, result)
-            return result
-        matched_ids = {book.rules[ri].id for ri in matched}
-        return Explanation.model_validate(dict(
-            fields, near_misses=near_misses(ctx, book, matched_ids, book.atom_truth(ctx)),
-            rules_evaluated=len(book.rules), rules_matched=sorted(matched_ids)))
-
-
-def _merge_unset(ctx: Context, updates: dict[str, Any]) -> Context:
-    """Apply store/plugin updates to fields the caller left unset; re-validate."""
-    if not updates:
-        return ctx
-    data = ctx.model_dump(exclude_unset=True)
-    for section, values in updates.items():
-        current = data.setdefault(section, {})
-        for key, value in values.items():
-            if key == "attributes" and isinstance(value, dict):
-                current["attributes"] = {**value, **current.get("attributes", {})}
-            elif current.get(key) in (None, [], {}):
-                current[key] = value
-    return parse_context(data)

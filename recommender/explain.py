@@ -19,10 +19,9 @@ exactly one test, with what would flip them; which tests held is decided by dura
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from .conditions import Atom
 from .context import Context
@@ -34,7 +33,7 @@ if TYPE_CHECKING:
     from .ranking import Candidate
     from .rulebook import RuleBook
 
-__all__ = ["TestText", "BranchText", "rule_texts", "condition_result", "recommendation", "withheld",
+__all__ = ["TestText", "BranchText", "ScriptText", "rule_texts", "script_texts", "condition_result", "recommendation", "withheld",
            "near_misses"]
 
 _SYM = {"eq": "=", "ne": "≠", "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "in": "in", "not_in": "not in",
@@ -120,6 +119,11 @@ def _shared(shared: dict[Any, Any], key: tuple[Any, ...], make: Callable[[], Any
     return hit
 
 
+def script_texts(gestures: Iterable["Gesture"]) -> dict[str, ScriptText]:
+    """Every gesture's script, by gesture id."""
+    return {g.id: ScriptText.of(g.script) for g in gestures}
+
+
 def rule_texts(rules: Sequence["Rule"], fields: Sequence[str]) -> dict[str, tuple[BranchText, ...]]:
     """Every rule's wording by rule id, a :class:`BranchText` per branch, with tests pointing at
     their field's place in ``fields``."""
@@ -134,19 +138,26 @@ def condition_result(atom: Atom, actual: Any) -> dict[str, Any]:
     return TestText.of(atom).result(actual)
 
 
-@functools.lru_cache(maxsize=4096)
-def _fixed(template: str) -> str | None:
-    """The text of a script without placeholders (None if it has some)."""
-    return None if placeholders(template) else render(template, lambda path: None)[0]
+@dataclass(frozen=True, slots=True, eq=False)  # hashed by identity: a cache key
+class ScriptText:
+    """A gesture's customer-facing script, with the context paths its placeholders read."""
 
+    template: str
+    paths: tuple[str, ...]
+    fixed: str | None  # the text of a script without placeholders
 
-def _script(g: "Gesture", book: "RuleBook", ctx: Context, missing: set[str]) -> str:
-    fixed = _fixed(g.script)
-    if fixed is not None:
-        return fixed
-    script, unfilled = render(g.script, lambda path: book.value(ctx, path))
-    missing.update(unfilled)
-    return script
+    @classmethod
+    def of(cls, template: str) -> "ScriptText":
+        paths = tuple(dict.fromkeys(p.path for p in placeholders(template)))
+        return cls(template, paths, None if paths else render(template, lambda path: None)[0])
+
+    def fill(self, values: list[Any], shared: dict[Any, Any]) -> tuple[str, list[str]]:
+        """The filled text for the placeholders' ``values`` (in ``paths`` order), and the
+        paths that had no value and no fallback."""
+        if self.fixed is not None:
+            return self.fixed, []
+        return _shared(shared, (self, *values, *[v.__class__ for v in values]),
+                       lambda: render(self.template, dict(zip(self.paths, values)).get))
 
 
 def recommendation(cand: "Candidate", ctx: Context, book: "RuleBook", row: Sequence[Any],
@@ -166,6 +177,9 @@ def recommendation(cand: "Candidate", ctx: Context, book: "RuleBook", row: Seque
         rules.append(match)
     first = rules[0]
     reason = f"{first.because} [{first.rule_id}: {facts}]"
+    text = book.scripts[g.id]
+    script, unfilled = text.fill([book.value(ctx, p) for p in text.paths], shared)
+    missing.update(unfilled)
     if g.agent_note:
         reason = f"{reason} {g.agent_note}"
     if cand.notes:
@@ -174,7 +188,7 @@ def recommendation(cand: "Candidate", ctx: Context, book: "RuleBook", row: Seque
     if g.follow_up_days is not None and ctx.interaction.occurred_at is not None:
         due = (ctx.interaction.occurred_at + timedelta(days=g.follow_up_days)).date()
     return {"gesture_id": g.id, "title": g.title, "category": g.category, "tier": g.tier, "cost": cand.cost,
-            "score": cand.score, "authority": g.authority, "script": _script(g, book, ctx, missing),
+            "score": cand.score, "authority": g.authority, "script": script,
             "agent_reason": reason, "rules": rules, "follow_up_days": g.follow_up_days, "due_date": due,
             "source": g.source}
 

@@ -30,6 +30,7 @@ __all__ = ["Candidate", "score", "arbitrate", "rank_key", "TIER_WEIGHT", "Decisi
 TIER_WEIGHT = {"recover": 3.0, "meet": 2.0, "exceed": 1.0}
 BASELINE = ("recover", "meet")
 _TIER_ORDER = {"recover": 0, "meet": 1, "exceed": 2}
+_RANK = {level: i for i, level in enumerate(STAFF_LEVELS)}
 
 
 def rank_key(tier: str, score: float, gesture_id: str) -> tuple[int, float, str]:
@@ -72,15 +73,16 @@ class Decision:
 
 
 def arbitrate(cands: list[Candidate], ctx: Context, *, budget: float | None, max_extras: int) -> Decision:
-    staff_rank = STAFF_LEVELS.index(ctx.staff.level)
+    staff_rank = _RANK[ctx.staff.level]
     chosen: list[Candidate] = []
     withheld: list[tuple[Candidate, str, str]] = []
     groups: dict[str, str] = {}
+    barred: set[str] = set()  # gestures some chosen gesture conflicts with
     spent = 0.0
     extras = 0
     for cand in sorted(cands, key=Candidate.sort_key):
         g = cand.gesture
-        if g.authority_rank() > staff_rank:
+        if _RANK[g.authority] > staff_rank:
             withheld.append((cand, "needs_approval",
                              f"needs {g.authority} staff authority; {ctx.staff.level} staff is serving"))
             continue
@@ -88,8 +90,10 @@ def arbitrate(cands: list[Candidate], ctx: Context, *, budget: float | None, max
             withheld.append((cand, "exclusive_group",
                              f"only one gesture of group {g.exclusive_group!r}; {groups[g.exclusive_group]} ranks higher"))
             continue
-        clash = next((c.gesture.id for c in chosen
-                      if c.gesture.id in g.conflicts_with or g.id in c.gesture.conflicts_with), None)
+        clash = None
+        if g.conflicts_with or g.id in barred:
+            clash = next((c.gesture.id for c in chosen
+                          if c.gesture.id in g.conflicts_with or g.id in c.gesture.conflicts_with), None)
         if clash:
             withheld.append((cand, "conflict", f"conflicts with {clash}, which ranks higher"))
             continue
@@ -110,4 +114,5 @@ def arbitrate(cands: list[Candidate], ctx: Context, *, budget: float | None, max
             groups[g.exclusive_group] = g.id
         spent += cand.cost or 0.0
         chosen.append(cand)
+        barred.update(g.conflicts_with)
     return Decision(chosen, withheld)

@@ -17,7 +17,7 @@ from .context import Context, field_nullable
 from .engine import Matcher
 from .compiler import compile_branches
 from .errors import PackProblem, RulePackError
-from .explain import BranchText, rule_texts
+from .explain import BranchText, ScriptText, rule_texts, script_texts
 from .packs import Gesture, Pack, Rule
 from .templates import placeholders
 
@@ -58,6 +58,8 @@ class RuleBook:
     nullable_positions: list[int] = field(default_factory=list)
     #: each rule's fixed explanation wording per branch, by rule id (see :func:`explain.rule_texts`)
     texts: dict[str, tuple[BranchText, ...]] = field(default_factory=dict)
+    #: each gesture's script, by gesture id
+    scripts: dict[str, ScriptText] = field(default_factory=dict)
     #: explanation parts shared between requests (see :class:`explain.BranchText`)
     shared: dict[Any, Any] = field(default_factory=dict, repr=False)
     _row: Callable[[Context], Sequence[Any]] | None = field(default=None, repr=False)
@@ -129,7 +131,7 @@ class RuleBook:
             packs=list(packs), gestures=gestures, rules=rules, version=digest.hexdigest()[:12],
             matcher=matcher, getters={p: getter(p) for p in sorted(paths) if p != "$s"},
             nullable_positions=[i for i, f in enumerate(matcher.fields) if field_nullable(f)],
-            texts=rule_texts(rules, matcher.fields),
+            texts=rule_texts(rules, matcher.fields), scripts=script_texts(gestures.values()),
         )
 
     def read_row(self, ctx: Context) -> Sequence[Any]:

@@ -160,6 +160,39 @@ def test_recommend_many_equals_the_loop():
     rec.rulebook.retire()
 
 
+def test_recommend_many_keeps_order_across_stage_chunks_plugins_and_repeats(monkeypatch):
+    """Contexts of a business with an adjusting plugin run one by one, the rest in staged
+    chunks; the answers come back in input order, equal to the loop's."""
+    from recommender import batch, hookimpl
+
+    calls: list[str] = []
+
+    class Tag:
+        __name__ = "tag"
+
+        @hookimpl
+        def recommender_adjust_recommendations(self, recommendations, context):
+            calls.append(context.interaction.issue)
+            for r in recommendations:
+                r.agent_reason += " (tagged)"
+            return recommendations
+
+    monkeypatch.setattr(batch, "_STAGE", 7)
+    pack, contexts = generate(200, 40, seed=4)
+    rec = Recommender([], packs=[pack], plugins=[Tag()], autoload=False,
+                      plugin_config={"businesses": {"cafe": ["tag"]}, "default": []})
+    mixed = [{**c, "business": {"id": "cafe"}} if i % 3 == 0 else c for i, c in enumerate(contexts)]
+    mixed += mixed[:5]
+    loop = [rec.recommend(c).model_dump() for c in mixed]
+    loop_calls, calls[:] = list(calls), []
+    many = recommend_many(rec, mixed)
+    assert [r.model_dump() for r in many] == loop
+    assert calls == loop_calls  # the plugin ran once per context, in input order
+    assert any(r.business == "cafe" and r.recommendations and r.recommendations[0].agent_reason.endswith("(tagged)")
+               for r in many)
+    rec.rulebook.retire()
+
+
 def test_rss_stays_flat_over_fifty_thousand_calls():
     pack, contexts = generate(50, 200, seed=5)
     rec = Recommender([], packs=[pack], autoload=False)

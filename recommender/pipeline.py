@@ -1,0 +1,242 @@
+"""The decision pipeline: validated contexts in, results out, in stages over a batch.
+
+``Recommender.recommend()`` runs it on a batch of one context; ``recommend_many`` on many at
+once. Each stage runs over the whole batch before the next starts (every match, then every
+ranking, every explanation, then one validation of all results), so a stage's code and data
+stay hot in the CPU's caches: per context, a batch costs markedly less than a loop of
+single calls (``bench/README.md``), and the answers are the same because the code is.
+
+Stages: start (tenant, plugin and store enrichment, the row of rule fields) -> match ->
+candidates (scores, store screening) -> absence (missing inputs) -> choose (arbitration,
+explanations, plugin adjustments) -> assemble (receipt and the result's fields) -> validate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Sequence
+
+from pydantic import TypeAdapter
+
+from .context import Context, parse_context
+from .errors import ContextError
+from .explain import near_misses, recommendation, withheld
+from .memory_protocol import Memory, Offer
+from .ranking import Candidate, Decision, arbitrate, rank_key, relationship, score
+from .results import Explanation, PluginWarning, Recommendation, RecommendationResult
+from .tenants import Tenant
+
+if TYPE_CHECKING:
+    from .core import Recommender
+
+__all__ = ["decide", "context_hash"]
+
+_RESULTS = TypeAdapter(list[RecommendationResult])
+
+
+def context_hash(ctx: Context) -> str:
+    """A stable hash of the normalised context (key order and absent-vs-null do not matter:
+    fields serialise in model order, maps are sorted at validation, nulls are left out)."""
+    return hashlib.sha256(ctx.__pydantic_serializer__.to_json(ctx, exclude_none=True)).hexdigest()[:24]
+
+
+@dataclass(slots=True)
+class _Draft:
+    """One context on its way through the stages."""
+
+    ctx: Context
+    tenant: Tenant
+    warnings: list[PluginWarning]
+    row: Sequence[Any] = ()
+    matched: dict[int, int] = field(default_factory=dict)  # rule index -> first branch that fired
+    mismatched: list[str] = field(default_factory=list)
+    cands: dict[str, Candidate] = field(default_factory=dict)
+    holds: list[tuple[Candidate, Any]] = field(default_factory=list)
+    missing: set[str] = field(default_factory=set)
+    decision: Decision | None = None
+    recs: list[dict[str, Any]] = field(default_factory=list)
+    vetoed: list[dict[str, Any]] = field(default_factory=list)
+
+
+def decide(rec: "Recommender", contexts: Sequence[Context], *, budget: float | None, max_extras: int | None,
+           store: Memory | None = None, explain: bool = False) -> list[RecommendationResult]:
+    """The results for ``contexts``, in order. With ``explain``, :class:`Explanation` objects."""
+    drafts = [_start(rec, ctx, store) for ctx in contexts]
+    for d in drafts:
+        _match(d)
+    for d in drafts:
+        _candidates(d, store)
+    for d in drafts:
+        _absence(d)
+    limit = rec.max_extras if max_extras is None else max_extras
+    for d in drafts:
+        _choose(rec, d, budget, limit)
+    fields = [_assemble(d) for d in drafts]
+    if explain:
+        out: list[RecommendationResult] = []
+        for d, f in zip(drafts, fields):
+            book = d.tenant.book
+            matched_ids = {book.rules[ri].id for ri in d.matched}
+            out.append(Explanation.model_validate(dict(
+                f, near_misses=near_misses(d.ctx, book, matched_ids, book.atom_truth(d.ctx)),
+                rules_evaluated=len(book.rules), rules_matched=sorted(matched_ids))))
+        return out
+    results = _RESULTS.validate_python(fields)  # one validation of every result tree
+    if store is not None:
+        for d, result in zip(drafts, results):
+            result.decision_id = store.record_decision(d.ctx, result)
+    return results
+
+
+# -- stages ------------------------------------------------------------------------
+
+
+def _start(rec: "Recommender", ctx: Context, store: Memory | None) -> _Draft:
+    tenant = rec._tenant(ctx.business)
+    warnings = list(tenant.warnings)
+    if tenant.enrichers:
+        ctx = _enrich(rec, tenant, ctx, warnings)
+    if store is not None:
+        ctx = merge_unset(ctx, store.enrich(ctx))
+    return _Draft(ctx, tenant, warnings, tenant.book.read_row(ctx))
+
+
+def _match(d: _Draft) -> None:
+    fired, d.mismatched = d.tenant.book.matcher.match_row(d.row)
+    matched = d.matched
+    for ri, bi in fired:
+        matched.setdefault(ri, bi)
+
+
+def _candidates(d: _Draft, store: Memory | None) -> None:
+    book, ctx, matched, cands = d.tenant.book, d.ctx, d.matched, d.cands
+    for ri in sorted(matched):
+        rule = book.rules[ri]
+        for gid in rule.gesture_ids:
+            cand = cands.get(gid)
+            if cand is None:
+                g = book.gestures[gid]
+                cands[gid] = Candidate(g, [(rule, matched[ri])], g.cost_for(ctx), 0.0)
+            else:
+                cand.matches.append((rule, matched[ri]))
+    if not cands:
+        return
+    rel = relationship(ctx)
+    for cand in cands.values():
+        cand.score = score(cand.gesture.tier, cand.priority, cand.cost, ctx, rel)
+    if store is not None:
+        offers = [Offer(g, c.gesture.category, c.gesture.tier, c.cost) for g, c in cands.items()]
+        for hold in store.screen(ctx, offers):
+            cand = cands.pop(hold.gesture_id, None)
+            if cand is not None:
+                d.holds.append((cand, hold))
+
+
+def _absence(d: _Draft) -> None:
+    # A None in the row is an absent field (or an explicit null): only then can absence block a rule.
+    if None in d.row:
+        d.missing = d.tenant.book.blocked_by_absence(d.ctx, d.row, set(d.matched), d.mismatched)
+
+
+def _choose(rec: "Recommender", d: _Draft, budget: float | None, max_extras: int) -> None:
+    ctx, book, tenant = d.ctx, d.tenant.book, d.tenant
+    limit = ctx.interaction.budget if budget is None else budget
+    for _ in range(2):  # a plugin's veto frees its place: arbitrate once more without it
+        out = {w["gesture_id"] for w in d.vetoed}
+        d.decision = arbitrate([c for g, c in d.cands.items() if g not in out], ctx, budget=limit,
+                               max_extras=max_extras)
+        d.recs = [recommendation(c, ctx, book, d.row, d.missing) for c in d.decision.chosen]
+        if not (tenant.adjusters and d.recs):
+            break
+        d.recs, new_vetoes = _adjust(rec, tenant, ctx, d.recs, d.warnings)
+        d.vetoed.extend(new_vetoes)
+        if not new_vetoes:
+            break
+
+
+def _assemble(d: _Draft) -> dict[str, Any]:
+    assert d.decision is not None
+    held = [withheld(c, reason, detail) for c, reason, detail in d.decision.withheld] + d.vetoed
+    for cand, hold in d.holds:
+        reason = "needs_approval" if hold.reason == "abuse_review" else hold.reason
+        held.append(withheld(cand, reason, hold.detail, hold.available_on))
+    version = d.tenant.book.version
+    chash = context_hash(d.ctx)
+    return dict(
+        recommendations=d.recs,
+        needs_approval=[w for w in held if w["reason"] == "needs_approval"],
+        withheld=[w for w in held if w["reason"] != "needs_approval"],
+        missing_inputs=sorted(d.missing),
+        type_mismatches=sorted(d.mismatched),
+        warnings=d.warnings,
+        receipt={"id": hashlib.sha256(f"{version}:{chash}".encode()).hexdigest()[:24],
+                 "context_hash": chash, "ruleset_version": version},
+        ruleset_version=version,
+        business=d.ctx.business.id,
+    )
+
+
+# -- plugin hooks on the way ---------------------------------------------------------
+
+
+def _enrich(rec: "Recommender", tenant: Tenant, ctx: Context, warnings: list[PluginWarning]) -> Context:
+    host = rec.host
+    for name, fn, args in tenant.enrichers:
+        ok, updates = host.call(name, "recommender_enrich_context", fn, args,
+                                {"context": ctx, "business": ctx.business}, warnings, timed=True)
+        if not ok or updates is None:
+            continue
+        try:
+            if not isinstance(updates, dict) or not set(updates) <= {"customer", "interaction"}:
+                raise ContextError([("<return>", "expected None or a dict with 'customer'/'interaction' updates")])
+            ctx = merge_unset(ctx, updates)
+        except ContextError as exc:
+            host.warn(name, "recommender_enrich_context", f"malformed data: {exc}", warnings)
+    return ctx
+
+
+def _adjust(rec: "Recommender", tenant: Tenant, ctx: Context, recs: list[dict[str, Any]],
+            warnings: list[PluginWarning]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    host = rec.host
+    vetoed: list[dict[str, Any]] = []
+    for name, fn, args in tenant.adjusters:
+        before = {r["gesture_id"]: r for r in recs}
+        ok, new = host.call(name, "recommender_adjust_recommendations", fn, args,
+                            # deep copies: rule matches are shared between results
+                            {"recommendations": [Recommendation.model_validate(r).model_copy(deep=True) for r in recs],
+                             "context": ctx}, warnings, timed=True)
+        if not ok or new is None:
+            continue
+        if not isinstance(new, list) or not all(isinstance(r, Recommendation) for r in new):
+            host.warn(name, "recommender_adjust_recommendations",
+                      "malformed data: expected None or a list of Recommendation", warnings)
+            continue
+        added = [r.gesture_id for r in new if r.gesture_id not in before]
+        if added:
+            host.warn(name, "recommender_adjust_recommendations",
+                      f"malformed data: cannot add gestures no rule matched: {', '.join(added)}", warnings)
+            continue
+        kept = {r.gesture_id for r in new}
+        for gid, r in before.items():
+            if gid not in kept:
+                vetoed.append({"gesture_id": gid, "title": r["title"], "tier": r["tier"], "cost": r["cost"],
+                               "score": r["score"], "reason": "vetoed", "detail": f"vetoed by plugin {name}",
+                               "rules": [m.rule_id for m in r["rules"]], "available_on": None})
+        recs = [dict(r) for r in sorted(new, key=lambda r: rank_key(r.tier, r.score, r.gesture_id))]
+    return recs, vetoed
+
+
+def merge_unset(ctx: Context, updates: dict[str, Any]) -> Context:
+    """Apply store/plugin updates to fields the caller left unset; re-validate."""
+    if not updates:
+        return ctx
+    data = ctx.model_dump(exclude_unset=True)
+    for section, values in updates.items():
+        current = data.setdefault(section, {})
+        for key, value in values.items():
+            if key == "attributes" and isinstance(value, dict):
+                current["attributes"] = {**value, **current.get("attributes", {})}
+            elif current.get(key) in (None, [], {}):
+                current[key] = value
+    return parse_context(data)
