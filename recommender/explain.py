@@ -83,7 +83,7 @@ class TestText:
                 "actual": actual,
                 "text": self.prefix + (self.unknown if actual is None else _show(actual)) + self.suffix}
 
-    def condition(self, actual: Any, shared: dict[Any, Any]) -> ConditionResult:
+    def condition(self, actual: Any, shared: dict[Any, Any] | None) -> ConditionResult:
         """The result for ``actual``, shared with earlier requests through ``shared``."""
         # the class too: 1, 1.0 and True read differently
         return _shared(shared, (self, actual.__class__, actual),
@@ -97,17 +97,20 @@ class BranchText:
     header: dict[str, Any]  # rule_id, pack, priority, because
     tests: tuple[TestText, ...]
 
-    def match(self, values: list[Any], shared: dict[Any, Any]) -> tuple[RuleMatch, str]:
+    def match(self, values: list[Any], shared: dict[Any, Any] | None) -> tuple[RuleMatch, str]:
         """The rule match for the tests' ``values``, and its tests' texts joined (for the reason)."""
         return _shared(shared, (self, *values, *[v.__class__ for v in values]), lambda: self._match(values, shared))
 
-    def _match(self, values: list[Any], shared: dict[Any, Any]) -> tuple[RuleMatch, str]:
+    def _match(self, values: list[Any], shared: dict[Any, Any] | None) -> tuple[RuleMatch, str]:
         conds = [t.condition(v, shared) for t, v in zip(self.tests, values)]
         return RuleMatch.model_validate({**self.header, "conditions": conds}), "; ".join([c.text for c in conds])
 
 
-def _shared(shared: dict[Any, Any], key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
-    """``shared[key]``, made on a miss; values that cannot be hashed (lists) are made afresh."""
+def _shared(shared: dict[Any, Any] | None, key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
+    """``shared[key]``, made on a miss; values that cannot be hashed (lists) are made afresh,
+    and everything is when ``shared`` is None."""
+    if shared is None:
+        return make()
     try:
         hit = shared.get(key)
     except TypeError:
@@ -151,7 +154,7 @@ class ScriptText:
         paths = tuple(dict.fromkeys(p.path for p in placeholders(template)))
         return cls(template, paths, None if paths else render(template, lambda path: None)[0])
 
-    def fill(self, values: list[Any], shared: dict[Any, Any]) -> tuple[str, list[str]]:
+    def fill(self, values: list[Any], shared: dict[Any, Any] | None) -> tuple[str, list[str]]:
         """The filled text for the placeholders' ``values`` (in ``paths`` order), and the
         paths that had no value and no fallback."""
         if self.fixed is not None:
@@ -161,11 +164,12 @@ class ScriptText:
 
 
 def recommendation(cand: "Candidate", ctx: Context, book: "RuleBook", row: Sequence[Any],
-                   missing: set[str]) -> dict[str, Any]:
-    """The explained recommendation for a chosen candidate; ``row`` is ``book.read_row(ctx)``."""
+                   missing: set[str], share: bool = True) -> dict[str, Any]:
+    """The explained recommendation for a chosen candidate; ``row`` is ``book.read_row(ctx)``.
+    With ``share=False`` every part is new (for plugins that may change what they are given)."""
     g = cand.gesture
     texts = book.texts
-    shared = book.shared
+    shared = book.shared if share else None
     rules = []
     facts = ""
     for rule, bi in cand.matches:

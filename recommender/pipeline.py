@@ -146,7 +146,9 @@ def _choose(rec: "Recommender", d: _Draft, budget: float | None, max_extras: int
         out = {w["gesture_id"] for w in d.vetoed}
         d.decision = arbitrate([c for g, c in d.cands.items() if g not in out], ctx, budget=limit,
                                max_extras=max_extras)
-        d.recs = [recommendation(c, ctx, book, d.row, d.missing) for c in d.decision.chosen]
+        # parts of explanations are shared between results, except where plugins may change them
+        share = not tenant.adjusters
+        d.recs = [recommendation(c, ctx, book, d.row, d.missing, share) for c in d.decision.chosen]
         if not (tenant.adjusters and d.recs):
             break
         d.recs, new_vetoes = _adjust(rec, tenant, ctx, d.recs, d.warnings)
@@ -203,8 +205,7 @@ def _adjust(rec: "Recommender", tenant: Tenant, ctx: Context, recs: list[dict[st
     for name, fn, args in tenant.adjusters:
         before = {r["gesture_id"]: r for r in recs}
         ok, new = host.call(name, "recommender_adjust_recommendations", fn, args,
-                            # deep copies: rule matches are shared between results
-                            {"recommendations": [Recommendation.model_validate(r).model_copy(deep=True) for r in recs],
+                            {"recommendations": [Recommendation.model_validate(r) for r in recs],
                              "context": ctx}, warnings, timed=True)
         if not ok or new is None:
             continue
