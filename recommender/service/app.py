@@ -63,12 +63,15 @@ class ServiceState:
     def _inline(self, ctx: Any) -> bool:
         """True when a call for ``ctx`` is short pure CPU work: no store I/O, the business's
         rulebook already built (a first build takes long) and no plugin hooks that run
-        under a time limit (they wait on another thread). Such calls run on the event loop;
-        everything else goes to the threadpool so the loop keeps serving."""
+        under a time limit (they wait on another thread; with ``plugin_timeout = 0`` hooks
+        are trusted and run inline). Such calls run on the event loop; everything else goes
+        to the threadpool so the loop keeps serving."""
         if self.store is not None:
             return False
         tenant = self.recommender.tenant_if_built(ctx.business)
-        return tenant is not None and not tenant.enrichers and not tenant.adjusters
+        if tenant is None:
+            return False
+        return not (self.recommender.host.timeout and (tenant.enrichers or tenant.adjusters))
 
     async def call(self, fn: Callable[..., T], ctx: Any, **kwargs: Any) -> T:
         """Run a recommender call for ``ctx`` (see :meth:`_inline` for where it runs).
@@ -142,7 +145,7 @@ def build_recommender(settings: Settings) -> Any:
         kwargs["max_extras"] = settings.max_extras
     if not settings.autoload_plugins:
         kwargs["autoload"] = False
-    return Recommender(settings.rules or None, **kwargs)
+    return Recommender(settings.rules or None, plugin_timeout=settings.plugin_timeout, **kwargs)
 
 
 def open_store(settings: Settings) -> Any:
