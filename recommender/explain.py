@@ -5,7 +5,8 @@ builds the final :class:`~recommender.results.RecommendationResult` (much cheape
 Python-level model per condition). Rule matches and their conditions are the exception: a
 branch with given values always reads the same, so each rulebook keeps the (immutable,
 frozen) :class:`RuleMatch` and :class:`ConditionResult` per branch or test and values and
-shares them between requests and results (bounded; unhashable values are not shared).
+shares them between requests and results (:class:`SharedParts`: bounded, and standing aside
+while values do not repeat; unhashable values are not shared).
 Treat them, and the lists in them, as read-only.
 
 Each recommendation carries the rules that chose it, their tests with the actual values,
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from .ranking import Candidate
     from .rulebook import RuleBook
 
-__all__ = ["TestText", "BranchText", "ScriptText", "rule_texts", "script_texts", "condition_result", "recommendation", "withheld",
+__all__ = ["TestText", "BranchText", "ScriptText", "SharedParts", "rule_texts", "script_texts", "condition_result", "recommendation", "withheld",
            "near_misses"]
 
 _SYM = {"eq": "=", "ne": "≠", "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "in": "in", "not_in": "not in",
@@ -53,7 +54,6 @@ def _show(v: Any) -> str:
     return format_value(v)
 
 
-_SHARED_MAX = 32_768  # shared explanation parts kept per rulebook before the cache starts afresh
 
 
 @dataclass(frozen=True, slots=True, eq=False)  # hashed by identity: a cache key
@@ -83,7 +83,7 @@ class TestText:
                 "actual": actual,
                 "text": self.prefix + (self.unknown if actual is None else _show(actual)) + self.suffix}
 
-    def condition(self, actual: Any, shared: dict[Any, Any] | None) -> ConditionResult:
+    def condition(self, actual: Any, shared: SharedParts | None) -> ConditionResult:
         """The result for ``actual``, shared with earlier requests through ``shared``."""
         # the class too: 1, 1.0 and True read differently
         return _shared(shared, (self, actual.__class__, actual),
@@ -97,29 +97,60 @@ class BranchText:
     header: dict[str, Any]  # rule_id, pack, priority, because
     tests: tuple[TestText, ...]
 
-    def match(self, values: list[Any], shared: dict[Any, Any] | None) -> tuple[RuleMatch, str]:
+    def match(self, values: list[Any], shared: SharedParts | None) -> tuple[RuleMatch, str]:
         """The rule match for the tests' ``values``, and its tests' texts joined (for the reason)."""
         return _shared(shared, (self, *values, *[v.__class__ for v in values]), lambda: self._match(values, shared))
 
-    def _match(self, values: list[Any], shared: dict[Any, Any] | None) -> tuple[RuleMatch, str]:
+    def _match(self, values: list[Any], shared: SharedParts | None) -> tuple[RuleMatch, str]:
         conds = [t.condition(v, shared) for t, v in zip(self.tests, values)]
         return RuleMatch.model_validate({**self.header, "conditions": conds}), "; ".join([c.text for c in conds])
 
 
-def _shared(shared: dict[Any, Any] | None, key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
-    """``shared[key]``, made on a miss; values that cannot be hashed (lists) are made afresh,
-    and everything is when ``shared`` is None."""
-    if shared is None:
-        return make()
-    try:
-        hit = shared.get(key)
-    except TypeError:
-        return make()
-    if hit is None:
-        if len(shared) >= _SHARED_MAX:
-            shared.clear()
-        hit = shared[key] = make()
-    return hit
+class SharedParts:
+    """Explanation parts shared between requests: a bounded memo of immutable results.
+
+    It pays when values repeat (issues, channels, tiers, round amounts) and costs when they
+    do not: each miss keeps a new object alive, and long-lived garbage makes the cyclic
+    collector walk more. So once full it watches its own hit rate over windows of ``window``
+    look-ups and, below half, stands aside (makes every part afresh) for ``rest`` windows
+    before it tries again. Full, it evicts the newest entry, which keeps a cyclic workload's older
+    entries hitting. Thread-safe enough: dict operations are atomic, and a lost update only
+    costs a miss.
+    """
+
+    def __init__(self, size: int = 8192, window: int = 2048, rest: int = 16):
+        self.size, self.window, self.rest = size, window, rest
+        self._parts: dict[Any, Any] = {}
+        self._seen = self._hits = 0
+        self._idle = 0  # look-ups left to make afresh before trying again
+
+    def __len__(self) -> int:
+        return len(self._parts)
+
+    def get(self, key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
+        if self._idle:
+            self._idle -= 1
+            return make()
+        try:
+            hit = self._parts.get(key)
+        except TypeError:  # an unhashable value (a list): made afresh
+            return make()
+        self._seen += 1
+        if hit is None:
+            if len(self._parts) >= self.size:
+                self._parts.popitem()
+            hit = self._parts[key] = make()
+        else:
+            self._hits += 1
+        if self._seen >= self.window:
+            if 2 * self._hits < self._seen and len(self._parts) >= self.size:
+                self._idle = self.window * self.rest
+            self._seen = self._hits = 0
+        return hit
+
+
+def _shared(shared: SharedParts | None, key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
+    return make() if shared is None else shared.get(key, make)
 
 
 def script_texts(gestures: Iterable["Gesture"]) -> dict[str, ScriptText]:
@@ -154,7 +185,7 @@ class ScriptText:
         paths = tuple(dict.fromkeys(p.path for p in placeholders(template)))
         return cls(template, paths, None if paths else render(template, lambda path: None)[0])
 
-    def fill(self, values: list[Any], shared: dict[Any, Any] | None) -> tuple[str, list[str]]:
+    def fill(self, values: list[Any], shared: SharedParts | None) -> tuple[str, list[str]]:
         """The filled text for the placeholders' ``values`` (in ``paths`` order), and the
         paths that had no value and no fallback."""
         if self.fixed is not None:

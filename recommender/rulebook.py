@@ -17,7 +17,7 @@ from .context import Context, field_nullable
 from .engine import Matcher
 from .compiler import compile_branches
 from .errors import PackProblem, RulePackError
-from .explain import BranchText, ScriptText, rule_texts, script_texts
+from .explain import BranchText, ScriptText, SharedParts, rule_texts, script_texts
 from .packs import Gesture, Pack, Rule
 from .templates import placeholders
 
@@ -61,7 +61,7 @@ class RuleBook:
     #: each gesture's script, by gesture id
     scripts: dict[str, ScriptText] = field(default_factory=dict)
     #: explanation parts shared between requests (see :class:`explain.BranchText`)
-    shared: dict[Any, Any] = field(default_factory=dict, repr=False)
+    shared: SharedParts = field(default_factory=SharedParts, repr=False)
     _row: Callable[[Context], Sequence[Any]] | None = field(default=None, repr=False)
     _atoms: Matcher | None = field(default=None, repr=False)
     _absence: dict[str, tuple[Matcher | None, list[int], frozenset[int]]] = field(default_factory=dict, repr=False)

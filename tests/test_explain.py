@@ -88,26 +88,33 @@ def test_missing_inputs_lists_only_fields_whose_absence_blocked_a_rule():
     assert res.missing_inputs == ["interaction.sentiment"]
 
 
-def test_shared_explanations_read_each_context_afresh_and_stay_bounded(monkeypatch):
+def test_shared_explanations_read_each_context_afresh_and_stay_bounded():
     """Rule matches are shared per branch and values: same values, same object; new values, new
-    text; a list value (unhashable) is explained without sharing; the cache never outgrows its bound."""
-    from recommender import explain
+    text; a list value (unhashable) is explained without sharing; the memo never outgrows its
+    bound, and while values do not repeat it stands aside (parts made afresh, still right)."""
+    from recommender.explain import SharedParts
 
-    monkeypatch.setattr(explain, "_SHARED_MAX", 8)
     listy = rule("listy", {"all": ["customer.life_events contains moving", "interaction.issue eq flat_tire"]},
                  "waive_fee")
     rec = make([WAIVE], [LOYAL, listy])
     book = rec.rulebook
-    seen = []
-    for cost in range(10, 40):
+    book.shared = shared = SharedParts(size=8, window=10, rest=3)
+
+    def loyal(cost):
         r = rec.recommend(ctx(customer={"tenure_years": 6}, interaction={"cost": cost})).recommendations[0]
         assert f"interaction.cost is {cost} (needs <= 40)" in r.agent_reason
-        assert r.rules[0].conditions[2].actual == float(cost)
-        seen.append(r.rules[0])
-        assert len(book.shared) <= 8
-    again = rec.recommend(ctx(customer={"tenure_years": 6}, interaction={"cost": 39})).recommendations[0]
-    assert again.rules[0] is seen[-1]
+        assert r.rules[0].conditions[2].actual == float(cost) and r.script.endswith(f"${cost} is on us.")
+        return r.rules[0]
+
+    first = loyal(39)
+    assert loyal(39) is first  # shared while it pays
+    for cost in range(10, 39):  # every value new: the memo fills, misses, then stands aside
+        loyal(cost)
+        assert len(shared) <= 8 + 3  # the bound, plus the conditions of the entry being made
+    assert shared._idle > 0
+    assert loyal(39) is not first and loyal(39) == first  # afresh, and equal
     moving = ctx(customer={"life_events": ["moving"], "tenure_years": 1}, interaction={"cost": 1})
+    book.shared = SharedParts()
     for _ in range(2):
         (m,) = rec.recommend(moving).recommendations[0].rules
         assert m.rule_id == "listy"
