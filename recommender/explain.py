@@ -2,12 +2,11 @@
 
 Builders return plain dicts: the whole result is validated once, in Rust, when the core
 builds the final :class:`~recommender.results.RecommendationResult` (much cheaper than a
-Python-level model per condition). Rule matches and their conditions are the exception: a
-branch with given values always reads the same, so each rulebook keeps the (immutable,
-frozen) :class:`RuleMatch` and :class:`ConditionResult` per branch or test and values and
-shares them between requests and results (:class:`SharedParts`: bounded, and standing aside
-while values do not repeat; unhashable values are not shared).
-Treat them, and the lists in them, as read-only.
+Python-level model per condition). Rule matches are the exception: a branch with given
+values always reads the same, so each rulebook keeps the (frozen) :class:`RuleMatch`, with
+its frozen :class:`ConditionResult` list, per branch and values, and shares it between
+requests and results (:class:`SharedParts`: bounded, and standing aside while values do
+not repeat; branches with list values are not shared). Treat them as read-only.
 
 Each recommendation carries the rules that chose it, their tests with the actual values,
 the filled customer-facing script and a one-line reason for the agent. Everything in an
@@ -83,11 +82,8 @@ class TestText:
                 "actual": actual,
                 "text": self.prefix + (self.unknown if actual is None else _show(actual)) + self.suffix}
 
-    def condition(self, actual: Any, shared: SharedParts | None) -> ConditionResult:
-        """The result for ``actual``, shared with earlier requests through ``shared``."""
-        # the class too: 1, 1.0 and True read differently
-        return _shared(shared, (self, actual.__class__, actual),
-                       lambda: ConditionResult.model_validate(self.result(actual)))
+    def condition(self, actual: Any) -> ConditionResult:
+        return ConditionResult.model_validate(self.result(actual))
 
 
 @dataclass(frozen=True, slots=True, eq=False)  # hashed by identity: a cache key
@@ -99,10 +95,12 @@ class BranchText:
 
     def match(self, values: list[Any], shared: SharedParts | None) -> tuple[RuleMatch, str]:
         """The rule match for the tests' ``values``, and its tests' texts joined (for the reason)."""
-        return _shared(shared, (self, *values, *[v.__class__ for v in values]), lambda: self._match(values, shared))
+        if shared is None or any(t.listed for t in self.tests):  # a list value in it: not shared
+            return self._match(values)
+        return shared.get((self, *values, *[v.__class__ for v in values]), lambda: self._match(values))
 
-    def _match(self, values: list[Any], shared: SharedParts | None) -> tuple[RuleMatch, str]:
-        conds = [t.condition(v, shared) for t, v in zip(self.tests, values)]
+    def _match(self, values: list[Any]) -> tuple[RuleMatch, str]:
+        conds = [t.condition(v) for t, v in zip(self.tests, values)]
         return RuleMatch.model_validate({**self.header, "conditions": conds}), "; ".join([c.text for c in conds])
 
 
@@ -112,7 +110,7 @@ class SharedParts:
     It pays when values repeat (issues, channels, tiers, round amounts) and costs when they
     do not: each miss keeps a new object alive, and long-lived garbage makes the cyclic
     collector walk more. So once full it watches its own hit rate over windows of ``window``
-    look-ups and, below half, stands aside (makes every part afresh) for ``rest`` windows
+    look-ups (each begun full) and, below half, stands aside (makes every part afresh) for ``rest`` windows
     before it tries again. Full, it evicts the newest entry, which keeps a cyclic workload's older
     entries hitting. Thread-safe enough: dict operations are atomic, and a lost update only
     costs a miss.
@@ -122,6 +120,7 @@ class SharedParts:
         self.size, self.window, self.rest = size, window, rest
         self._parts: dict[Any, Any] = {}
         self._seen = self._hits = 0
+        self._full = False  # full when the current window began
         self._idle = 0  # look-ups left to make afresh before trying again
 
     def __len__(self) -> int:
@@ -143,9 +142,11 @@ class SharedParts:
         else:
             self._hits += 1
         if self._seen >= self.window:
-            if 2 * self._hits < self._seen and len(self._parts) >= self.size:
+            # judged only over windows that began full: filling up always misses
+            if self._full and 2 * self._hits < self._seen:
                 self._idle = self.window * self.rest
             self._seen = self._hits = 0
+            self._full = len(self._parts) >= self.size
         return hit
 
 
