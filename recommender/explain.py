@@ -108,15 +108,16 @@ class SharedParts:
     """Explanation parts shared between requests: a bounded memo of immutable results.
 
     It pays when values repeat (issues, channels, tiers, round amounts) and costs when they
-    do not: each miss keeps a new object alive, and long-lived garbage makes the cyclic
-    collector walk more. So once full it watches its own hit rate over windows of ``window``
-    look-ups (each begun full) and, below half, stands aside (makes every part afresh) for ``rest`` windows
-    before it tries again. Full, it evicts the newest entry, which keeps a cyclic workload's older
-    entries hitting. Thread-safe enough: dict operations are atomic, and a lost update only
-    costs a miss.
+    do not: each miss keeps a new object alive for the cyclic collector to walk. So once
+    full it watches its own hit rate over windows of ``window`` look-ups (each begun full)
+    and, below half, empties itself and stands aside (every part made afresh) for ``rest``
+    windows before it tries again. Full, it evicts the newest entry, which keeps a cyclic
+    workload's older entries hitting. At most ``size`` parts (a rule match with its
+    conditions: ~3 KB). Thread-safe enough: dict operations are atomic, and a lost update
+    only costs a miss.
     """
 
-    def __init__(self, size: int = 8192, window: int = 2048, rest: int = 16):
+    def __init__(self, size: int = 4096, window: int = 2048, rest: int = 16):
         self.size, self.window, self.rest = size, window, rest
         self._parts: dict[Any, Any] = {}
         self._seen = self._hits = 0
@@ -145,6 +146,7 @@ class SharedParts:
             # judged only over windows that began full: filling up always misses
             if self._full and 2 * self._hits < self._seen:
                 self._idle = self.window * self.rest
+                self._parts.clear()  # what did not pay is not kept either
             self._seen = self._hits = 0
             self._full = len(self._parts) >= self.size
         return hit

@@ -111,7 +111,9 @@ def test_shared_explanations_read_each_context_afresh_and_stay_bounded():
     for cost in range(10, 39):  # every value new: the memo fills, misses, then stands aside
         loyal(cost)
         assert len(shared) <= 8
-    assert shared._idle > 0
+        if shared._idle:
+            break
+    assert shared._idle > 0 and len(shared) == 0  # standing aside, emptied
     assert loyal(39) is not first and loyal(39) == first  # afresh, and equal
     moving = ctx(customer={"life_events": ["moving"], "tenure_years": 1}, interaction={"cost": 1})
     book.shared = SharedParts()
