@@ -183,49 +183,62 @@ def _assemble(d: _Draft) -> dict[str, Any]:
 
 
 def _enrich(rec: "Recommender", tenant: Tenant, ctx: Context, warnings: list[PluginWarning]) -> Context:
+    """Fold the context through the enrichers, one plugin at a time (one thread hand-off for all)."""
     host = rec.host
-    for name, fn, args in tenant.enrichers:
-        ok, updates = host.call(name, "recommender_enrich_context", fn, args,
-                                {"context": ctx, "business": ctx.business}, warnings, timed=True)
-        if not ok or updates is None:
-            continue
-        try:
-            if not isinstance(updates, dict) or not set(updates) <= {"customer", "interaction"}:
-                raise ContextError([("<return>", "expected None or a dict with 'customer'/'interaction' updates")])
-            ctx = merge_unset(ctx, updates)
-        except ContextError as exc:
-            host.warn(name, "recommender_enrich_context", f"malformed data: {exc}", warnings)
-    return ctx
+
+    def step(name: str, fn: Any, args: list[str]) -> Any:
+        def apply(ctx: Context, warns: list[PluginWarning]) -> Context:
+            ok, updates = host.call(name, "recommender_enrich_context", fn, args,
+                                    {"context": ctx, "business": ctx.business}, warns)
+            if not ok or updates is None:
+                return ctx
+            try:
+                if not isinstance(updates, dict) or not set(updates) <= {"customer", "interaction"}:
+                    raise ContextError([("<return>", "expected None or a dict with 'customer'/'interaction' updates")])
+                return merge_unset(ctx, updates)
+            except ContextError as exc:
+                host.warn(name, "recommender_enrich_context", f"malformed data: {exc}", warns)
+                return ctx
+        return apply
+
+    steps = [(name, step(name, fn, args)) for name, fn, args in tenant.enrichers]
+    return host.chain("recommender_enrich_context", steps, ctx, warnings)  # type: ignore[no-any-return]
 
 
 def _adjust(rec: "Recommender", tenant: Tenant, ctx: Context, recs: list[dict[str, Any]],
             warnings: list[PluginWarning]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Fold the recommendations through the adjusters (one thread hand-off for all); a
+    recommendation an adjuster leaves out is vetoed."""
     host = rec.host
-    vetoed: list[dict[str, Any]] = []
-    for name, fn, args in tenant.adjusters:
-        before = {r["gesture_id"]: r for r in recs}
-        ok, new = host.call(name, "recommender_adjust_recommendations", fn, args,
-                            {"recommendations": [Recommendation.model_validate(r) for r in recs],
-                             "context": ctx}, warnings, timed=True)
-        if not ok or new is None:
-            continue
-        if not isinstance(new, list) or not all(isinstance(r, Recommendation) for r in new):
-            host.warn(name, "recommender_adjust_recommendations",
-                      "malformed data: expected None or a list of Recommendation", warnings)
-            continue
-        added = [r.gesture_id for r in new if r.gesture_id not in before]
-        if added:
-            host.warn(name, "recommender_adjust_recommendations",
-                      f"malformed data: cannot add gestures no rule matched: {', '.join(added)}", warnings)
-            continue
-        kept = {r.gesture_id for r in new}
-        for gid, r in before.items():
-            if gid not in kept:
-                vetoed.append({"gesture_id": gid, "title": r["title"], "tier": r["tier"], "cost": r["cost"],
-                               "score": r["score"], "reason": "vetoed", "detail": f"vetoed by plugin {name}",
-                               "rules": [m.rule_id for m in r["rules"]], "available_on": None})
-        recs = [dict(r) for r in sorted(new, key=lambda r: rank_key(r.tier, r.score, r.gesture_id))]
-    return recs, vetoed
+    hook = "recommender_adjust_recommendations"
+
+    def step(name: str, fn: Any, args: list[str]) -> Any:
+        def apply(state: tuple[list[dict[str, Any]], list[dict[str, Any]]],
+                  warns: list[PluginWarning]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+            recs, vetoed = state
+            before = {r["gesture_id"]: r for r in recs}
+            ok, new = host.call(name, hook, fn, args,
+                                {"recommendations": [Recommendation.model_validate(r) for r in recs], "context": ctx},
+                                warns)
+            if not ok or new is None:
+                return state
+            if not isinstance(new, list) or not all(isinstance(r, Recommendation) for r in new):
+                host.warn(name, hook, "malformed data: expected None or a list of Recommendation", warns)
+                return state
+            added = [r.gesture_id for r in new if r.gesture_id not in before]
+            if added:
+                host.warn(name, hook, f"malformed data: cannot add gestures no rule matched: {', '.join(added)}", warns)
+                return state
+            kept = {r.gesture_id for r in new}
+            vetoed = vetoed + [{"gesture_id": gid, "title": r["title"], "tier": r["tier"], "cost": r["cost"],
+                                "score": r["score"], "reason": "vetoed", "detail": f"vetoed by plugin {name}",
+                                "rules": [m.rule_id for m in r["rules"]], "available_on": None}
+                               for gid, r in before.items() if gid not in kept]
+            return [dict(r) for r in sorted(new, key=lambda r: rank_key(r.tier, r.score, r.gesture_id))], vetoed
+        return apply
+
+    steps = [(name, step(name, fn, args)) for name, fn, args in tenant.adjusters]
+    return host.chain(hook, steps, (recs, []), warnings)  # type: ignore[no-any-return]
 
 
 def merge_unset(ctx: Context, updates: dict[str, Any]) -> Context:

@@ -17,6 +17,8 @@ import importlib.metadata
 import importlib.util
 import logging
 import os
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -202,19 +204,11 @@ class PluginHost:
         return out
 
     def call(self, plugin: str, hook: str, fn: Callable[..., Any], argnames: list[str],
-             kwargs: Mapping[str, Any], warnings: list[PluginWarning], *, timed: bool = False) -> tuple[bool, Any]:
-        """Call one implementation with only the arguments it asks for; never raises
-        (except in strict mode). ``timed`` runs it under the host's time limit."""
+             kwargs: Mapping[str, Any], warnings: list[PluginWarning]) -> tuple[bool, Any]:
+        """Call one implementation with only the arguments it asks for; never raises (except
+        in strict mode). Time limits are :meth:`chain`'s."""
         args = {k: kwargs[k] for k in argnames}
         try:
-            if timed and self.timeout and self.infos.get(plugin, PluginInfo(plugin, "")).source != "builtin":
-                if self._pool is None:
-                    self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="plugin")
-                future = self._pool.submit(fn, **args)
-                try:
-                    return True, future.result(timeout=self.timeout)
-                except concurrent.futures.TimeoutError:
-                    raise TimeoutError(f"took longer than {self.timeout:g} s") from None
             return True, fn(**args)
         except Exception as exc:
             message = f"{type(exc).__name__}: {exc}"
@@ -224,8 +218,90 @@ class PluginHost:
             warnings.append(PluginWarning(plugin=plugin, hook=hook, message=message))
             return False, None
 
+    def chain(self, hook: str, steps: Sequence[tuple[str, Callable[[Any, list[PluginWarning]], Any]]], state: Any,
+              warnings: list[PluginWarning]) -> Any:
+        """Fold ``state`` through ``steps`` (``(plugin, step)``; ``step(state, warnings)`` calls
+        that plugin's ``hook`` and returns the next state), each under the time limit.
+
+        The whole chain runs on one worker thread, so a request pays one thread hand-off per
+        hook instead of one per plugin. A step past the limit is reported and skipped: the
+        chain goes on from the state before it, on a fresh worker, while the late step keeps
+        its thread until it returns (its result and its warnings are dropped).
+        """
+        if not steps:
+            return state
+        if not (self.timeout and any(self.infos.get(n, PluginInfo(n, "")).source != "builtin" for n, _ in steps)):
+            for _, step in steps:
+                state = step(state, warnings)
+            return state
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="plugin")
+        pending = list(steps)
+        while pending:
+            run = _ChainRun(pending, state)
+            future = self._pool.submit(run.go)
+            while True:
+                wait = max(0.0, run.started + self.timeout - time.monotonic())
+                try:
+                    future.result(timeout=wait + 0.001)
+                except concurrent.futures.TimeoutError:
+                    late = run.give_up(self.timeout)
+                    if late is None:
+                        continue  # the step that ran over has just finished: wait on
+                    warnings.extend(late.warnings)
+                    self.warn(pending[late.index][0], hook, f"took longer than {self.timeout:g} s", warnings)
+                    state, pending = late.state, pending[late.index + 1:]
+                    break
+                warnings.extend(run.warnings)
+                return run.state
+        return state
+
     def warn(self, plugin: str, hook: str, message: str, warnings: list[PluginWarning]) -> None:
         log.warning("plugin %s failed in %s: %s", plugin, hook, message)
         if self.strict:
             raise PluginError(plugin, hook, message)
         warnings.append(PluginWarning(plugin=plugin, hook=hook, message=message))
+
+
+@dataclass
+class _Late:
+    index: int  # the step that ran over
+    state: Any  # the state before it
+    warnings: list[PluginWarning]  # from the steps before it
+
+
+class _ChainRun:
+    """One attempt at a chain of hook steps on a worker thread (see :meth:`PluginHost.chain`)."""
+
+    def __init__(self, steps: Sequence[tuple[str, Callable[[Any, list[PluginWarning]], Any]]], state: Any):
+        self.steps, self.state = steps, state
+        self.index = 0
+        self.started = time.monotonic()
+        self.warnings: list[PluginWarning] = []
+        self._lock = threading.Lock()
+        self._abandoned = False
+
+    def go(self) -> None:
+        for i, (_, step) in enumerate(self.steps):
+            with self._lock:
+                if self._abandoned:
+                    return
+                self.index, self.started = i, time.monotonic()
+                state = self.state
+            own: list[PluginWarning] = []
+            new = step(state, own)
+            with self._lock:
+                if self._abandoned:
+                    return
+                self.state = new
+                self.warnings.extend(own)
+        with self._lock:
+            self.index = len(self.steps)
+
+    def give_up(self, limit: float) -> _Late | None:
+        """Abandon the run if its current step is past ``limit``; what the caller resumes from."""
+        with self._lock:
+            if self.index >= len(self.steps) or time.monotonic() - self.started < limit:
+                return None
+            self._abandoned = True
+            return _Late(self.index, self.state, list(self.warnings))

@@ -196,6 +196,51 @@ def test_raising_and_slow_plugins_do_not_break_recommend():
         build(Raises(), strict=True).recommend(ctx("x"))
 
 
+def test_timed_hooks_of_one_phase_share_one_worker_and_a_late_one_is_skipped():
+    """Enrichers run one after another on one worker thread (one hand-off per phase); one that
+    runs past the limit is reported, the others' updates still apply, and its own update,
+    when it finally comes, is dropped."""
+    import threading
+
+    threads: dict[str, int] = {}
+    release = threading.Event()
+
+    def enricher(name, updates, wait=False):
+        class P:
+            __name__ = name
+
+            @hookimpl
+            def recommender_enrich_context(self, context):
+                threads[name] = threading.get_ident()
+                if wait:
+                    release.wait(10)  # far past the limit; released at the end of the test
+                return updates
+        return P()
+
+    first = enricher("first", {"customer": {"tenure_years": 7}})
+    late = enricher("late", {"customer": {"is_vip": True}}, wait=True)
+    last = enricher("last", {"interaction": {"wait_minutes": 15}})
+    gestures = [gesture("loyal_g"), gesture("vip_g"), gesture("free_coffee", "exceed", 2)]
+    rules = [rule("loyal", "customer.tenure_years ge 5", "loyal_g"), rule("vip", "customer.is_vip eq true", "vip_g"),
+             rule("wait", "interaction.wait_minutes ge 10", "free_coffee")]
+    rec = Recommender([], packs=[pack(gestures, rules)], plugins=[first, late, last], autoload=False,
+                      plugin_timeout=0.2)
+    try:
+        res = rec.recommend(ctx("x"))
+        assert sorted(res.gesture_ids()) == ["free_coffee", "loyal_g"]  # first and last applied, late skipped
+        assert [(w.plugin, w.hook) for w in res.warnings] == [("late", "recommender_enrich_context")]
+        assert "took longer than 0.2 s" in res.warnings[0].message
+        before, _, after = [n for n, _, _ in rec.host.impls("recommender_enrich_context", ["first", "late", "last"])]
+        assert threads[before] == threads["late"] != threading.get_ident()  # one worker for the chain
+        assert threads[after] != threads["late"]  # the chain went on, on a fresh worker
+    finally:
+        release.set()
+    fast = Recommender([], packs=[pack(gestures, rules)], plugins=[first, last], autoload=False)
+    threads.clear()
+    assert sorted(fast.recommend(ctx("x")).gesture_ids()) == ["free_coffee", "loyal_g"]
+    assert threads["first"] == threads["last"] != threading.get_ident()
+
+
 def test_hook_recommender_adjust_recommendations():
     class Adjust:
         __name__ = "adjust"
