@@ -10,10 +10,10 @@ with tier weights recover 3, meet 2, exceed 1. A long, valuable relationship rai
 value of a gesture; a gesture that is expensive relative to what is at stake falls.
 
 Arbitration then walks the candidates in order (recover, then meet: the baseline; then
-the exceed extras; each by score) and withholds, with a reason: gestures above the serving
-staff member's authority (``needs_approval``), a second gesture of an exclusive group or
-one that conflicts with a chosen gesture, gestures past the per-interaction budget, and
-extras past the cap.
+the exceed extras; each by score) and withholds, with a reason: a second gesture of an
+exclusive group (kept, or already awaiting approval), gestures above the serving staff
+member's authority (``needs_approval``), one that conflicts with a chosen gesture, gestures
+past the per-interaction budget, and extras past the cap.
 """
 
 from __future__ import annotations
@@ -76,19 +76,27 @@ def arbitrate(cands: list[Candidate], ctx: Context, *, budget: float | None, max
     staff_rank = _RANK[ctx.staff.level]
     chosen: list[Candidate] = []
     withheld: list[tuple[Candidate, str, str]] = []
-    groups: dict[str, str] = {}
+    groups: dict[str, str] = {}  # exclusive group -> the chosen gesture holding it
+    asked: dict[str, str] = {}  # exclusive group -> the gesture already awaiting approval for it
     barred: set[str] = set()  # gestures some chosen gesture conflicts with
     spent = 0.0
     extras = 0
     for cand in sorted(cands, key=Candidate.sort_key):
         g = cand.gesture
+        group = g.exclusive_group
+        if group and group in groups:
+            withheld.append((cand, "exclusive_group",
+                             f"only one gesture of group {group!r}; {groups[group]} ranks higher"))
+            continue
         if _RANK[g.authority] > staff_rank:
+            if group and group in asked:  # one approval request per group is enough
+                withheld.append((cand, "exclusive_group",
+                                 f"only one gesture of group {group!r}; {asked[group]} ranks higher and awaits approval"))
+                continue
             withheld.append((cand, "needs_approval",
                              f"needs {g.authority} staff authority; {ctx.staff.level} staff is serving"))
-            continue
-        if g.exclusive_group and g.exclusive_group in groups:
-            withheld.append((cand, "exclusive_group",
-                             f"only one gesture of group {g.exclusive_group!r}; {groups[g.exclusive_group]} ranks higher"))
+            if group:
+                asked[group] = g.id
             continue
         clash = None
         if g.conflicts_with or g.id in barred:

@@ -100,3 +100,31 @@ def test_recommend_many_equals_recommend_in_a_loop():
     contexts.append(contexts[0])  # a repeat
     batch = rec.recommend_many(contexts)
     assert [r.model_dump() for r in batch] == [rec.recommend(c).model_dump() for c in contexts]
+
+
+def test_one_approval_request_per_exclusive_group():
+    """Two perks of one kind never both wait for approval, and a kept gesture of a group
+    leaves nothing of that group to ask for. (Same priority: the cheaper gesture ranks higher.)"""
+    gs = [gesture("refund_full", "exceed", 80, exclusive_group="price", authority="super"),
+          gesture("refund_half", "exceed", 40, exclusive_group="price", authority="genuine"),
+          gesture("voucher", "exceed", 5, exclusive_group="price"),
+          gesture("upgrade", "exceed", 30, authority="super")]
+    rec = make(gs, [rule("r", ALWAYS, [g["id"] for g in gs])])
+    res = rec.recommend(ctx(staff={"level": "synthetic"}), max_extras=9)
+    assert res.gesture_ids() == ["voucher"]
+    assert [w.gesture_id for w in res.needs_approval] == ["upgrade"]  # nothing of "price" left to ask for
+    assert [(w.gesture_id, w.reason) for w in res.withheld] == [
+        ("refund_half", "exclusive_group"), ("refund_full", "exclusive_group")]
+
+    no_voucher = make(gs[:2] + gs[3:], [rule("r", ALWAYS, ["refund_full", "refund_half", "upgrade"])])
+    res = no_voucher.recommend(ctx(staff={"level": "synthetic"}), max_extras=9)
+    assert res.gesture_ids() == []
+    assert [w.gesture_id for w in res.needs_approval] == ["upgrade", "refund_half"]
+    (other,) = res.withheld
+    assert (other.gesture_id, other.reason) == ("refund_full", "exclusive_group")
+    assert "refund_half ranks higher and awaits approval" in other.detail
+    # genuine staff give the half refund; nothing of its group is left to ask for
+    res = no_voucher.recommend(ctx(staff={"level": "genuine"}), max_extras=9)
+    assert res.gesture_ids() == ["refund_half"]
+    assert [w.gesture_id for w in res.needs_approval] == ["upgrade"]
+    assert [(w.gesture_id, w.reason) for w in res.withheld] == [("refund_full", "exclusive_group")]
