@@ -89,6 +89,29 @@ def test_outcome_command(cli, db_url: str, rec: Recommender, tmp_path: Path) -> 
     assert "would overspend the tenant daily budget" in _one_error_line(over)
 
 
+def test_decision_show(cli, db_url: str, rec: Recommender) -> None:
+    store = open_store(db_url, upgrade=True)
+    try:
+        result = rec.recommend(ctx(), store=store)
+        store.record_outcome(result.decision_id, "waive_fee", "delivered", "k1", note="happy")
+    finally:
+        store.close()
+    d = result.decision_id
+    shown = cli("decision", "show", d, "--url", db_url, "--json")
+    assert shown.exit_code == 0, shown.output
+    record = json.loads(shown.output)
+    assert record["receipt_id"] == result.receipt.id and record["ruleset_version"] == result.ruleset_version
+    assert [g["gesture_id"] for g in record["gestures"]] == result.gesture_ids()
+    assert [(o["gesture_id"], o["outcome"], o["note"]) for o in record["outcomes"]] == [("waive_fee", "delivered", "happy")]
+    table = cli("decision", "show", d, "--url", db_url, "--tenant", "acme")
+    assert table.exit_code == 0, table.output
+    assert d in table.output and "waive_fee" in table.output and "delivered" in table.output
+    assert result.receipt.id in table.output
+    for args, message in [(["nope"], "unknown decision 'nope'"), ([d, "--tenant", "other"], "does not belong to tenant 'other'")]:
+        bad = cli("decision", "show", *args, "--url", db_url)
+        assert bad.exit_code == 2 and message in _one_error_line(bad)
+
+
 def test_customer_commands(cli, db_url: str, rec: Recommender) -> None:
     assert cli("db", "upgrade", "--url", db_url).exit_code == 0
     store = open_store(db_url)

@@ -1,4 +1,5 @@
-"""Memory commands: ``db upgrade``, ``outcome``, ``customer show|set``, ``report``, ``keys``.
+"""Memory commands: ``db upgrade``, ``outcome``, ``decision show``, ``customer show|set``,
+``report``, ``keys``.
 
 SQLAlchemy is imported only when one of these commands runs.
 """
@@ -145,6 +146,55 @@ def outcome_cmd(
     again = " (already recorded: nothing changed)" if rec.replayed else ""
     out.print(f"recorded {rec.outcome} of {rec.gesture_id} for decision {rec.decision_id}, "
               f"cost {_money(rec.cost)}{again}", markup=False)
+
+
+# -- decision ------------------------------------------------------------------------
+
+decision_app = typer.Typer(help="Look up logged decisions.", no_args_is_help=True)
+
+
+def _print_decision(d: Any) -> None:
+    out.print(f"[bold]decision {escape(d.id)}[/bold] (tenant {escape(d.tenant)})")
+    out.print(f"occurred {d.occurred_at:%Y-%m-%d %H:%M} · logged {d.created_at:%Y-%m-%d %H:%M} · "
+              f"issue {escape(d.issue)} · customer {escape(d.customer_id or '-')} · "
+              f"staff {escape(d.staff_id or '-')} ({escape(d.staff_level or '-')})")
+    out.print(f"receipt {escape(d.receipt_id)} · context {escape(d.context_hash)} · "
+              f"ruleset {escape(d.ruleset_version)}")
+    table = Table(title="Gestures")
+    for col in ("gesture", "tier", "status", "cost", "score", "rules"):
+        table.add_column(col, overflow="fold")
+    for g in d.gestures:
+        table.add_row(g.gesture_id, g.tier, g.status, _money(g.cost), f"{g.score:.2f}", ", ".join(g.rules))
+    out.print(table)
+    if d.held:
+        out.print("withheld: " + escape(", ".join(f"{w.get('gesture_id')} ({w.get('reason')})" for w in d.held)))
+    if d.outcomes:
+        table = Table(title="Outcomes")
+        for col in ("when", "gesture", "outcome", "cost", "note"):
+            table.add_column(col, overflow="fold")
+        for o in d.outcomes:
+            table.add_row(f"{o.recorded_at:%Y-%m-%d %H:%M}", o.gesture_id, o.outcome, _money(o.cost),
+                          escape(o.note or ""))
+        out.print(table)
+
+
+@decision_app.command("show")
+def decision_show(
+    decision_id: str = typer.Argument(..., metavar="ID", help="The decision id a recommendation returned."),
+    tenant: Optional[str] = typer.Option(None, "--tenant", "-t", help="Only if it belongs to this tenant."),
+    url: Optional[str] = UrlOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """A logged decision: its context's receipt, gestures, what was withheld and the outcomes."""
+    store = _open(url)
+    try:
+        record = _guarded(lambda: store.get_decision(decision_id, tenant), url)
+    finally:
+        store.close()
+    if as_json:
+        out.print_json(record.model_dump_json())
+    else:
+        _print_decision(record)
 
 
 # -- customer ------------------------------------------------------------------------
@@ -355,5 +405,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(db_app, name="db")
     app.command("outcome")(outcome_cmd)
     app.add_typer(customer_app, name="customer")
+    app.add_typer(decision_app, name="decision")
     app.command("report")(report_cmd)
     app.add_typer(keys_app, name="keys")
