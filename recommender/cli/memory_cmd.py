@@ -77,6 +77,20 @@ def _open(url: Optional[str], policy: Optional[Path] = None, upgrade: Optional[b
     return _guarded(lambda: open_store(url, policy=policy, upgrade=upgrade), url)
 
 
+def _run_and_print(fetch: Callable[["Store"], Any], print_table: Callable[[Any], None], as_json: bool,
+                   url: Optional[str], policy: Optional[Path] = None) -> None:
+    """One store call that returns a record; print the record as JSON or for people."""
+    store = _open(url, policy)
+    try:
+        record = _guarded(lambda: fetch(store), url)
+    finally:
+        store.close()
+    if as_json:
+        out.print_json(record.model_dump_json())
+    else:
+        print_table(record)
+
+
 def _money(value: Optional[float]) -> str:
     return "?" if value is None else f"{value:.2f}"
 
@@ -186,15 +200,7 @@ def decision_show(
     as_json: bool = JsonOpt,
 ) -> None:
     """A logged decision: its context's receipt, gestures, what was withheld and the outcomes."""
-    store = _open(url)
-    try:
-        record = _guarded(lambda: store.get_decision(decision_id, tenant), url)
-    finally:
-        store.close()
-    if as_json:
-        out.print_json(record.model_dump_json())
-    else:
-        _print_decision(record)
+    _run_and_print(lambda store: store.get_decision(decision_id, tenant), _print_decision, as_json, url)
 
 
 # -- customer ------------------------------------------------------------------------
@@ -239,15 +245,7 @@ def customer_show(
     as_json: bool = JsonOpt,
 ) -> None:
     """A customer's profile, recent visits and gestures."""
-    store = _open(url, policy)
-    try:
-        view = _guarded(lambda: store.customer(tenant, customer_id), url)
-    finally:
-        store.close()
-    if as_json:
-        out.print_json(view.model_dump_json())
-    else:
-        _print_customer(view)
+    _run_and_print(lambda store: store.customer(tenant, customer_id), _print_customer, as_json, url, policy)
 
 
 @customer_app.command("set")
@@ -274,17 +272,9 @@ def customer_set(
         prefs[k] = None
     if not (prefs or interest or remove_interest or note):
         fail("nothing to change: give --pref, --unset, --interest, --remove-interest or --note")
-    store = _open(url)
-    try:
-        view = _guarded(lambda: store.update_customer(tenant, customer_id, preferences=prefs,
-                                                      interests=interest or [], remove_interests=remove_interest or [],
-                                                      note=note), url)
-    finally:
-        store.close()
-    if as_json:
-        out.print_json(view.model_dump_json())
-    else:
-        _print_customer(view)
+    _run_and_print(lambda store: store.update_customer(tenant, customer_id, preferences=prefs, interests=interest or [],
+                                                       remove_interests=remove_interest or [], note=note),
+                   _print_customer, as_json, url)
 
 
 # -- report --------------------------------------------------------------------------
