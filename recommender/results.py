@@ -28,7 +28,7 @@ class _Out(BaseModel):
 class ConditionResult(_Out):
     """One test of a rule, with the value the context actually had.
 
-    Immutable: results share one instance for the same test and the same value.
+    Immutable, like the rule match it belongs to (rule matches are shared between results).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
