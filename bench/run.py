@@ -86,7 +86,7 @@ def build_engines(k: int, pack: dict[str, Any], contexts: list[dict[str, Any]], 
     read_row, match_row = book.read_row, book.matcher.match_row
     ids = [r.id for r in book.rules]
 
-    def match_step(ctx: Any) -> Any:  # as in core._decide
+    def match_step(ctx: Any) -> Any:  # as the pipeline's match stage
         return match_row(read_row(ctx))
 
     engines.append(Engine("ours: match step", match_step, parsed,
