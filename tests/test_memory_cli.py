@@ -112,6 +112,28 @@ def test_decision_show(cli, db_url: str, rec: Recommender) -> None:
         assert bad.exit_code == 2 and message in _one_error_line(bad)
 
 
+def test_db_prune(cli, db_url: str, rec: Recommender) -> None:
+    from memory_fixtures import FakeClock, NOW
+
+    store = open_store(db_url, upgrade=True, clock=FakeClock(NOW))  # logged long ago
+    try:
+        d = rec.recommend(ctx(), store=store).decision_id
+    finally:
+        store.close()
+    early = cli("db", "prune", "--before", "30d", "--url", db_url)
+    assert early.exit_code == 2 and "look-back" in _one_error_line(early)
+    bad = cli("db", "prune", "--before", "last year", "--url", db_url)
+    assert bad.exit_code == 2 and "--before" in _one_error_line(bad)
+    dry = cli("db", "prune", "--before", "400d", "--tenant", "acme", "--url", db_url, "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "would delete 1 decision(s), 0 outcome(s), 1 visit(s)" in dry.output and "of tenant acme" in dry.output
+    assert cli("decision", "show", d, "--url", db_url).exit_code == 0
+    done = cli("db", "prune", "--before", "400d", "--url", db_url, "--json")
+    assert done.exit_code == 0 and json.loads(done.output)["decisions"] == 1
+    gone = cli("decision", "show", d, "--url", db_url)
+    assert gone.exit_code == 2 and "unknown decision" in _one_error_line(gone)
+
+
 def test_customer_commands(cli, db_url: str, rec: Recommender) -> None:
     assert cli("db", "upgrade", "--url", db_url).exit_code == 0
     store = open_store(db_url)

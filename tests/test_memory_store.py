@@ -276,3 +276,38 @@ def test_customer_profiles(store: Store) -> None:
     with pytest.raises(InvalidStoreInput, match="invalid tenant"):
         store.customer("no spaces allowed", "c-9")
     assert store.forget_customer("acme", "c-9") and not store.customer("acme", "c-9").known
+
+
+# -- retention -------------------------------------------------------------------------
+
+
+def test_prune_deletes_history_before_the_cutoff_and_never_inside_the_look_back(make_store, clock,
+                                                                                rec: Recommender) -> None:
+    store = make_store()
+    old = rec.recommend(ctx(), store=store)
+    store.record_outcome(old.decision_id, "waive_fee", "delivered", "k-old")
+    other = rec.recommend(ctx(tenant="other"), store=store)
+    clock.advance(days=500)
+    new = rec.recommend(ctx(), store=store)
+    store.record_outcome(new.decision_id, "waive_fee", "delivered", "k-new")
+    look_back = store.policy.lookback_days()
+
+    with pytest.raises(InvalidStoreInput, match="look-back"):
+        store.prune(clock() - timedelta(days=look_back - 1))
+    with pytest.raises(InvalidStoreInput, match="invalid tenant"):
+        store.prune(NOW, tenant="no spaces")
+    cutoff = clock() - timedelta(days=look_back + 1)
+    dry = store.prune(cutoff, tenant="acme", dry_run=True)
+    assert (dry.decisions, dry.outcomes, dry.visits, dry.budget_days) == (1, 1, 1, 1)
+    assert store.get_decision(old.decision_id).outcomes  # a dry run deletes nothing
+    done = store.prune(cutoff, tenant="acme")
+    assert done.model_dump(exclude={"dry_run"}) == dry.model_dump(exclude={"dry_run"})
+    with pytest.raises(UnknownDecision):
+        store.get_decision(old.decision_id)
+    kept = store.get_decision(new.decision_id)
+    assert [o.idempotency_key for o in kept.outcomes] == ["k-new"]
+    assert store.get_decision(other.decision_id).tenant == "other"  # another tenant: untouched
+    assert [v.decision_id for v in store.customer("acme", "c-1").visits] == [new.decision_id]
+    assert store.prune(cutoff).decisions == 1 and store.prune(cutoff).decisions == 0  # then everyone's, once
+    again = store.record_outcome(new.decision_id, "waive_fee", "delivered", "k-new")  # recent history intact
+    assert again.replayed

@@ -1,5 +1,5 @@
-"""Memory commands: ``db upgrade``, ``outcome``, ``decision show``, ``customer show|set``,
-``report``, ``keys``.
+"""Memory commands: ``db upgrade|status|prune``, ``outcome``, ``decision show``,
+``customer show|set``, ``report``, ``keys``.
 
 SQLAlchemy is imported only when one of these commands runs.
 """
@@ -160,6 +160,33 @@ def outcome_cmd(
     again = " (already recorded: nothing changed)" if rec.replayed else ""
     out.print(f"recorded {rec.outcome} of {rec.gesture_id} for decision {rec.decision_id}, "
               f"cost {_money(rec.cost)}{again}", markup=False)
+
+
+@db_app.command("prune")
+def db_prune(
+    before: str = typer.Option(..., "--before", help="Delete what was logged before this: an ISO date, a "
+                                                     "date-time or a span back from now like 400d."),
+    tenant: Optional[str] = typer.Option(None, "--tenant", "-t", help="Only this tenant (default: every tenant)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Count what would go; delete nothing."),
+    url: Optional[str] = UrlOpt,
+    policy: Optional[Path] = PolicyOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Delete decisions (with their outcomes), visits and budget usage older than --before.
+
+    Refused inside the policy's look-back (its contact rules, abuse check and goodwill cap
+    read that history). Customer profiles stay; reports over pruned days lose their rows.
+    """
+    cutoff = parse_when(before, "--before")
+
+    def say(counts: Any) -> None:
+        verb = "would delete" if counts.dry_run else "deleted"
+        scope = f" of tenant {counts.tenant}" if counts.tenant else ""
+        out.print(f"{verb} {counts.decisions} decision(s), {counts.outcomes} outcome(s), {counts.visits} visit(s) "
+                  f"and {counts.budget_days} budget day(s){scope} logged before {counts.before:%Y-%m-%d %H:%M} UTC",
+                  markup=False)
+
+    _run_and_print(lambda store: store.prune(cutoff, tenant=tenant, dry_run=dry_run), say, as_json, url, policy)
 
 
 # -- decision ------------------------------------------------------------------------

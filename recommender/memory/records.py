@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["OutcomeRecord", "DecisionRecord", "DecisionGestureRecord", "VisitRecord", "GestureEvent", "Note",
-           "CustomerView", "BudgetLine"]
+           "CustomerView", "BudgetLine", "PruneCounts"]
 
 OutcomeKind = Literal["offered", "accepted", "declined", "delivered"]
 
@@ -111,3 +111,15 @@ class BudgetLine(_R):
     day: date
     spent: float
     limit: float | None = None
+
+
+class PruneCounts(_R):
+    """What :meth:`Store.prune` deleted (or, with ``dry_run``, would delete)."""
+
+    before: datetime
+    tenant: str | None = None
+    dry_run: bool = False
+    decisions: int = 0
+    outcomes: int = 0
+    visits: int = 0
+    budget_days: int = 0

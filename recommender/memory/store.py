@@ -17,7 +17,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
-from sqlalchemy import Connection, and_, delete, insert, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..memory_protocol import Hold, Offer
@@ -50,6 +50,7 @@ from .records import (
     GestureEvent,
     Note,
     OutcomeRecord,
+    PruneCounts,
     VisitRecord,
 )
 
@@ -650,6 +651,51 @@ class Store:
 
         return self._write(write)  # type: ignore[no-any-return]
 
+    # -- retention --------------------------------------------------------------------
+
+    def prune(self, before: datetime | date, *, tenant: str | None = None, dry_run: bool = False) -> PruneCounts:
+        """Delete what was logged before ``before``: decisions with their gestures, rules and
+        outcomes, visits, and budget usage of earlier days; one tenant's or everyone's.
+
+        Refused (``InvalidStoreInput``) inside the policy's look-back
+        (:meth:`Policy.lookback_days`): contact rules, the abuse check and the goodwill cap
+        read that history, so pruning it would change what is recommended. Customer profiles
+        stay (``forget_customer`` removes one).
+        """
+        cutoff = as_utc(before)
+        if tenant is not None:
+            check_tenant(tenant)
+        days = self.policy.lookback_days()
+        latest = self._now() - timedelta(days=days)
+        if cutoff > latest:
+            raise InvalidStoreInput(
+                f"before {cutoff:%Y-%m-%d %H:%M} UTC is inside the policy's {_days(days)} look-back; "
+                f"the latest allowed is {latest:%Y-%m-%d %H:%M} UTC")
+        day = self.policy.budget_day(cutoff)
+
+        def scoped(table: Any, *conds: Any) -> Any:
+            return and_(*conds, table.c.tenant == tenant) if tenant is not None else and_(*conds)
+
+        def work(conn: Connection) -> PruneCounts:
+            old = select(_D.c.id).where(scoped(_D, _D.c.created_at < cutoff))
+            counts = PruneCounts(
+                before=cutoff, tenant=tenant, dry_run=dry_run,
+                decisions=_count(conn, scoped(_D, _D.c.created_at < cutoff), _D),
+                outcomes=_count(conn, _O.c.decision_id.in_(old), _O),
+                visits=_count(conn, scoped(_V, _V.c.occurred_at < cutoff), _V),
+                budget_days=_count(conn, scoped(_B, _B.c.day < day), _B))
+            if not dry_run:  # children first: no reliance on the database's cascades
+                conn.execute(delete(_O).where(_O.c.decision_id.in_(old)))
+                conn.execute(delete(_DR).where(_DR.c.decision_id.in_(old)))
+                conn.execute(delete(_DG).where(_DG.c.decision_id.in_(old)))
+                conn.execute(update(_V).where(_V.c.decision_id.in_(old)).values(decision_id=None))
+                conn.execute(delete(_D).where(scoped(_D, _D.c.created_at < cutoff)))
+                conn.execute(delete(_V).where(scoped(_V, _V.c.occurred_at < cutoff)))
+                conn.execute(delete(_B).where(scoped(_B, _B.c.day < day)))
+            return counts
+
+        return self._write(work) if not dry_run else self._read(work)  # type: ignore[no-any-return]
+
     # -- budgets and reports ----------------------------------------------------------
 
     def budget_usage(self, tenant: str, day: date | None = None) -> list[BudgetLine]:
@@ -787,3 +833,7 @@ def open_store(url: str | None = None, *, policy: Policy | str | Path | None = N
     cannot be reached and :class:`SchemaOutOfDate` when migrations are due.
     """
     return Store(url, policy=policy, clock=clock, upgrade=upgrade)
+
+
+def _count(conn: Connection, where: Any, table: Any) -> int:
+    return int(conn.execute(select(func.count()).select_from(table).where(where)).scalar_one())
