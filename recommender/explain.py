@@ -138,7 +138,10 @@ class SharedParts:
         self._seen += 1
         if hit is None:
             if len(self._parts) >= self.size:
-                self._parts.popitem()
+                try:
+                    self._parts.popitem()
+                except KeyError:  # another thread emptied it meanwhile
+                    pass
             hit = self._parts[key] = make()
         else:
             self._hits += 1

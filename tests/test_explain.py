@@ -1,6 +1,7 @@
 """Explanations: matched conditions with values, scripts, near misses, missing inputs, receipts."""
 
 from datetime import date
+from typing import Any
 
 from helpers import ctx, gesture, make, rule
 
@@ -121,3 +122,37 @@ def test_shared_explanations_read_each_context_afresh_and_stay_bounded():
         (m,) = rec.recommend(moving).recommendations[0].rules
         assert m.rule_id == "listy"
         assert m.conditions[0].actual == ["moving"] and m.conditions[0].text.startswith("customer.life_events is moving")
+
+
+def test_shared_explanations_under_threads_give_the_single_thread_answers():
+    """A small memo that fills, evicts, empties and refills while 8 threads use it."""
+    import sys
+    import threading
+
+    from recommender.explain import SharedParts
+
+    rec = make([WAIVE], [LOYAL])
+    contexts = [ctx(customer={"tenure_years": t, "name": n}, interaction={"cost": c})
+                for t in (2, 6) for n in ("Ann", "Bo") for c in range(5, 40, 3)]
+    expected = [rec.recommend(c).model_dump() for c in contexts]
+    rec.rulebook.shared = SharedParts(size=4, window=8, rest=1)
+    errors: list[Any] = []
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+
+    def worker(offset: int) -> None:
+        try:
+            for i in range(200):
+                k = (i * 7 + offset) % len(contexts)
+                if rec.recommend(contexts[k]).model_dump() != expected[k]:
+                    errors.append(k)
+        except Exception as exc:  # noqa: BLE001 - any exception fails the test below
+            errors.append(exc)
+
+    try:
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+    finally:
+        sys.setswitchinterval(old)
+    assert errors == []
