@@ -5,6 +5,7 @@ import sys
 import textwrap
 import time
 import types
+from pathlib import Path
 
 import pytest
 
@@ -425,3 +426,37 @@ def test_reload_keeps_every_business_and_swaps_versions():
     assert rec.rulebook_for({"id": "cafe"}) is not cafe_before
     rec.reload(plugin_config={"default": ["coffee"]})
     assert "free_coffee" in rec.rulebook_for({"id": "other"}).gestures
+
+
+def test_testing_helpers_import_an_uninstalled_plugin_from_its_source_folder(tmp_path, monkeypatch):
+    from recommender.testing import import_plugin, plugin_recommender, sqlite_store, withheld_reasons
+
+    pkg = tmp_path / "my_plugin" / "recommender_tmp_trade"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text(textwrap.dedent("""
+        from recommender import hookimpl
+        @hookimpl
+        def recommender_register_gestures(register):
+            register({"id": "tmp_thanks", "title": "Thanks", "tier": "meet", "category": "information",
+                      "cost": 0, "script": "Thanks."})
+        @hookimpl
+        def recommender_register_rule_packs(register):
+            register({"pack": "tmp", "rules": [{"id": "tmp-r", "when": "interaction.issue exists",
+                                                "then": "tmp_thanks", "because": "Say thanks."}]})
+    """))
+    test_file = tmp_path / "my_plugin" / "tests" / "test_tmp.py"
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the helper adds the source folder
+    monkeypatch.delitem(sys.modules, "recommender_tmp_trade", raising=False)
+    plugin = import_plugin("recommender_tmp_trade", test_file)
+    assert Path(plugin.__file__).parent == pkg
+    with pytest.raises(ModuleNotFoundError):
+        import_plugin("recommender_no_such_trade", test_file)
+    alone = plugin_recommender(plugin)
+    assert alone.recommend(ctx("x")).gesture_ids() == ["tmp_thanks"]
+    assert len(plugin_recommender(plugin, core_packs=True).rulebook.rules) > len(alone.rulebook.rules)
+    with sqlite_store(tmp_path) as store:
+        result = alone.recommend(ctx("x", customer={"id": "c-1"}), store=store)
+        assert store.get_decision(result.decision_id).gestures[0].gesture_id == "tmp_thanks"
+    extra = plugin_recommender(plugin, packs=[pack([gesture("tmp_extra", "exceed")],
+                                                   [rule("tmp-e", "interaction.issue exists", "tmp_extra")])])
+    assert withheld_reasons(extra.recommend(ctx("x"), max_extras=0)) == {"tmp_extra": "cap"}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import importlib.metadata
-import sys
 import tomllib
 from datetime import date
 from pathlib import Path
@@ -16,13 +15,12 @@ from typing import Any
 
 import pytest
 
-PLUGIN_ROOT = Path(__file__).resolve().parents[1]
-if str(PLUGIN_ROOT) not in sys.path:  # not pip-installed: import from the source folder
-    sys.path.insert(0, str(PLUGIN_ROOT))
+from recommender import Recommender, parse_context
+from recommender.context import Business
+from recommender.testing import import_plugin, plugin_recommender, sqlite_store, withheld_reasons
 
-import recommender_auto_repair as plugin  # noqa: E402
-from recommender import Recommender, parse_context  # noqa: E402
-from recommender.context import Business  # noqa: E402
+plugin = import_plugin("recommender_auto_repair", __file__)  # installed, or from the source folder
+PLUGIN_ROOT = Path(__file__).resolve().parents[1]
 
 NAME = "recommender_auto_repair"  # the plugin's name when registered as an object
 EP_NAME = "auto_repair"  # its name when found through the entry point
@@ -30,8 +28,7 @@ EP_NAME = "auto_repair"  # its name when found through the entry point
 
 @pytest.fixture(scope="module")
 def rec() -> Recommender:
-    # rules=[]: no core packs, only this plugin.
-    return Recommender(rules=[], autoload=False, plugins=[plugin])
+    return plugin_recommender(plugin)  # only this plugin: no core packs, nothing installed
 
 
 def ctx(customer: dict[str, Any] | None = None, staff: str = "genuine", vertical: str | None = None,
@@ -49,8 +46,7 @@ def offered(result: Any) -> list[str]:
     return result.gesture_ids()
 
 
-def held(result: Any) -> dict[str, str]:
-    return {w.gesture_id: w.reason for w in [*result.withheld, *result.needs_approval]}
+held = withheld_reasons  # gesture id -> why it is not offered
 
 
 # -- registration --------------------------------------------------------------------
@@ -76,7 +72,7 @@ def test_declares_waiver_vs_upsell_conflict(rec: Recommender) -> None:
 
 
 def test_loads_next_to_the_shipped_core_packs_without_warnings() -> None:
-    with_core = Recommender(autoload=False, plugins=[plugin])
+    with_core = plugin_recommender(plugin, core_packs=True)
     result = with_core.recommend(ctx(LOYAL, issue="flat_tire", cost=25))
     assert not result.warnings, result.warnings
     assert "auto_waive_flat_fee" in with_core.rulebook.gestures
@@ -110,7 +106,7 @@ NEW = {"name": "Sam", "tenure_years": 0.1, "lifetime_value": 60}
 ], ids=["new-oil-change", "big-repair", "new-big-repair", "loyal-flat-tire"])
 def test_with_the_core_packs_each_kind_comes_back_once(vertical: str | None, customer: dict[str, Any],
                                                        interaction: dict[str, Any], ours: str) -> None:
-    with_core = Recommender(autoload=False, plugins=[plugin])
+    with_core = plugin_recommender(plugin, core_packs=True)
     for max_extras in (3, 10):  # 10: no cap to hide a second one
         result = with_core.recommend(ctx(customer, vertical=vertical, channel="in_person", **interaction),
                                      max_extras=max_extras)
@@ -119,7 +115,7 @@ def test_with_the_core_packs_each_kind_comes_back_once(vertical: str | None, cus
 
 
 def test_shop_versions_share_the_core_gestures_groups() -> None:
-    book = Recommender(autoload=False, plugins=[plugin]).rulebook
+    book = plugin_recommender(plugin, core_packs=True).rulebook
     for ours, core in [("auto_free_tire_check", "free_tire_check"),
                        ("auto_courtesy_followup_call", "post_service_check_in")]:
         assert book.gestures[ours].exclusive_group == book.gestures[core].exclusive_group is not None, ours
@@ -354,7 +350,7 @@ GENERAL_WAIVER = {"pack": "shop-general", "gestures": [
 
 
 def test_our_waiver_replaces_another_packs_waiver_of_the_same_fee() -> None:
-    both = Recommender(rules=[], packs=[GENERAL_WAIVER], autoload=False, plugins=[plugin])
+    both = plugin_recommender(plugin, packs=[GENERAL_WAIVER])
     result = both.recommend(ctx(LOYAL, issue="flat_tire", cost=25))
     assert "auto_waive_flat_fee" in offered(result)
     assert "general_waive_fee" not in offered(result)
@@ -364,7 +360,7 @@ def test_our_waiver_replaces_another_packs_waiver_of_the_same_fee() -> None:
 
 
 def test_other_waiver_stays_when_ours_needs_approval() -> None:
-    both = Recommender(rules=[], packs=[GENERAL_WAIVER], autoload=False, plugins=[plugin])
+    both = plugin_recommender(plugin, packs=[GENERAL_WAIVER])
     result = both.recommend(ctx(LOYAL, staff="synthetic", issue="flat_tire", cost=25))
     assert held(result)["auto_waive_flat_fee"] == "needs_approval"
     assert "general_waive_fee" in offered(result)  # the fee is still waived, by who may waive it
@@ -376,7 +372,7 @@ def test_other_waiver_of_a_different_fee_stays() -> None:
          "cost": 3, "script": "No disposal fee."}],
         "rules": [{"id": "general-addon", "when": "interaction.issue eq flat_tire", "then": "general_waive_addon",
                    "because": "Irritant."}]}
-    both = Recommender(rules=[], packs=[other], autoload=False, plugins=[plugin])
+    both = plugin_recommender(plugin, packs=[other])
     assert {"auto_waive_flat_fee", "general_waive_addon"} <= set(offered(both.recommend(ctx(LOYAL, issue="flat_tire", cost=25))))
 
 
@@ -386,7 +382,7 @@ def test_adjust_leaves_other_gestures_alone() -> None:
          "cost": 0, "script": "Fancy a wax?"}],
         "rules": [{"id": "general-wax", "when": "interaction.issue eq flat_tire", "then": "general_upsell_wax",
                    "because": "Upsell."}]}
-    both = Recommender(rules=[], packs=[other], autoload=False, plugins=[plugin])
+    both = plugin_recommender(plugin, packs=[other])
     result = both.recommend(ctx({"tenure_years": 1}, issue="flat_tire", cost=25, sentiment=-0.9))
     assert "general_upsell_wax" in offered(result)  # not ours to veto
     assert "auto_upsell_premium_tire_repair" not in offered(result)
@@ -396,7 +392,7 @@ def test_adjust_leaves_other_gestures_alone() -> None:
 
 
 def test_plugin_config_can_limit_the_plugin_to_auto_shops() -> None:
-    sel = Recommender(rules=[], autoload=False, plugins=[plugin],
+    sel = plugin_recommender(plugin,
                       plugin_config={"verticals": {"auto_repair": [NAME]}, "default": []})
     flat = {"customer": LOYAL, "interaction": {"issue": "flat_tire", "cost": 25}}
     assert "auto_waive_flat_fee" in sel.recommend({**flat, "business": {"id": "shop1", "vertical": "auto_repair"}}).gesture_ids()

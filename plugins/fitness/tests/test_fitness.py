@@ -8,20 +8,17 @@ from __future__ import annotations
 
 import copy
 import importlib.metadata
-import sys
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-PLUGIN_ROOT = Path(__file__).resolve().parents[1]
-if str(PLUGIN_ROOT) not in sys.path:  # not pip-installed: import from the source folder
-    sys.path.insert(0, str(PLUGIN_ROOT))
+from recommender import Recommender, parse_context
+from recommender.testing import import_plugin, plugin_recommender, sqlite_store, withheld_reasons
 
-import recommender_fitness as plugin  # noqa: E402
-from recommender import Recommender, parse_context  # noqa: E402
-from recommender.memory import open_store  # noqa: E402
+plugin = import_plugin("recommender_fitness", __file__)  # installed, or from the source folder
+PLUGIN_ROOT = Path(__file__).resolve().parents[1]
 
 NAME = "recommender_fitness"  # the plugin's name when registered as an object
 EP_NAME = "fitness"  # its name when found through the entry point
@@ -29,16 +26,13 @@ EP_NAME = "fitness"  # its name when found through the entry point
 
 @pytest.fixture(scope="module")
 def rec() -> Recommender:
-    # rules=[]: no core packs, only this plugin.
-    return Recommender(rules=[], autoload=False, plugins=[plugin])
+    return plugin_recommender(plugin)  # only this plugin: no core packs, nothing installed
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Any:
-    # The real embedded memory store (SQLite, migrated on open), one file per test.
-    memory = open_store(f"sqlite:///{tmp_path / 'm.db'}")
-    yield memory
-    memory.close()
+    with sqlite_store(tmp_path) as memory:  # the real embedded store, one file per test
+        yield memory
 
 
 @pytest.fixture(autouse=True)
@@ -56,8 +50,7 @@ def offered(result: Any) -> list[str]:
     return result.gesture_ids()
 
 
-def held(result: Any) -> dict[str, str]:
-    return {w.gesture_id: w.reason for w in [*result.withheld, *result.needs_approval]}
+held = withheld_reasons  # gesture id -> why it is not offered
 
 
 #: A regular (about 9 visits a month) who came once in the last 30 days.
@@ -102,7 +95,7 @@ def test_contributes_prefixed_gestures_and_rules(rec: Recommender) -> None:
 
 
 def test_loads_next_to_the_shipped_core_packs_without_warnings() -> None:
-    with_core = Recommender(autoload=False, plugins=[plugin])
+    with_core = plugin_recommender(plugin, core_packs=True)
     result = with_core.recommend(ctx({"tenure_years": 0}, issue="membership_signup"))
     assert not result.warnings, result.warnings
     assert "fitness_free_pt_sessions" in with_core.rulebook.gestures
@@ -114,7 +107,7 @@ SAME_KIND = {"intro-session perk": {"free_intro_session", "fitness_free_pt_sessi
 
 @pytest.mark.parametrize("business", [{}, {"vertical": "fitness"}])
 def test_with_the_core_packs_a_new_member_gets_one_intro_perk(business: dict[str, Any]) -> None:
-    with_core = Recommender(autoload=False, plugins=[plugin])
+    with_core = plugin_recommender(plugin, core_packs=True)
     groups = {g: with_core.rulebook.gestures[g].exclusive_group for g in SAME_KIND["intro-session perk"]}
     assert set(groups.values()) == {"welcome_perk"}, groups  # the core's group, shared
     signup = at(business, ctx({"name": "Ann", "tenure_years": 0}, issue="membership_signup"))
@@ -309,7 +302,7 @@ def test_outcomes_of_fitness_gestures_are_counted(rec: Recommender, store: Any) 
     d1 = decide(rec, store, CANCELLING, "fitness_offer_freeze")
     d2 = decide(rec, store, CANCELLING, "fitness_offer_freeze")
     d3 = decide(rec, store, at({"id": "gym-north"}, CANCELLING), "fitness_offer_freeze")
-    with_core = Recommender(autoload=False, plugins=[plugin])  # a core gesture, for an outcome not ours
+    with_core = plugin_recommender(plugin, core_packs=True)  # a core gesture, for an outcome not ours
     d4 = decide(with_core, store, ctx({"tenure_years": 4}, issue="late_fee", cost=15), "waive_small_fee")
     rec.record_outcome(store, d1, "fitness_offer_freeze", "offered", idempotency_key="k1")
     rec.record_outcome(store, d1, "fitness_offer_freeze", "accepted", idempotency_key="k2")
@@ -325,7 +318,7 @@ def test_outcomes_of_fitness_gestures_are_counted(rec: Recommender, store: Any) 
 
 
 def test_observer_follows_business_selection(rec: Recommender, store: Any) -> None:
-    sel = Recommender(rules=[], autoload=False, plugins=[plugin],
+    sel = plugin_recommender(plugin,
                       plugin_config={"businesses": {"gym1": [NAME]}, "default": []})
     d1 = decide(sel, store, at({"id": "gym1"}, CANCELLING), "fitness_offer_freeze")
     # sel does not run the plugin for bakery1: the decision comes from an install that does
@@ -337,7 +330,7 @@ def test_observer_follows_business_selection(rec: Recommender, store: Any) -> No
 
 
 def test_observer_follows_vertical_selection(store: Any) -> None:
-    sel = Recommender(rules=[], autoload=False, plugins=[plugin],
+    sel = plugin_recommender(plugin,
                       plugin_config={"verticals": {"fitness": [NAME]}, "default": []})
     d1 = decide(sel, store, at({"id": "gym1", "vertical": "fitness"}, CANCELLING), "fitness_offer_freeze")
     sel.record_outcome(store, d1, "fitness_offer_freeze", "accepted", idempotency_key="a", tenant="gym1",

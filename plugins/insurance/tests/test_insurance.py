@@ -12,20 +12,17 @@ from __future__ import annotations
 
 import copy
 import importlib.metadata
-import sys
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-PLUGIN_ROOT = Path(__file__).resolve().parents[1]
-if str(PLUGIN_ROOT) not in sys.path:  # not pip-installed: import from the source folder
-    sys.path.insert(0, str(PLUGIN_ROOT))
+from recommender import Recommender, parse_context
+from recommender.testing import import_plugin, plugin_recommender, sqlite_store, withheld_reasons
 
-import recommender_insurance as plugin  # noqa: E402
-from recommender import Recommender, parse_context  # noqa: E402
-from recommender.memory import open_store  # noqa: E402
+plugin = import_plugin("recommender_insurance", __file__)  # installed, or from the source folder
+PLUGIN_ROOT = Path(__file__).resolve().parents[1]
 
 NAME = "recommender_insurance"  # the plugin's name when registered as an object
 EP_NAME = "insurance"  # its name when found through the entry point
@@ -34,22 +31,18 @@ CONSENT = plugin.CONSENT
 
 @pytest.fixture(scope="module")
 def rec() -> Recommender:
-    # rules=[]: no core packs, only this plugin.
-    return Recommender(rules=[], autoload=False, plugins=[plugin])
+    return plugin_recommender(plugin)  # only this plugin: no core packs, nothing installed
 
 
 @pytest.fixture(scope="module")
 def with_core() -> Recommender:
-    # the shipped core packs plus this plugin (no other installed plugin)
-    return Recommender(autoload=False, plugins=[plugin])
+    return plugin_recommender(plugin, core_packs=True)  # the shipped core packs plus this plugin
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Any:
-    # The real embedded memory store (SQLite, migrated on open), one file per test.
-    memory = open_store(f"sqlite:///{tmp_path / 'm.db'}")
-    yield memory
-    memory.close()
+    with sqlite_store(tmp_path) as memory:  # the real embedded store, one file per test
+        yield memory
 
 
 @pytest.fixture(autouse=True)
@@ -72,8 +65,7 @@ def offered(result: Any) -> list[str]:
     return result.gesture_ids()
 
 
-def held(result: Any) -> dict[str, str]:
-    return {w.gesture_id: w.reason for w in [*result.withheld, *result.needs_approval]}
+held = withheld_reasons  # gesture id -> why it is not offered
 
 
 def refers(ids: list[str]) -> set[str]:
@@ -135,7 +127,7 @@ def test_contributes_prefixed_gestures_and_rules(rec: Recommender) -> None:
 
 
 def test_loads_next_to_the_shipped_core_packs_without_warnings() -> None:
-    with_core = Recommender(autoload=False, plugins=[plugin])
+    with_core = plugin_recommender(plugin, core_packs=True)
     result = with_core.recommend(ctx({"life_events": ["home_purchase"]}))
     assert not result.warnings, result.warnings
     assert "insurance_refer_realtor" in with_core.rulebook.gestures
@@ -235,7 +227,7 @@ def test_conflicting_records_never_refer(rec: Recommender) -> None:
     assert not refers(offered(result)) and not asks(offered(result))
     assert "insurance.home-refer" not in result.rules_matched
     # and should a rule elsewhere ignore that, the guard vetoes it
-    guarded = Recommender(rules=[], packs=[ROGUE], autoload=False, plugins=[plugin])
+    guarded = plugin_recommender(plugin, packs=[ROGUE])
     assert held(guarded.recommend(conflicting))["insurance_refer_realtor"] == "vetoed"
 
 
@@ -280,7 +272,7 @@ ROGUE = {"pack": "hand-edited", "rules": [
 
 
 def test_guard_vetoes_a_referral_proposed_without_consent() -> None:
-    guarded = Recommender(rules=[], packs=[ROGUE], autoload=False, plugins=[plugin])
+    guarded = plugin_recommender(plugin, packs=[ROGUE])
     result = guarded.recommend(ctx({"life_events": ["home_purchase"]}))
     assert "insurance_refer_realtor" not in offered(result)
     veto = next(w for w in result.withheld if w.gesture_id == "insurance_refer_realtor")
@@ -298,7 +290,7 @@ OTHER_REFERRAL = {"pack": "general-referrals", "gestures": [
 
 
 def test_guard_holds_other_packs_referrals_until_consent() -> None:
-    both = Recommender(rules=[], packs=[OTHER_REFERRAL], autoload=False, plugins=[plugin])
+    both = plugin_recommender(plugin, packs=[OTHER_REFERRAL])
     asking = both.recommend(ctx({"life_events": ["home_purchase"]}))
     assert "insurance_ask_consent_home_purchase" in offered(asking)
     assert held(asking)["general_refer_realtor"] == "vetoed"
@@ -363,7 +355,7 @@ def test_no_vertical_means_a_single_business_install(rec: Recommender) -> None:
 
 def test_without_enrichment_the_ask_stays_silent() -> None:
     # another trade's context: the enricher does not run, so "not declined" is unknown and nobody is asked
-    other = Recommender(rules=[], autoload=False, plugins=[plugin])
+    other = plugin_recommender(plugin)
     result = other.recommend(ctx({"life_events": ["home_purchase"]}, vertical="bakery"))
     assert not asks(offered(result)) and not refers(offered(result))
 
