@@ -182,9 +182,16 @@ class Recommender:
     def record_outcome(self, store: Any, decision_id: str, gesture_id: str, outcome: str, *,
                        idempotency_key: str, note: str | None = None, actual_cost: float | None = None,
                        tenant: str = "default", vertical: str | None = None) -> Any:
-        """Store an outcome, then tell the plugins selected for the business that observe outcomes."""
+        """Store an outcome, then tell the plugins selected for the business that observe outcomes.
+
+        Without ``vertical``, when plugins are selected per vertical, the business's vertical
+        is read from the logged decision's context.
+        """
         stored = store.record_outcome(decision_id, gesture_id, outcome, idempotency_key=idempotency_key,
                                       note=note, actual_cost=actual_cost, tenant=tenant)
+        if vertical is None and self.plugin_config.verticals and hasattr(store, "get_decision"):
+            business = (store.get_decision(decision_id).context or {}).get("business") or {}
+            vertical = business.get("vertical")
         event = OutcomeEvent(decision_id=decision_id, gesture_id=gesture_id, outcome=outcome,  # type: ignore[arg-type]
                              tenant=tenant, note=note, actual_cost=actual_cost,
                              customer_id=getattr(stored, "customer_id", None))

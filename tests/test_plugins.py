@@ -12,6 +12,7 @@ import pytest
 from recommender import PluginError, Recommender, RulePackError, hookimpl
 from recommender.hookspecs import __all__ as HOOKS
 from recommender.plugins import ENTRY_POINT_GROUP
+from recommender.testing import sqlite_store as sqlite_store_for
 
 from helpers import ctx, gesture, pack, rule
 
@@ -352,6 +353,25 @@ def test_hook_recommender_record_outcome(tmp_path):
     res = rec.recommend({"customer": {"id": "c1"}, "interaction": {"issue": "x"}}, store=store)
     rec.record_outcome(store, res.decision_id, "core_thanks", "accepted", idempotency_key="k1")
     assert seen == [(res.decision_id, "core_thanks", "accepted", "c1")]
+
+
+def test_outcome_observers_selected_by_vertical_hear_outcomes_without_the_vertical_given(tmp_path):
+    seen = []
+
+    class CafeLedger:
+        __name__ = "cafe_ledger"
+
+        @hookimpl
+        def recommender_record_outcome(self, outcome):
+            seen.append((outcome.tenant, outcome.gesture_id))
+
+    rec = build(CafeLedger(), plugin_config={"verticals": {"cafe": ["cafe_ledger"]}, "default": []})
+    with sqlite_store_for(tmp_path) as store:
+        cafe = rec.recommend({"interaction": {"issue": "x"}, "business": {"id": "shop1", "vertical": "cafe"}}, store=store)
+        gym = rec.recommend({"interaction": {"issue": "x"}, "business": {"id": "shop2", "vertical": "gym"}}, store=store)
+        rec.record_outcome(store, cafe.decision_id, "core_thanks", "accepted", idempotency_key="k1", tenant="shop1")
+        rec.record_outcome(store, gym.decision_id, "core_thanks", "accepted", idempotency_key="k2", tenant="shop2")
+    assert seen == [("shop1", "core_thanks")]
 
 
 def test_a_veto_frees_its_place_for_the_next_extra():
