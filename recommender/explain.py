@@ -33,8 +33,8 @@ if TYPE_CHECKING:
     from .ranking import Candidate
     from .rulebook import RuleBook
 
-__all__ = ["TestText", "BranchText", "ScriptText", "SharedParts", "rule_texts", "script_texts", "condition_result", "recommendation", "withheld",
-           "near_misses"]
+__all__ = ["TestText", "BranchText", "ScriptText", "SharedParts", "rule_texts", "script_texts",
+           "condition_result", "recommendation", "withheld", "near_misses"]
 
 _SYM = {"eq": "=", "ne": "≠", "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "in": "in", "not_in": "not in",
         "contains": "contains", "not_contains": "does not contain"}
@@ -92,12 +92,11 @@ class BranchText:
 
     header: dict[str, Any]  # rule_id, pack, priority, because
     tests: tuple[TestText, ...]
+    shareable: bool  # no test shows a list value (a list in a shared part could be changed)
 
     def match(self, values: list[Any], shared: SharedParts | None) -> tuple[RuleMatch, str]:
         """The rule match for the tests' ``values``, and its tests' texts joined (for the reason)."""
-        if shared is None or any(t.listed for t in self.tests):  # a list value in it: not shared
-            return self._match(values)
-        return shared.get((self, *values, *[v.__class__ for v in values]), lambda: self._match(values))
+        return _shared(shared if self.shareable else None, self, values, lambda: self._match(values))
 
     def _match(self, values: list[Any]) -> tuple[RuleMatch, str]:
         conds = [t.condition(v) for t, v in zip(self.tests, values)]
@@ -127,10 +126,13 @@ class SharedParts:
     def __len__(self) -> int:
         return len(self._parts)
 
-    def get(self, key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
+    def get(self, owner: Any, values: Sequence[Any], make: Callable[[], Any]) -> Any:
+        """The part ``owner`` (a branch or a script) makes from ``values``; their classes are
+        part of the key, since 1, 1.0 and True read differently."""
         if self._idle:
             self._idle -= 1
             return make()
+        key = (owner, *values, *[v.__class__ for v in values])
         try:
             hit = self._parts.get(key)
         except TypeError:  # an unhashable value (a list): made afresh
@@ -155,8 +157,8 @@ class SharedParts:
         return hit
 
 
-def _shared(shared: SharedParts | None, key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
-    return make() if shared is None else shared.get(key, make)
+def _shared(shared: SharedParts | None, owner: Any, values: Sequence[Any], make: Callable[[], Any]) -> Any:
+    return make() if shared is None else shared.get(owner, values, make)
 
 
 def script_texts(gestures: Iterable["Gesture"]) -> dict[str, ScriptText]:
@@ -168,10 +170,12 @@ def rule_texts(rules: Sequence["Rule"], fields: Sequence[str]) -> dict[str, tupl
     """Every rule's wording by rule id, a :class:`BranchText` per branch, with tests pointing at
     their field's place in ``fields``."""
     pos = {f: i for i, f in enumerate(fields)}
-    return {r.id: tuple(BranchText({"rule_id": r.id, "pack": r.source, "priority": r.priority, "because": r.because},
-                                   tuple(TestText.of(a, pos.get(a.field, -1)) for a in b))
-                        for b in r.branches)
-            for r in rules}
+    def branch(r: "Rule", atoms: Sequence[Atom]) -> BranchText:
+        tests = tuple(TestText.of(a, pos.get(a.field, -1)) for a in atoms)
+        return BranchText({"rule_id": r.id, "pack": r.source, "priority": r.priority, "because": r.because},
+                          tests, not any(t.listed for t in tests))
+
+    return {r.id: tuple(branch(r, b) for b in r.branches) for r in rules}
 
 
 def condition_result(atom: Atom, actual: Any) -> dict[str, Any]:
@@ -196,8 +200,7 @@ class ScriptText:
         paths that had no value and no fallback."""
         if self.fixed is not None:
             return self.fixed, []
-        return _shared(shared, (self, *values, *[v.__class__ for v in values]),
-                       lambda: render(self.template, dict(zip(self.paths, values)).get))
+        return _shared(shared, self, values, lambda: render(self.template, dict(zip(self.paths, values)).get))
 
 
 def recommendation(cand: "Candidate", ctx: Context, book: "RuleBook", row: Sequence[Any],
