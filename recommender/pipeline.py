@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, Sequence
 
 from pydantic import TypeAdapter
@@ -23,6 +24,7 @@ from .context import Context, parse_context
 from .errors import ContextError
 from .explain import near_misses, recommendation, withheld
 from .memory_protocol import Memory, Offer
+from .plugins import PluginHost
 from .ranking import Candidate, Decision, arbitrate, rank_key, relationship, score
 from .results import Explanation, PluginWarning, Recommendation, RecommendationResult
 from .tenants import Tenant
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = ["decide", "context_hash"]
 
 _RESULTS = TypeAdapter(list[RecommendationResult])
+_ENRICH, _ADJUST = "recommender_enrich_context", "recommender_adjust_recommendations"
 
 
 def context_hash(ctx: Context) -> str:
@@ -184,61 +187,56 @@ def _assemble(d: _Draft) -> dict[str, Any]:
 
 def _enrich(rec: "Recommender", tenant: Tenant, ctx: Context, warnings: list[PluginWarning]) -> Context:
     """Fold the context through the enrichers, one plugin at a time (one thread hand-off for all)."""
-    host = rec.host
+    steps = [(name, partial(_enrich_with, rec.host, name, fn, args)) for name, fn, args in tenant.enrichers]
+    return rec.host.chain(_ENRICH, steps, ctx, warnings)  # type: ignore[no-any-return]
 
-    def step(name: str, fn: Any, args: list[str]) -> Any:
-        def apply(ctx: Context, warns: list[PluginWarning]) -> Context:
-            ok, updates = host.call(name, "recommender_enrich_context", fn, args,
-                                    {"context": ctx, "business": ctx.business}, warns)
-            if not ok or updates is None:
-                return ctx
-            try:
-                if not isinstance(updates, dict) or not set(updates) <= {"customer", "interaction"}:
-                    raise ContextError([("<return>", "expected None or a dict with 'customer'/'interaction' updates")])
-                return merge_unset(ctx, updates)
-            except ContextError as exc:
-                host.warn(name, "recommender_enrich_context", f"malformed data: {exc}", warns)
-                return ctx
-        return apply
 
-    steps = [(name, step(name, fn, args)) for name, fn, args in tenant.enrichers]
-    return host.chain("recommender_enrich_context", steps, ctx, warnings)  # type: ignore[no-any-return]
+def _enrich_with(host: PluginHost, name: str, fn: Any, args: list[str], ctx: Context,
+                 warnings: list[PluginWarning]) -> Context:
+    ok, updates = host.call(name, _ENRICH, fn, args, {"context": ctx, "business": ctx.business}, warnings)
+    if not ok or updates is None:
+        return ctx
+    try:
+        if not isinstance(updates, dict) or not set(updates) <= {"customer", "interaction"}:
+            raise ContextError([("<return>", "expected None or a dict with 'customer'/'interaction' updates")])
+        return merge_unset(ctx, updates)
+    except ContextError as exc:
+        host.warn(name, _ENRICH, f"malformed data: {exc}", warnings)
+        return ctx
+
+
+_Adjusted = tuple[list[dict[str, Any]], list[dict[str, Any]]]  # (recommendations, vetoed)
 
 
 def _adjust(rec: "Recommender", tenant: Tenant, ctx: Context, recs: list[dict[str, Any]],
-            warnings: list[PluginWarning]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+            warnings: list[PluginWarning]) -> _Adjusted:
     """Fold the recommendations through the adjusters (one thread hand-off for all); a
     recommendation an adjuster leaves out is vetoed."""
-    host = rec.host
-    hook = "recommender_adjust_recommendations"
+    steps = [(name, partial(_adjust_with, rec.host, ctx, name, fn, args)) for name, fn, args in tenant.adjusters]
+    return rec.host.chain(_ADJUST, steps, (recs, []), warnings)  # type: ignore[no-any-return]
 
-    def step(name: str, fn: Any, args: list[str]) -> Any:
-        def apply(state: tuple[list[dict[str, Any]], list[dict[str, Any]]],
-                  warns: list[PluginWarning]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-            recs, vetoed = state
-            before = {r["gesture_id"]: r for r in recs}
-            ok, new = host.call(name, hook, fn, args,
-                                {"recommendations": [Recommendation.model_validate(r) for r in recs], "context": ctx},
-                                warns)
-            if not ok or new is None:
-                return state
-            if not isinstance(new, list) or not all(isinstance(r, Recommendation) for r in new):
-                host.warn(name, hook, "malformed data: expected None or a list of Recommendation", warns)
-                return state
-            added = [r.gesture_id for r in new if r.gesture_id not in before]
-            if added:
-                host.warn(name, hook, f"malformed data: cannot add gestures no rule matched: {', '.join(added)}", warns)
-                return state
-            kept = {r.gesture_id for r in new}
-            vetoed = vetoed + [{"gesture_id": gid, "title": r["title"], "tier": r["tier"], "cost": r["cost"],
-                                "score": r["score"], "reason": "vetoed", "detail": f"vetoed by plugin {name}",
-                                "rules": [m.rule_id for m in r["rules"]], "available_on": None}
-                               for gid, r in before.items() if gid not in kept]
-            return [dict(r) for r in sorted(new, key=lambda r: rank_key(r.tier, r.score, r.gesture_id))], vetoed
-        return apply
 
-    steps = [(name, step(name, fn, args)) for name, fn, args in tenant.adjusters]
-    return host.chain(hook, steps, (recs, []), warnings)  # type: ignore[no-any-return]
+def _adjust_with(host: PluginHost, ctx: Context, name: str, fn: Any, args: list[str], state: _Adjusted,
+                 warnings: list[PluginWarning]) -> _Adjusted:
+    recs, vetoed = state
+    before = {r["gesture_id"]: r for r in recs}
+    ok, new = host.call(name, _ADJUST, fn, args,
+                        {"recommendations": [Recommendation.model_validate(r) for r in recs], "context": ctx}, warnings)
+    if not ok or new is None:
+        return state
+    if not isinstance(new, list) or not all(isinstance(r, Recommendation) for r in new):
+        host.warn(name, _ADJUST, "malformed data: expected None or a list of Recommendation", warnings)
+        return state
+    added = [r.gesture_id for r in new if r.gesture_id not in before]
+    if added:
+        host.warn(name, _ADJUST, f"malformed data: cannot add gestures no rule matched: {', '.join(added)}", warnings)
+        return state
+    kept = {r.gesture_id for r in new}
+    vetoed = vetoed + [{"gesture_id": gid, "title": r["title"], "tier": r["tier"], "cost": r["cost"],
+                        "score": r["score"], "reason": "vetoed", "detail": f"vetoed by plugin {name}",
+                        "rules": [m.rule_id for m in r["rules"]], "available_on": None}
+                       for gid, r in before.items() if gid not in kept]
+    return [dict(r) for r in sorted(new, key=lambda r: rank_key(r.tier, r.score, r.gesture_id))], vetoed
 
 
 def merge_unset(ctx: Context, updates: dict[str, Any]) -> Context:
