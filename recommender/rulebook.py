@@ -36,6 +36,13 @@ def _align_kinds(rule: Rule, kinds: dict[str, str]) -> Rule:
     return rule.model_copy(update={"branches": branches})
 
 
+#: a nullable field's missing-inputs check (see RuleBook.blocked_by_absence): the matcher of
+#: "the other tests of each branch that tests it", the row positions it reads, the rules that
+#: test only this field, and the position sets one of which must be all present for the
+#: matcher to be worth asking (None: always)
+_Absence = tuple[Matcher | None, list[int], frozenset[int], tuple[tuple[int, ...], ...] | None]
+
+
 def getter(path: str) -> Callable[[Context], Any]:
     """A fast accessor for a dotted context path (missing -> None)."""
     for prefix in _OPEN:
@@ -64,7 +71,7 @@ class RuleBook:
     shared: SharedParts = field(default_factory=SharedParts, repr=False)
     _row: Callable[[Context], Sequence[Any]] | None = field(default=None, repr=False)
     _atoms: Matcher | None = field(default=None, repr=False)
-    _absence: dict[str, tuple[Matcher | None, list[int], frozenset[int]]] = field(default_factory=dict, repr=False)
+    _absence: dict[str, _Absence] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
@@ -166,14 +173,15 @@ class RuleBook:
         fired, _ = self._atoms.match(lambda p: self.value(ctx, p))
         return set(fired)
 
-    def blocked_by_absence(self, ctx: Context, row: Sequence[Any], matched: set[int],
-                           mismatched: Sequence[str]) -> set[str]:
+    def blocked_by_absence(self, row: Sequence[Any], matched: set[int], mismatched: Sequence[str]) -> set[str]:
         """Absent fields that alone kept a rule from matching: giving them could change the answer.
 
         ``row`` is :meth:`read_row`'s. Evaluated by durable-rules, one lazily compiled matcher
         per nullable field ``f``, run only when ``f`` is absent: for each branch testing ``f``,
         "the branch's other tests hold". A context usually lacks one or two fields, so this
         asserts against a small fraction of the rules instead of variants of all of them.
+        The matcher is not even asked when each of its branches reads another absent field
+        (a test on a missing field never holds, except ``exists: false``).
         """
         out: set[str] = set()
         fields = self.matcher.fields
@@ -184,23 +192,26 @@ class RuleBook:
             variants = self._absence.get(f)
             if variants is None:
                 variants = self._absence_matcher(f)
-            rest, positions, always = variants
+            rest, positions, always, needs = variants
             if not always <= matched:
                 out.add(f)
                 continue
-            if rest is not None:
+            # Asserted only if some variant can hold: one whose other tests' fields are all present.
+            if rest is not None and (needs is None or any(all(row[p] is not None for p in n) for n in needs)):
                 fired, _ = rest.match_row([row[p] for p in positions])
                 if any(ri not in matched for ri in fired):
                     out.add(f)
         return out
 
-    def _absence_matcher(self, f: str) -> tuple[Matcher | None, list[int], frozenset[int]]:
+    def _absence_matcher(self, f: str) -> _Absence:
         with self._lock:
             built = self._absence.get(f)
             if built is not None:
                 return built
+            index = {p: i for i, p in enumerate(self.matcher.fields)}
             items: dict[tuple[Any, ...], tuple[int, tuple[Atom, ...]]] = {}
             always: set[int] = set()
+            needs: set[frozenset[int]] = set()
             for ri, rule in enumerate(self.rules):
                 for branch in rule.branches:
                     if all(a.field != f for a in branch):
@@ -210,15 +221,20 @@ class RuleBook:
                         always.add(ri)
                     else:
                         items.setdefault((ri, frozenset(a.key for a in others)), (ri, others))
+                        # A test on a missing field never holds, except `exists: false`.
+                        needs.add(frozenset(index[a.field] for a in others
+                                            if not (a.op == "exists" and a.value is False)))
             rest = Matcher(compile_branches(items.values(), "a")) if items else None
-            index = {p: i for i, p in enumerate(self.matcher.fields)}
             positions = [index[p] for p in rest.fields] if rest is not None else []
-            built = self._absence[f] = (rest, positions, frozenset(always))
+            # (None: always ask; also when there are too many sets for the check to pay)
+            minimal = None if frozenset() in needs or len(needs) > 32 else tuple(
+                tuple(sorted(n)) for n in needs if not any(o < n for o in needs))
+            built = self._absence[f] = (rest, positions, frozenset(always), minimal)
             return built
 
     def retire(self) -> None:
         self.matcher.retire()
-        lazies = [self._atoms, *(m for m, _, _ in self._absence.values())]
+        lazies = [self._atoms, *(entry[0] for entry in self._absence.values())]
         for lazy in lazies:
             if lazy is not None:
                 lazy.retire()

@@ -89,6 +89,15 @@ def test_missing_inputs_lists_only_fields_whose_absence_blocked_a_rule():
     assert res.missing_inputs == ["interaction.sentiment"]
 
 
+def test_missing_inputs_counts_a_missing_field_that_a_rule_wants_missing():
+    """The check skips the engine when a rule's other tests read absent fields; a test that a
+    field be *missing* holds on an absent field, so it must not be skipped for that."""
+    unknown = {"field": "customer.tier", "op": "exists", "value": False}
+    rec = make([WAIVE], [rule("quiet", {"all": ["interaction.sentiment lt 0", unknown]}, "waive_fee")])
+    assert rec.recommend(ctx(interaction={"cost": 25})).missing_inputs == ["interaction.sentiment"]
+    assert rec.recommend(ctx(interaction={"cost": 25}, customer={"tier": "gold"})).missing_inputs == []
+
+
 def test_shared_explanations_read_each_context_afresh_and_stay_bounded():
     """Rule matches are shared per branch and values: same values, same object; new values, new
     text; a list value (unhashable) is explained without sharing; the memo never outgrows its
