@@ -139,7 +139,7 @@ def _candidates(d: _Draft, store: Memory | None) -> None:
 def _absence(d: _Draft) -> None:
     # A None in the row is an absent field (or an explicit null): only then can absence block a rule.
     if None in d.row:
-        d.missing = d.tenant.book.blocked_by_absence(d.row, set(d.matched), d.mismatched)
+        d.missing = d.tenant.book.blocked_by_absence(d.row, set(d.matched))
 
 
 def _choose(rec: "Recommender", d: _Draft, budget: float | None, max_extras: int) -> None:

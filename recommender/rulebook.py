@@ -38,9 +38,9 @@ def _align_kinds(rule: Rule, kinds: dict[str, str]) -> Rule:
 
 #: a nullable field's missing-inputs check (see RuleBook.blocked_by_absence): the matcher of
 #: "the other tests of each branch that tests it", the row positions it reads, the rules that
-#: test only this field, and the position sets one of which must be all present for the
-#: matcher to be worth asking (None: always)
-_Absence = tuple[Matcher | None, list[int], frozenset[int], tuple[tuple[int, ...], ...] | None]
+#: test only this field, and the sets of row positions (as bit masks) one of which must be
+#: all present for the matcher to be worth asking (None: always ask)
+_Absence = tuple[Matcher | None, list[int], frozenset[int], tuple[int, ...] | None]
 
 
 def getter(path: str) -> Callable[[Context], Any]:
@@ -173,7 +173,7 @@ class RuleBook:
         fired, _ = self._atoms.match(lambda p: self.value(ctx, p))
         return set(fired)
 
-    def blocked_by_absence(self, row: Sequence[Any], matched: set[int], mismatched: Sequence[str]) -> set[str]:
+    def blocked_by_absence(self, row: Sequence[Any], matched: set[int]) -> set[str]:
         """Absent fields that alone kept a rule from matching: giving them could change the answer.
 
         ``row`` is :meth:`read_row`'s. Evaluated by durable-rules, one lazily compiled matcher
@@ -184,11 +184,15 @@ class RuleBook:
         (a test on a missing field never holds, except ``exists: false``).
         """
         out: set[str] = set()
+        absent = [i for i in self.nullable_positions if row[i] is None]
+        if not absent:
+            return out
+        gone = 0  # a bit per absent position
+        for i in absent:
+            gone |= 1 << i
         fields = self.matcher.fields
-        for i in self.nullable_positions:
+        for i in absent:
             f = fields[i]
-            if row[i] is not None or f in mismatched:
-                continue
             variants = self._absence.get(f)
             if variants is None:
                 variants = self._absence_matcher(f)
@@ -196,11 +200,17 @@ class RuleBook:
             if not always <= matched:
                 out.add(f)
                 continue
-            # Asserted only if some variant can hold: one whose other tests' fields are all present.
-            if rest is not None and (needs is None or any(all(row[p] is not None for p in n) for n in needs)):
-                fired, _ = rest.match_row([row[p] for p in positions])
-                if any(ri not in matched for ri in fired):
-                    out.add(f)
+            if rest is None:
+                continue
+            if needs is not None:  # ask only if some variant's other fields are all present
+                for need in needs:
+                    if not need & gone:
+                        break
+                else:
+                    continue
+            fired, _ = rest.match_row([row[p] for p in positions])
+            if any(ri not in matched for ri in fired):
+                out.add(f)
         return out
 
     def _absence_matcher(self, f: str) -> _Absence:
@@ -228,7 +238,7 @@ class RuleBook:
             positions = [index[p] for p in rest.fields] if rest is not None else []
             # (None: always ask; also when there are too many sets for the check to pay)
             minimal = None if frozenset() in needs or len(needs) > 32 else tuple(
-                tuple(sorted(n)) for n in needs if not any(o < n for o in needs))
+                sum(1 << p for p in n) for n in needs if not any(o < n for o in needs))
             built = self._absence[f] = (rest, positions, frozenset(always), minimal)
             return built
 
