@@ -90,8 +90,7 @@ class Matcher:
         self._free: list[str] = []
         self._heads: dict[str, tuple[str, str]] = {}
         self._seq = itertools.count()
-        self._in_flight = 0
-        self._count_lock = threading.Lock()
+        self._calls: set[object] = set()  # calls in flight
         self._lock = threading.Lock()
         self._closed = False
         #: the context paths the rules test; ``match_row`` takes their values in this order
@@ -127,17 +126,18 @@ class Matcher:
 
     def match_row(self, row: Sequence[Any]) -> tuple[list[Any], list[str]]:
         """Like :meth:`match`, given the values of :attr:`fields`, in that order."""
-        # Count the call in flight *before* checking for retirement: retire() sets _closed,
-        # then waits for in-flight calls, so no call can start on a ruleset being deleted.
-        with self._count_lock:
-            self._in_flight += 1
+        # Register the call *before* checking for retirement: retire() sets _closed, then
+        # waits for registered calls, so no call can start on a ruleset being deleted.
+        # (set.add and set.discard are atomic under the GIL: no lock needed.)
+        token = object()
+        calls = self._calls
+        calls.add(token)
         try:
             if self._closed:
                 raise EngineError("this ruleset version was retired (hot reload); use the current one")
             return self._match_row(row)
         finally:
-            with self._count_lock:
-                self._in_flight -= 1
+            calls.discard(token)
 
     def _match_row(self, row: Sequence[Any]) -> tuple[list[Any], list[str]]:
         parts: list[str | None] = []
@@ -245,7 +245,7 @@ class Matcher:
                 return
             self._closed = True
         deadline = time.monotonic() + timeout
-        while self._in_flight and time.monotonic() < deadline:
+        while self._calls and time.monotonic() < deadline:
             time.sleep(0.005)
         sids = list(self._free)
         self._free.clear()
@@ -266,7 +266,7 @@ class Matcher:
 
     def __del__(self) -> None:  # best effort: free C memory when a matcher is dropped
         try:
-            if not self._closed and not self._in_flight:
+            if not self._closed and not self._calls:
                 self.retire(timeout=0)
         except Exception:
             pass

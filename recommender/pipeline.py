@@ -25,7 +25,7 @@ from .errors import ContextError
 from .explain import near_misses, recommendation, withheld
 from .memory_protocol import Memory, Offer
 from .plugins import PluginHost
-from .ranking import Candidate, Decision, arbitrate, rank_key, relationship, score
+from .ranking import Candidate, Decision, arbitrate, rank_key, scorer
 from .results import Explanation, PluginWarning, Recommendation, RecommendationResult
 from .tenants import Tenant
 
@@ -125,9 +125,9 @@ def _candidates(d: _Draft, store: Memory | None) -> None:
                 cand.matches.append((rule, matched[ri]))
     if not cands:
         return
-    rel = relationship(ctx)
+    score = scorer(ctx)
     for cand in cands.values():
-        cand.score = score(cand.gesture.tier, cand.priority, cand.cost, ctx, rel)
+        cand.score = score(cand.gesture.tier, cand.priority, cand.cost)
     if store is not None:
         offers = [Offer(g, c.gesture.category, c.gesture.tier, c.cost) for g, c in cands.items()]
         for hold in store.screen(ctx, offers):

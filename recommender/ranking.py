@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from .context import STAFF_LEVELS, Context
 from .packs import Gesture, Rule
 
-__all__ = ["Candidate", "score", "arbitrate", "rank_key", "TIER_WEIGHT", "Decision"]
+__all__ = ["Candidate", "score", "scorer", "arbitrate", "rank_key", "TIER_WEIGHT", "Decision"]
 
 TIER_WEIGHT = {"recover": 3.0, "meet": 2.0, "exceed": 1.0}
 BASELINE = ("recover", "meet")
@@ -43,11 +43,21 @@ def relationship(ctx: Context) -> float:
     return 1 + min(c.tenure_years or 0.0, 20.0) / 5 + math.log10(1 + c.lifetime_value) / 2
 
 
-def score(tier: str, priority: int, cost: float | None, ctx: Context, rel: float | None = None) -> float:
-    """The documented score; ``rel`` is :func:`relationship` when the caller has it already."""
+def scorer(ctx: Context) -> Callable[[str, int, float | None], float]:
+    """The documented score for one context, as ``score(tier, priority, cost)``: what depends
+    only on the customer (relationship, stake) is computed once."""
+    rel = relationship(ctx)
     stake = max(ctx.customer.lifetime_value, 100.0)
-    value = 100 * TIER_WEIGHT[tier] * (0.5 + priority / 100) * (relationship(ctx) if rel is None else rel)
-    return round(value / (1 + (cost or 0.0) / stake), 2)
+
+    def score(tier: str, priority: int, cost: float | None) -> float:
+        return round(100 * TIER_WEIGHT[tier] * (0.5 + priority / 100) * rel / (1 + (cost or 0.0) / stake), 2)
+
+    return score
+
+
+def score(tier: str, priority: int, cost: float | None, ctx: Context) -> float:
+    """The documented score of one gesture."""
+    return scorer(ctx)(tier, priority, cost)
 
 
 @dataclass
@@ -60,7 +70,8 @@ class Candidate:
 
     @property
     def priority(self) -> int:
-        return max(r.priority for r, _ in self.matches)
+        m = self.matches
+        return m[0][0].priority if len(m) == 1 else max(r.priority for r, _ in m)
 
     def sort_key(self) -> tuple[Any, ...]:
         return rank_key(self.gesture.tier, self.score, self.gesture.id)
