@@ -6,15 +6,20 @@ ranking, every explanation, then one validation of all results), so a stage's co
 stay hot in the CPU's caches: per context, a batch costs markedly less than a loop of
 single calls (``bench/README.md``), and the answers are the same because the code is.
 
-Stages: start (tenant, plugin and store enrichment, the row of rule fields) -> match ->
+Stages: start (the tenant) -> read (store enrichment, the row of rule fields) -> match ->
 candidates (scores, store screening) -> absence (missing inputs) -> choose (arbitration,
-explanations, plugin adjustments) -> assemble (receipt and the result's fields) -> validate.
+explanations) -> assemble (receipt and the result's fields) -> validate.
+
+A context whose business has enriching or adjusting plugins takes its own way through the
+same stages (:func:`_with_plugins`): enrichers, then our stages up to choose, then adjusters,
+folded through one :meth:`PluginHost.chain`, so the whole request pays one thread hand-off
+when hooks run under a time limit.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -24,7 +29,7 @@ from .context import Context, parse_context
 from .errors import ContextError
 from .explain import near_misses, recommendation, withheld
 from .memory_protocol import Memory, Offer
-from .plugins import PluginHost
+from .plugins import PluginHost, Step
 from .ranking import Candidate, Decision, arbitrate, rank_key, scorer
 from .results import Explanation, PluginWarning, Recommendation, RecommendationResult
 from .tenants import Tenant
@@ -60,21 +65,32 @@ class _Draft:
     decision: Decision | None = None
     recs: list[dict[str, Any]] = field(default_factory=list)
     vetoed: list[dict[str, Any]] = field(default_factory=list)
+    #: plugins only: whether the adjusters run on ``recs`` now, and len(vetoed) before they did
+    adjust: bool = False
+    round_start: int = 0
 
 
 def decide(rec: "Recommender", contexts: Sequence[Context], *, budget: float | None, max_extras: int | None,
            store: Memory | None = None, explain: bool = False) -> list[RecommendationResult]:
     """The results for ``contexts``, in order. With ``explain``, :class:`Explanation` objects."""
-    drafts = [_start(rec, ctx, store) for ctx in contexts]
-    for d in drafts:
-        _match(d)
-    for d in drafts:
-        _candidates(d, store)
-    for d in drafts:
-        _absence(d)
     limit = rec.max_extras if max_extras is None else max_extras
-    for d in drafts:
-        _choose(rec, d, budget, limit)
+    drafts = [_start(rec, ctx) for ctx in contexts]
+    plain = []
+    for i, d in enumerate(drafts):
+        if d.tenant.enrichers or d.tenant.adjusters:
+            drafts[i] = _with_plugins(rec, d, store, budget, limit)
+        else:
+            plain.append(d)
+    for d in plain:
+        _read(d, store)
+    for d in plain:
+        _match(d)
+    for d in plain:
+        _candidates(d, store)
+    for d in plain:
+        _absence(d)
+    for d in plain:
+        _choose(d, budget, limit)
     fields = [_assemble(d) for d in drafts]
     if explain:
         out: list[RecommendationResult] = []
@@ -95,14 +111,16 @@ def decide(rec: "Recommender", contexts: Sequence[Context], *, budget: float | N
 # -- stages ------------------------------------------------------------------------
 
 
-def _start(rec: "Recommender", ctx: Context, store: Memory | None) -> _Draft:
+def _start(rec: "Recommender", ctx: Context) -> _Draft:
     tenant = rec._tenant(ctx.business)
-    warnings = list(tenant.warnings)
-    if tenant.enrichers:
-        ctx = _enrich(rec, tenant, ctx, warnings)
+    return _Draft(ctx, tenant, list(tenant.warnings))
+
+
+def _read(d: _Draft, store: Memory | None) -> None:
+    """What the store remembers fills fields the caller left unset; then the row of rule fields."""
     if store is not None:
-        ctx = merge_unset(ctx, store.enrich(ctx))
-    return _Draft(ctx, tenant, warnings, tenant.book.read_row(ctx))
+        d.ctx = merge_unset(d.ctx, store.enrich(d.ctx))
+    d.row = d.tenant.book.read_row(d.ctx)
 
 
 def _match(d: _Draft) -> None:
@@ -142,22 +160,15 @@ def _absence(d: _Draft) -> None:
         d.missing = d.tenant.book.blocked_by_absence(d.row, set(d.matched))
 
 
-def _choose(rec: "Recommender", d: _Draft, budget: float | None, max_extras: int) -> None:
-    ctx, book, tenant = d.ctx, d.tenant.book, d.tenant
-    limit = ctx.interaction.budget if budget is None else budget
-    for _ in range(2):  # a plugin's veto frees its place: arbitrate once more without it
-        out = {w["gesture_id"] for w in d.vetoed}
-        d.decision = arbitrate([c for g, c in d.cands.items() if g not in out], ctx, budget=limit,
-                               max_extras=max_extras)
-        # parts of explanations are shared between results, except where plugins may change them
-        share = not tenant.adjusters
-        d.recs = [recommendation(c, ctx, book, d.row, d.missing, share) for c in d.decision.chosen]
-        if not (tenant.adjusters and d.recs):
-            break
-        d.recs, new_vetoes = _adjust(rec, tenant, ctx, d.recs, d.warnings)
-        d.vetoed.extend(new_vetoes)
-        if not new_vetoes:
-            break
+def _choose(d: _Draft, budget: float | None, max_extras: int) -> None:
+    ctx, tenant = d.ctx, d.tenant
+    out = {w["gesture_id"] for w in d.vetoed}
+    d.decision = arbitrate([c for g, c in d.cands.items() if g not in out], ctx,
+                           budget=ctx.interaction.budget if budget is None else budget, max_extras=max_extras)
+    # parts of explanations are shared between results, except where plugins may change them
+    share = not tenant.adjusters
+    d.recs = [recommendation(c, ctx, tenant.book, d.row, d.missing, share) for c in d.decision.chosen]
+    d.adjust, d.round_start = bool(tenant.adjusters and d.recs), len(d.vetoed)
 
 
 def _assemble(d: _Draft) -> dict[str, Any]:
@@ -182,61 +193,88 @@ def _assemble(d: _Draft) -> dict[str, Any]:
     )
 
 
-# -- plugin hooks on the way ---------------------------------------------------------
+# -- a business with plugins ------------------------------------------------------------
 
 
-def _enrich(rec: "Recommender", tenant: Tenant, ctx: Context, warnings: list[PluginWarning]) -> Context:
-    """Fold the context through the enrichers, one plugin at a time (one thread hand-off for all)."""
-    steps = [(name, partial(_enrich_with, rec.host, name, fn, args)) for name, fn, args in tenant.enrichers]
-    return rec.host.chain(_ENRICH, steps, ctx, warnings)  # type: ignore[no-any-return]
+def _with_plugins(rec: "Recommender", d: _Draft, store: Memory | None, budget: float | None,
+                  max_extras: int) -> _Draft:
+    """One context of a business with plugins: its enrichers, our stages, its adjusters, and,
+    if an adjuster vetoed a gesture (which frees its place), our choice once more and the
+    adjusters again; folded through :meth:`PluginHost.chain`, so all of it runs on one
+    worker thread when hooks run under a time limit (one hand-off per request)."""
+    host, tenant = rec.host, d.tenant
+    enrich = [Step(name, _ENRICH, partial(_enrich_with, host, name, fn, args)) for name, fn, args in tenant.enrichers]
+    adjust = [Step(name, _ADJUST, partial(_adjust_with, host, name, fn, args)) for name, fn, args in tenant.adjusters]
+    steps = [*enrich, Step(None, "", partial(_ours, store, budget, max_extras)),
+             *adjust, Step(None, "", partial(_choose_again, budget, max_extras)), *adjust]
+    warnings: list[PluginWarning] = []
+    d = host.chain(steps, d, warnings)
+    d.warnings.extend(warnings)
+    return d
 
 
-def _enrich_with(host: PluginHost, name: str, fn: Any, args: list[str], ctx: Context,
-                 warnings: list[PluginWarning]) -> Context:
+def _ours(store: Memory | None, budget: float | None, max_extras: int, d: _Draft, _: list[PluginWarning]) -> _Draft:
+    _read(d, store)
+    _match(d)
+    _candidates(d, store)
+    _absence(d)
+    _choose(d, budget, max_extras)
+    return d
+
+
+def _choose_again(budget: float | None, max_extras: int, d: _Draft, _: list[PluginWarning]) -> _Draft:
+    """After the adjusters: choose once more without what they vetoed (then adjust again)."""
+    if d.adjust and len(d.vetoed) > d.round_start:
+        _choose(d, budget, max_extras)
+    else:
+        d.adjust = False
+    return d
+
+
+# Plugin steps return a new draft and never change the one they are given: a step that runs
+# past its time limit is abandoned, and the chain goes on from the draft it was given.
+
+
+def _enrich_with(host: PluginHost, name: str, fn: Any, args: list[str], d: _Draft,
+                 warnings: list[PluginWarning]) -> _Draft:
+    ctx = d.ctx
     ok, updates = host.call(name, _ENRICH, fn, args, {"context": ctx, "business": ctx.business}, warnings)
     if not ok or updates is None:
-        return ctx
+        return d
     try:
         if not isinstance(updates, dict) or not set(updates) <= {"customer", "interaction"}:
             raise ContextError([("<return>", "expected None or a dict with 'customer'/'interaction' updates")])
-        return merge_unset(ctx, updates)
+        return replace(d, ctx=merge_unset(ctx, updates))
     except ContextError as exc:
         host.warn(name, _ENRICH, f"malformed data: {exc}", warnings)
-        return ctx
+        return d
 
 
-_Adjusted = tuple[list[dict[str, Any]], list[dict[str, Any]]]  # (recommendations, vetoed)
-
-
-def _adjust(rec: "Recommender", tenant: Tenant, ctx: Context, recs: list[dict[str, Any]],
-            warnings: list[PluginWarning]) -> _Adjusted:
-    """Fold the recommendations through the adjusters (one thread hand-off for all); a
-    recommendation an adjuster leaves out is vetoed."""
-    steps = [(name, partial(_adjust_with, rec.host, ctx, name, fn, args)) for name, fn, args in tenant.adjusters]
-    return rec.host.chain(_ADJUST, steps, (recs, []), warnings)  # type: ignore[no-any-return]
-
-
-def _adjust_with(host: PluginHost, ctx: Context, name: str, fn: Any, args: list[str], state: _Adjusted,
-                 warnings: list[PluginWarning]) -> _Adjusted:
-    recs, vetoed = state
+def _adjust_with(host: PluginHost, name: str, fn: Any, args: list[str], d: _Draft,
+                 warnings: list[PluginWarning]) -> _Draft:
+    """The recommendations as the adjuster leaves them; one it leaves out is vetoed."""
+    if not d.adjust:
+        return d
+    recs, ctx = d.recs, d.ctx
     before = {r["gesture_id"]: r for r in recs}
     ok, new = host.call(name, _ADJUST, fn, args,
                         {"recommendations": [Recommendation.model_validate(r) for r in recs], "context": ctx}, warnings)
     if not ok or new is None:
-        return state
+        return d
     if not isinstance(new, list) or not all(isinstance(r, Recommendation) for r in new):
         host.warn(name, _ADJUST, "malformed data: expected None or a list of Recommendation", warnings)
-        return state
+        return d
     added = [r.gesture_id for r in new if r.gesture_id not in before]
     if added:
         host.warn(name, _ADJUST, f"malformed data: cannot add gestures no rule matched: {', '.join(added)}", warnings)
-        return state
+        return d
     kept = {r.gesture_id for r in new}
-    vetoed = vetoed + [{"gesture_id": gid, "title": r["title"], "tier": r["tier"], "cost": r["cost"],
-                        "score": r["score"], "reason": "vetoed", "detail": f"vetoed by plugin {name}",
-                        "rules": [m.rule_id for m in r["rules"]], "available_on": None}
-                       for gid, r in before.items() if gid not in kept]
-    return [dict(r) for r in sorted(new, key=lambda r: rank_key(r.tier, r.score, r.gesture_id))], vetoed
+    vetoed = d.vetoed + [{"gesture_id": gid, "title": r["title"], "tier": r["tier"], "cost": r["cost"],
+                          "score": r["score"], "reason": "vetoed", "detail": f"vetoed by plugin {name}",
+                          "rules": [m.rule_id for m in r["rules"]], "available_on": None}
+                         for gid, r in before.items() if gid not in kept]
+    recs = [dict(r) for r in sorted(new, key=lambda r: rank_key(r.tier, r.score, r.gesture_id))]
+    return replace(d, recs=recs, vetoed=vetoed)
 
 
 def merge_unset(ctx: Context, updates: dict[str, Any]) -> Context:

@@ -16,12 +16,13 @@ import importlib
 import importlib.metadata
 import importlib.util
 import logging
+import math
 import os
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 import pluggy
 from pydantic import BaseModel, ConfigDict, Field
@@ -30,7 +31,7 @@ from . import hookspecs
 from .errors import PluginError, PluginLoadError
 from .results import PluginWarning
 
-__all__ = ["hookimpl", "PluginHost", "PluginInfo", "PluginConfig", "ENTRY_POINT_GROUP", "DEFAULT_PLUGINS"]
+__all__ = ["hookimpl", "PluginHost", "PluginInfo", "PluginConfig", "Step", "ENTRY_POINT_GROUP", "DEFAULT_PLUGINS"]
 
 log = logging.getLogger("recommender.plugins")
 ENTRY_POINT_GROUP = "recommender"
@@ -218,21 +219,22 @@ class PluginHost:
             warnings.append(PluginWarning(plugin=plugin, hook=hook, message=message))
             return False, None
 
-    def chain(self, hook: str, steps: Sequence[tuple[str, Callable[[Any, list[PluginWarning]], Any]]], state: Any,
-              warnings: list[PluginWarning]) -> Any:
-        """Fold ``state`` through ``steps`` (``(plugin, step)``; ``step(state, warnings)`` calls
-        that plugin's ``hook`` and returns the next state), each under the time limit.
+    def chain(self, steps: Sequence[Step], state: Any, warnings: list[PluginWarning]) -> Any:
+        """Fold ``state`` through ``steps`` (``step.run(state, warnings)`` returns the next
+        state); each plugin step under the time limit, our own steps (``plugin`` None) without.
 
-        The whole chain runs on one worker thread, so a request pays one thread hand-off per
-        hook instead of one per plugin. A step past the limit is reported and skipped: the
-        chain goes on from the state before it, on a fresh worker, while the late step keeps
-        its thread until it returns (its result and its warnings are dropped).
+        With a time limit the whole chain runs on one worker thread, so a request pays one
+        thread hand-off however many plugins and hooks it meets. A plugin step past the limit
+        is reported and skipped: the chain goes on from the state before it, on a fresh
+        worker, while the late step keeps its thread until it returns (its result and its
+        warnings are dropped). A plugin step must therefore return a new state, never change
+        the one it was given.
         """
         if not steps:
             return state
-        if not (self.timeout and any(self.infos.get(n, PluginInfo(n, "")).source != "builtin" for n, _ in steps)):
-            for _, step in steps:
-                state = step(state, warnings)
+        if not (self.timeout and any(st.plugin is not None and self._timed(st.plugin) for st in steps)):
+            for st in steps:
+                state = st.run(state, warnings)
             return state
         if self._pool is None:
             self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="plugin")
@@ -241,26 +243,42 @@ class PluginHost:
             run = _ChainRun(pending, state)
             future = self._pool.submit(run.go)
             while True:
-                wait = max(0.0, run.started + self.timeout - time.monotonic())
+                started = run.started  # of the plugin step running now; inf during our own steps
+                wait = self.timeout if started == math.inf else max(0.0, started + self.timeout - time.monotonic())
                 try:
                     future.result(timeout=wait + 0.001)
                 except concurrent.futures.TimeoutError:
                     late = run.give_up(self.timeout)
                     if late is None:
-                        continue  # the step that ran over has just finished: wait on
+                        continue  # not late (yet), or it has just finished: wait on
                     warnings.extend(late.warnings)
-                    self.warn(pending[late.index][0], hook, f"took longer than {self.timeout:g} s", warnings)
+                    step = pending[late.index]
+                    self.warn(step.plugin or "?", step.hook, f"took longer than {self.timeout:g} s", warnings)
                     state, pending = late.state, pending[late.index + 1:]
                     break
                 warnings.extend(run.warnings)
                 return run.state
         return state
 
+    def _timed(self, plugin: str) -> bool:
+        """Whether ``plugin``'s hooks run under the time limit (our built-in ones do not)."""
+        info = self.infos.get(plugin)
+        return info is None or info.source != "builtin"
+
     def warn(self, plugin: str, hook: str, message: str, warnings: list[PluginWarning]) -> None:
         log.warning("plugin %s failed in %s: %s", plugin, hook, message)
         if self.strict:
             raise PluginError(plugin, hook, message)
         warnings.append(PluginWarning(plugin=plugin, hook=hook, message=message))
+
+
+class Step(NamedTuple):
+    """One step of :meth:`PluginHost.chain`: a plugin's hook call, or our own work (``plugin``
+    None: no time limit)."""
+
+    plugin: str | None
+    hook: str
+    run: Callable[[Any, list[PluginWarning]], Any]
 
 
 @dataclass
@@ -273,23 +291,24 @@ class _Late:
 class _ChainRun:
     """One attempt at a chain of hook steps on a worker thread (see :meth:`PluginHost.chain`)."""
 
-    def __init__(self, steps: Sequence[tuple[str, Callable[[Any, list[PluginWarning]], Any]]], state: Any):
+    def __init__(self, steps: Sequence[Step], state: Any):
         self.steps, self.state = steps, state
         self.index = 0
-        self.started = time.monotonic()
+        self.started = math.inf  # when the plugin step running now began (inf: none is)
         self.warnings: list[PluginWarning] = []
         self._lock = threading.Lock()
         self._abandoned = False
 
     def go(self) -> None:
-        for i, (_, step) in enumerate(self.steps):
+        for i, step in enumerate(self.steps):
             with self._lock:
                 if self._abandoned:
                     return
-                self.index, self.started = i, time.monotonic()
+                self.index = i
+                self.started = time.monotonic() if step.plugin is not None else math.inf
                 state = self.state
             own: list[PluginWarning] = []
-            new = step(state, own)
+            new = step.run(state, own)
             with self._lock:
                 if self._abandoned:
                     return

@@ -198,8 +198,8 @@ def test_raising_and_slow_plugins_do_not_break_recommend():
         build(Raises(), strict=True).recommend(ctx("x"))
 
 
-def test_timed_hooks_of_one_phase_share_one_worker_and_a_late_one_is_skipped():
-    """Enrichers run one after another on one worker thread (one hand-off per phase); one that
+def test_timed_hooks_of_a_request_share_one_worker_and_a_late_one_is_skipped():
+    """A request's hooks run one after another on one worker thread (one hand-off); one that
     runs past the limit is reported, the others' updates still apply, and its own update,
     when it finally comes, is dropped."""
     import threading
@@ -237,10 +237,53 @@ def test_timed_hooks_of_one_phase_share_one_worker_and_a_late_one_is_skipped():
         assert threads[after] != threads["late"]  # the chain went on, on a fresh worker
     finally:
         release.set()
-    fast = Recommender([], packs=[pack(gestures, rules)], plugins=[first, last], autoload=False)
+
+    class Adjuster:
+        __name__ = "adjuster"
+
+        @hookimpl
+        def recommender_adjust_recommendations(self, recommendations, context):
+            threads["adjuster"] = threading.get_ident()
+            return [r for r in recommendations if r.gesture_id != "free_coffee"]
+
+    fast = Recommender([], packs=[pack(gestures, rules)], plugins=[first, last, Adjuster()], autoload=False)
     threads.clear()
-    assert sorted(fast.recommend(ctx("x")).gesture_ids()) == ["free_coffee", "loyal_g"]
-    assert threads["first"] == threads["last"] != threading.get_ident()
+    res = fast.recommend(ctx("x"))
+    assert res.gesture_ids() == ["loyal_g"] and [w.gesture_id for w in res.withheld] == ["free_coffee"]
+    # enrichers, our stages and adjusters: one worker, one hand-off for the whole request
+    assert threads["first"] == threads["last"] == threads["adjuster"] != threading.get_ident()
+
+
+def test_a_late_adjuster_is_skipped_and_the_others_vetoes_still_apply():
+    """Our own stages between hooks have no time limit; a late adjuster is skipped and the
+    chain goes on from the recommendations it was given."""
+    import threading
+
+    release = threading.Event()
+
+    class Late:
+        __name__ = "late_adjuster"
+
+        @hookimpl
+        def recommender_adjust_recommendations(self, recommendations, context):
+            release.wait(10)
+            return []  # would veto everything, had it been on time
+
+    class Veto:
+        __name__ = "veto"
+
+        @hookimpl
+        def recommender_adjust_recommendations(self, recommendations, context):
+            return [r for r in recommendations if r.gesture_id != "free_coffee"]
+
+    try:
+        res = build(Coffee(), Late(), Veto(), plugin_timeout=0.1).recommend(WAIT)
+        assert res.gesture_ids() == ["core_thanks"]
+        assert [(w.gesture_id, w.reason) for w in res.withheld] == [("free_coffee", "vetoed")]
+        assert {(w.plugin, w.hook) for w in res.warnings} == {("late_adjuster", "recommender_adjust_recommendations")}
+        assert "took longer than 0.1 s" in res.warnings[0].message
+    finally:
+        release.set()
 
 
 def test_hook_recommender_adjust_recommendations():

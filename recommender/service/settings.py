@@ -139,8 +139,8 @@ class Settings(BaseSettings):
     key_cache_seconds: Annotated[float, Field(ge=0, le=3600)] = 5.0
     max_extras: Annotated[int, Field(ge=0, le=100)] | None = None
     plugin_timeout: Annotated[float, Field(ge=0, le=60)] = Field(default=0.5, description=(
-        "Seconds a plugin's enrich/adjust hook may take; each call then runs on a worker thread "
-        "(one thread hand-off per call). 0: call hooks inline, with no time limit (trusted plugins)."))
+        "Seconds a plugin's enrich/adjust hook may take; a request's hooks then run on a worker thread "
+        "(one thread hand-off per request). 0: call hooks inline, with no time limit (trusted plugins)."))
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 
     @field_validator("rules", mode="before")
