@@ -11,7 +11,7 @@ from .context import Business, Context, parse_context
 from .memory_protocol import Memory
 from .outcomes import OutcomeEvent
 from .packs import Pack, pack_from_data
-from .pipeline import context_hash, decide
+from .pipeline import context_hash, decide, decide_async
 from .plugins import PluginConfig, PluginHost
 from .results import Explanation, PluginWarning, RecommendationResult
 from .rulebook import RuleBook
@@ -161,6 +161,23 @@ class Recommender:
         policy and budgets are applied, and the decision is logged (``decision_id``).
         """
         return decide(self, [parse_context(context)], budget=budget, max_extras=max_extras, store=store)[0]
+
+    async def arecommend(self, context: ContextLike, *, budget: float | None = None,
+                         max_extras: int | None = None) -> RecommendationResult:
+        """:meth:`recommend` for asyncio code, without a store (its calls block).
+
+        Plugin hooks that run under a time limit run on a worker thread (with our stages
+        between them) while the event loop goes on; the rest is short CPU work, done on the
+        loop. The first call for a business compiles its rulebook, which takes long at
+        thousands of rules: make that call in a thread, or at start-up.
+        """
+        return await decide_async(self, parse_context(context), budget=budget, max_extras=max_extras)
+
+    async def aexplain(self, context: ContextLike, *, budget: float | None = None,
+                       max_extras: int | None = None) -> Explanation:
+        """:meth:`explain` for asyncio code (see :meth:`arecommend`)."""
+        return await decide_async(self, parse_context(context), budget=budget, max_extras=max_extras,  # type: ignore[return-value]
+                                  explain=True)
 
     def recommend_many(self, contexts: Iterable[ContextLike], *, budget: float | None = None,
                        max_extras: int | None = None, store: Memory | None = None) -> list[RecommendationResult]:

@@ -11,7 +11,7 @@ candidates (scores, store screening) -> absence (missing inputs) -> choose (arbi
 explanations) -> assemble (receipt and the result's fields) -> validate.
 
 A context whose business has enriching or adjusting plugins takes its own way through the
-same stages (:func:`_with_plugins`): enrichers, then our stages up to choose, then adjusters,
+same stages (:func:`_plugin_steps`): enrichers, then our stages up to choose, then adjusters,
 folded through one :meth:`PluginHost.chain`, so the whole request pays one thread hand-off
 when hooks run under a time limit.
 """
@@ -37,7 +37,7 @@ from .tenants import Tenant
 if TYPE_CHECKING:
     from .core import Recommender
 
-__all__ = ["decide", "context_hash"]
+__all__ = ["decide", "decide_async", "context_hash"]
 
 _RESULTS = TypeAdapter(list[RecommendationResult])
 _ENRICH, _ADJUST = "recommender_enrich_context", "recommender_adjust_recommendations"
@@ -78,19 +78,47 @@ def decide(rec: "Recommender", contexts: Sequence[Context], *, budget: float | N
     plain = []
     for i, d in enumerate(drafts):
         if d.tenant.enrichers or d.tenant.adjusters:
-            drafts[i] = _with_plugins(rec, d, store, budget, limit)
+            warnings: list[PluginWarning] = []
+            drafts[i] = rec.host.chain(_plugin_steps(rec, d, store, budget, limit), d, warnings)
+            drafts[i].warnings.extend(warnings)
         else:
             plain.append(d)
-    for d in plain:
+    _stages(plain, store, budget, limit)
+    return _finish(drafts, store, explain)
+
+
+async def decide_async(rec: "Recommender", ctx: Context, *, budget: float | None, max_extras: int | None,
+                       explain: bool = False) -> RecommendationResult:
+    """:func:`decide` for one context and no store, on an event loop: hooks that run under a
+    time limit run on a worker thread (with our stages between them) while the loop serves
+    others; everything else is short CPU work and runs right here."""
+    limit = rec.max_extras if max_extras is None else max_extras
+    d = _start(rec, ctx)
+    if d.tenant.enrichers or d.tenant.adjusters:
+        warnings: list[PluginWarning] = []
+        d = await rec.host.achain(_plugin_steps(rec, d, None, budget, limit), d, warnings)
+        d.warnings.extend(warnings)
+    else:
+        _stages([d], None, budget, limit)
+    return _finish([d], None, explain)[0]
+
+
+def _stages(drafts: list["_Draft"], store: Memory | None, budget: float | None, max_extras: int) -> None:
+    """Our stages up to choose, each over the whole batch before the next."""
+    for d in drafts:
         _read(d, store)
-    for d in plain:
+    for d in drafts:
         _match(d)
-    for d in plain:
+    for d in drafts:
         _candidates(d, store)
-    for d in plain:
+    for d in drafts:
         _absence(d)
-    for d in plain:
-        _choose(d, budget, limit)
+    for d in drafts:
+        _choose(d, budget, max_extras)
+
+
+def _finish(drafts: list["_Draft"], store: Memory | None, explain: bool) -> list[RecommendationResult]:
+    """Assemble and validate the results (logged to the store, unless explanations)."""
     fields = [_assemble(d) for d in drafts]
     if explain:
         out: list[RecommendationResult] = []
@@ -196,21 +224,17 @@ def _assemble(d: _Draft) -> dict[str, Any]:
 # -- a business with plugins ------------------------------------------------------------
 
 
-def _with_plugins(rec: "Recommender", d: _Draft, store: Memory | None, budget: float | None,
-                  max_extras: int) -> _Draft:
+def _plugin_steps(rec: "Recommender", d: _Draft, store: Memory | None, budget: float | None,
+                  max_extras: int) -> list[Step]:
     """One context of a business with plugins: its enrichers, our stages, its adjusters, and,
     if an adjuster vetoed a gesture (which frees its place), our choice once more and the
-    adjusters again; folded through :meth:`PluginHost.chain`, so all of it runs on one
-    worker thread when hooks run under a time limit (one hand-off per request)."""
+    adjusters again. Folded through :meth:`PluginHost.chain`, all of it runs on one worker
+    thread when hooks run under a time limit (one hand-off per request)."""
     host, tenant = rec.host, d.tenant
     enrich = [Step(name, _ENRICH, partial(_enrich_with, host, name, fn, args)) for name, fn, args in tenant.enrichers]
     adjust = [Step(name, _ADJUST, partial(_adjust_with, host, name, fn, args)) for name, fn, args in tenant.adjusters]
-    steps = [*enrich, Step(None, "", partial(_ours, store, budget, max_extras)),
-             *adjust, Step(None, "", partial(_choose_again, budget, max_extras)), *adjust]
-    warnings: list[PluginWarning] = []
-    d = host.chain(steps, d, warnings)
-    d.warnings.extend(warnings)
-    return d
+    return [*enrich, Step(None, "", partial(_ours, store, budget, max_extras)),
+            *adjust, Step(None, "", partial(_choose_again, budget, max_extras)), *adjust]
 
 
 def _ours(store: Memory | None, budget: float | None, max_extras: int, d: _Draft, _: list[PluginWarning]) -> _Draft:

@@ -11,6 +11,7 @@ Switches: ``RECOMMENDER_DISABLE_PLUGIN_AUTOLOAD=1`` skips entry points;
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import importlib
 import importlib.metadata
@@ -230,35 +231,52 @@ class PluginHost:
         warnings are dropped). A plugin step must therefore return a new state, never change
         the one it was given.
         """
-        if not steps:
-            return state
-        if not (self.timeout and any(st.plugin is not None and self._timed(st.plugin) for st in steps)):
+        if not self.timed(steps):
             for st in steps:
                 state = st.run(state, warnings)
             return state
+        sup = _Supervisor(self, steps, state, warnings)
+        future = sup.submit()
+        while True:
+            try:
+                future.result(timeout=sup.wait())  # a step's exception (strict mode) is raised here
+            except concurrent.futures.TimeoutError:
+                if sup.late():
+                    if not sup.pending:
+                        return sup.state
+                    future = sup.submit()
+                continue
+            return sup.collect()
+
+    async def achain(self, steps: Sequence[Step], state: Any, warnings: list[PluginWarning]) -> Any:
+        """:meth:`chain` for a caller on an event loop: the loop waits without blocking (the
+        worker thread is the only hand-off); without a time limit the steps run right here."""
+        if not self.timed(steps):
+            for st in steps:
+                state = st.run(state, warnings)
+            return state
+        sup = _Supervisor(self, steps, state, warnings)
+        future = sup.submit()
+        while True:
+            done, _ = await asyncio.wait({asyncio.wrap_future(future)}, timeout=sup.wait())
+            if not done:
+                if sup.late():
+                    if not sup.pending:
+                        return sup.state
+                    future = sup.submit()
+                continue
+            future.result()  # a step's exception (strict mode) is raised here
+            return sup.collect()
+
+    def timed(self, steps: Sequence[Step]) -> bool:
+        """Whether ``steps`` run under the time limit: a limit is set and a plugin step is not
+        one of our built-in plugins'."""
+        return bool(self.timeout) and any(st.plugin is not None and self._timed(st.plugin) for st in steps)
+
+    def _worker_pool(self) -> concurrent.futures.ThreadPoolExecutor:
         if self._pool is None:
             self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="plugin")
-        pending = list(steps)
-        while pending:
-            run = _ChainRun(pending, state)
-            future = self._pool.submit(run.go)
-            while True:
-                started = run.started  # of the plugin step running now; inf during our own steps
-                wait = self.timeout if started == math.inf else max(0.0, started + self.timeout - time.monotonic())
-                try:
-                    future.result(timeout=wait + 0.001)
-                except concurrent.futures.TimeoutError:
-                    late = run.give_up(self.timeout)
-                    if late is None:
-                        continue  # not late (yet), or it has just finished: wait on
-                    warnings.extend(late.warnings)
-                    step = pending[late.index]
-                    self.warn(step.plugin or "?", step.hook, f"took longer than {self.timeout:g} s", warnings)
-                    state, pending = late.state, pending[late.index + 1:]
-                    break
-                warnings.extend(run.warnings)
-                return run.state
-        return state
+        return self._pool
 
     def _timed(self, plugin: str) -> bool:
         """Whether ``plugin``'s hooks run under the time limit (our built-in ones do not)."""
@@ -279,6 +297,45 @@ class Step(NamedTuple):
     plugin: str | None
     hook: str
     run: Callable[[Any, list[PluginWarning]], Any]
+
+
+class _Supervisor:
+    """What :meth:`PluginHost.chain` and :meth:`PluginHost.achain` share: runs of the steps
+    on worker threads, how long to wait, and what to do about a late step."""
+
+    def __init__(self, host: PluginHost, steps: Sequence[Step], state: Any, warnings: list[PluginWarning]):
+        self.host, self.pending, self.state, self.warnings = host, list(steps), state, warnings
+        self.run: _ChainRun | None = None
+
+    def submit(self) -> concurrent.futures.Future[None]:
+        self.run = _ChainRun(self.pending, self.state)
+        return self.host._worker_pool().submit(self.run.go)
+
+    def wait(self) -> float:
+        """Seconds until the running plugin step would be late (a poll interval during our own
+        steps), plus a millisecond."""
+        assert self.run is not None
+        started, limit = self.run.started, self.host.timeout
+        return (limit if started == math.inf else max(0.0, started + limit - time.monotonic())) + 0.001
+
+    def late(self) -> bool:
+        """After a wait ran out: whether the step running now is late. If so it is given up
+        and reported, and the caller submits the rest (``pending``) from the state before it."""
+        assert self.run is not None
+        gone = self.run.give_up(self.host.timeout)
+        if gone is None:
+            return False  # not late, or it has just finished: wait on
+        self.warnings.extend(gone.warnings)
+        step = self.pending[gone.index]
+        self.host.warn(step.plugin or "?", step.hook, f"took longer than {self.host.timeout:g} s", self.warnings)
+        self.state, self.pending = gone.state, self.pending[gone.index + 1:]
+        return True
+
+    def collect(self) -> Any:
+        """The final state of a run that finished, its warnings added."""
+        assert self.run is not None
+        self.warnings.extend(self.run.warnings)
+        return self.run.state
 
 
 @dataclass
@@ -308,7 +365,12 @@ class _ChainRun:
                 self.started = time.monotonic() if step.plugin is not None else math.inf
                 state = self.state
             own: list[PluginWarning] = []
-            new = step.run(state, own)
+            try:
+                new = step.run(state, own)
+            except BaseException:
+                if self._abandoned:
+                    return  # nobody waits for this run any more
+                raise
             with self._lock:
                 if self._abandoned:
                     return

@@ -254,6 +254,61 @@ def test_timed_hooks_of_a_request_share_one_worker_and_a_late_one_is_skipped():
     assert threads["first"] == threads["last"] == threads["adjuster"] != threading.get_ident()
 
 
+def test_arecommend_waits_for_timed_hooks_without_blocking_the_event_loop():
+    """The asyncio entry point gives recommend()'s answer; while a hook works (on a worker
+    thread) the loop goes on, and a late hook is skipped as in recommend()."""
+    import asyncio
+    import threading
+
+    release = threading.Event()
+
+    class Slow:
+        __name__ = "slow"
+
+        @hookimpl
+        def recommender_enrich_context(self, context):
+            time.sleep(0.15)  # inside the limit
+            return {"interaction": {"wait_minutes": 15}}
+
+    class Stuck:
+        __name__ = "stuck"
+
+        @hookimpl
+        def recommender_adjust_recommendations(self, recommendations, context):
+            release.wait(10)
+            return []
+
+    rec = build(Coffee(), Slow(), plugin_timeout=0.5)
+
+    async def ticking(coro):
+        ticks = 0
+
+        async def tick():
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticker = asyncio.create_task(tick())
+        try:
+            return await coro, ticks
+        finally:
+            ticker.cancel()
+
+    res, ticks = asyncio.run(ticking(rec.arecommend(ctx("x"))))
+    assert res.gesture_ids() == ["core_thanks", "free_coffee"]  # the enricher's wait applied
+    assert res.model_dump() == rec.recommend(ctx("x")).model_dump()
+    assert ticks >= 5  # the loop ran on while the hook slept
+    explained = asyncio.run(rec.aexplain(ctx("x")))
+    assert explained.model_dump() == rec.explain(ctx("x")).model_dump()
+    try:
+        late = asyncio.run(build(Coffee(), Stuck(), plugin_timeout=0.1).arecommend(WAIT))
+        assert late.gesture_ids() == ["core_thanks", "free_coffee"]
+        assert [(w.plugin, w.hook) for w in late.warnings] == [("stuck", "recommender_adjust_recommendations")]
+    finally:
+        release.set()
+
+
 def test_a_late_adjuster_is_skipped_and_the_others_vetoes_still_apply():
     """Our own stages between hooks have no time limit; a late adjuster is skipped and the
     chain goes on from the recommendations it was given."""

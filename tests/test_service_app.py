@@ -327,7 +327,8 @@ def test_plugin_failures_are_counted(rules_dir):
 
 @pytest.mark.parametrize("timeout, pooled", [("0.5", True), ("0", False)])
 def test_plugin_timeout_setting_decides_where_hooks_run(rules_dir, tmp_path, monkeypatch, timeout, pooled):
-    """Timed hooks run on the plugin pool; with plugin_timeout = 0 they run inline."""
+    """Timed hooks run on the plugin pool, with the request waiting on the event loop (no
+    threadpool hop besides); with plugin_timeout = 0 they run inline."""
     (tmp_path / "probe.py").write_text(
         "import threading\nfrom recommender import hookimpl\nseen = []\n"
         "@hookimpl\ndef recommender_enrich_context(context):\n    seen.append(threading.current_thread().name)\n")
@@ -335,8 +336,19 @@ def test_plugin_timeout_setting_decides_where_hooks_run(rules_dir, tmp_path, mon
     settings = Settings(rules=[rules_dir], auth="none", autoload_plugins=False, plugins_dir=tmp_path)
     assert settings.plugin_timeout == float(timeout)
     app = create_app(settings)
+    import recommender.service.app as app_module
+
+    hops = []
+    real = app_module.run_in_threadpool
+
+    async def counted(fn, *args, **kwargs):
+        hops.append(fn)
+        return await real(fn, *args, **kwargs)
+
+    monkeypatch.setattr(app_module, "run_in_threadpool", counted)
     with TestClient(app) as tc:
         assert tc.post("/v1/recommendations", json=LOYAL).status_code == 200
+        assert hops == []
     host = app.state.service.recommender.host
     seen = host.pm.get_plugin("probe").seen
     assert host.timeout == float(timeout) and len(seen) == 1

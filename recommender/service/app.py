@@ -15,7 +15,7 @@ import logging
 import os
 import signal
 import threading
-from typing import Any, AsyncIterator, Callable, TypeVar
+from typing import Any, AsyncIterator, Callable
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
@@ -31,7 +31,6 @@ from .settings import Settings
 __all__ = ["create_app", "create_app_from_env", "build_app", "ServiceState", "SUPERVISOR_ENV"]
 
 log = logging.getLogger("recommender.service")
-T = TypeVar("T")
 
 #: Set by ``recommender serve`` in its workers when several share one supervisor: a reload
 #: through the API is then fanned out to every worker (SIGHUP to the supervisor).
@@ -60,32 +59,24 @@ class ServiceState:
     def version(self) -> str:
         return self.recommender.ruleset_version
 
-    def _inline(self, ctx: Any) -> bool:
-        """True when a call for ``ctx`` is short pure CPU work: no store I/O, the business's
-        rulebook already built (a first build takes long) and no plugin hooks that run
-        under a time limit (they wait on another thread; with ``plugin_timeout = 0`` hooks
-        are trusted and run inline). Such calls run on the event loop; everything else goes
-        to the threadpool so the loop keeps serving."""
-        if self.store is not None:
-            return False
-        tenant = self.recommender.tenant_if_built(ctx.business)
-        if tenant is None:
-            return False
-        return not (self.recommender.host.timeout and (tenant.enrichers or tenant.adjusters))
+    async def decide(self, ctx: Any, *, explain: bool, budget: float | None, max_extras: int | None) -> Any:
+        """Recommend (or explain) for ``ctx``.
 
-    async def call(self, fn: Callable[..., T], ctx: Any, **kwargs: Any) -> T:
-        """Run a recommender call for ``ctx`` (see :meth:`_inline` for where it runs).
-
-        A call that lands on a ruleset version retired by a concurrent hot reload is
-        retried once on the new version, so reloads never fail a request.
+        Without a store, once the business's rulebook is built (a first build takes long),
+        this runs on the event loop: short CPU work, and plugin hooks under a time limit wait
+        on a worker thread without blocking the loop (one hand-off per request). With a store
+        (blocking I/O) or a rulebook still to build, the call goes to the threadpool. A call
+        that lands on a ruleset version retired by a concurrent hot reload is retried once on
+        the new version, so reloads never fail a request.
         """
-        blocking = not self._inline(ctx)
-        args = (ctx,)
+        rec = self.recommender
         for attempt in (0, 1):
             try:
-                if blocking:
-                    return await run_in_threadpool(fn, *args, **kwargs)
-                return fn(*args, **kwargs)
+                if self.store is None and rec.tenant_if_built(ctx.business) is not None:
+                    run = rec.aexplain if explain else rec.arecommend
+                    return await run(ctx, budget=budget, max_extras=max_extras)
+                fn = rec.explain if explain else rec.recommend
+                return await run_in_threadpool(fn, ctx, budget=budget, max_extras=max_extras, store=self.store)
             except EngineError as exc:
                 if attempt == 0 and "retired" in str(exc):
                     continue

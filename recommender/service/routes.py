@@ -262,7 +262,7 @@ async def post_recommendation(request: Request) -> Response:
     ``decision_id`` is set (cite it when recording outcomes)."""
     svc = _state(request)
     _, ctx, budget, max_extras = await _decide_input(request)
-    result = await svc.call(svc.recommender.recommend, ctx, budget=budget, max_extras=max_extras, store=svc.store)
+    result = await svc.decide(ctx, explain=False, budget=budget, max_extras=max_extras)
     svc.metrics.count_result(result)
     return _json(result, result.ruleset_version)
 
@@ -272,7 +272,7 @@ async def post_recommendation(request: Request) -> Response:
 async def post_explain(request: Request) -> Response:
     svc = _state(request)
     _, ctx, budget, max_extras = await _decide_input(request)
-    result = await svc.call(svc.recommender.explain, ctx, budget=budget, max_extras=max_extras, store=svc.store)
+    result = await svc.decide(ctx, explain=True, budget=budget, max_extras=max_extras)
     return _json(result, result.ruleset_version)
 
 
