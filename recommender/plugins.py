@@ -87,6 +87,7 @@ class PluginHost:
         self.infos: dict[str, PluginInfo] = {}
         self.load_warnings: list[PluginWarning] = []
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
         blocked = os.environ.get("RECOMMENDER_DISABLED_PLUGINS", "")
         self.blocked = {b.strip() for b in blocked.split(",") if b.strip()}
 
@@ -275,7 +276,10 @@ class PluginHost:
 
     def _worker_pool(self) -> concurrent.futures.ThreadPoolExecutor:
         if self._pool is None:
-            self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="plugin")
+            with self._pool_lock:
+                if self._pool is None:
+                    # Idle threads cost little, and a hook that hangs keeps its thread: room for a few.
+                    self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="plugin")
         return self._pool
 
     def _timed(self, plugin: str) -> bool:
@@ -306,23 +310,45 @@ class _Supervisor:
     def __init__(self, host: PluginHost, steps: Sequence[Step], state: Any, warnings: list[PluginWarning]):
         self.host, self.pending, self.state, self.warnings = host, list(steps), state, warnings
         self.run: _ChainRun | None = None
+        self.since = 0.0  # when the run was submitted
 
     def submit(self) -> concurrent.futures.Future[None]:
         self.run = _ChainRun(self.pending, self.state)
+        self.since = time.monotonic()
         return self.host._worker_pool().submit(self.run.go)
 
     def wait(self) -> float:
-        """Seconds until the running plugin step would be late (a poll interval during our own
-        steps), plus a millisecond."""
+        """Seconds until the run would be late: its plugin step running now, or the run itself
+        while no worker has taken it (a poll interval during our own steps); plus 1 ms."""
         assert self.run is not None
-        started, limit = self.run.started, self.host.timeout
+        limit = self.host.timeout
+        started = self.run.started if self.run.begun else self.since
         return (limit if started == math.inf else max(0.0, started + limit - time.monotonic())) + 0.001
 
     def late(self) -> bool:
         """After a wait ran out: whether the step running now is late. If so it is given up
-        and reported, and the caller submits the rest (``pending``) from the state before it."""
+        and reported, and the caller submits the rest (``pending``) from the state before it.
+
+        A run no worker took within the limit (every worker busy, e.g. with hung hooks) is
+        withdrawn and finished here: our own steps run on the caller's thread, the plugin
+        steps are skipped and reported.
+        """
         assert self.run is not None
-        gone = self.run.give_up(self.host.timeout)
+        limit = self.host.timeout
+        if not self.run.begun:
+            if time.monotonic() - self.since < limit or not self.run.withdraw():
+                return False
+            reported = set()
+            for step in self.pending:
+                if step.plugin is None:
+                    self.state = step.run(self.state, self.warnings)
+                elif (step.plugin, step.hook) not in reported:
+                    reported.add((step.plugin, step.hook))
+                    self.host.warn(step.plugin, step.hook, f"skipped: no plugin worker was free within {limit:g} s",
+                                   self.warnings)
+            self.pending = []
+            return True
+        gone = self.run.give_up(limit)
         if gone is None:
             return False  # not late, or it has just finished: wait on
         self.warnings.extend(gone.warnings)
@@ -352,11 +378,16 @@ class _ChainRun:
         self.steps, self.state = steps, state
         self.index = 0
         self.started = math.inf  # when the plugin step running now began (inf: none is)
+        self.begun = False  # a worker has taken the run
         self.warnings: list[PluginWarning] = []
         self._lock = threading.Lock()
         self._abandoned = False
 
     def go(self) -> None:
+        with self._lock:
+            if self._abandoned:
+                return
+            self.begun = True
         for i, step in enumerate(self.steps):
             with self._lock:
                 if self._abandoned:
@@ -378,6 +409,14 @@ class _ChainRun:
                 self.warnings.extend(own)
         with self._lock:
             self.index = len(self.steps)
+
+    def withdraw(self) -> bool:
+        """Abandon the run if no worker has taken it yet."""
+        with self._lock:
+            if self.begun:
+                return False
+            self._abandoned = True
+            return True
 
     def give_up(self, limit: float) -> _Late | None:
         """Abandon the run if its current step is past ``limit``; what the caller resumes from."""

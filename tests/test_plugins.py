@@ -309,6 +309,41 @@ def test_arecommend_waits_for_timed_hooks_without_blocking_the_event_loop():
         release.set()
 
 
+def test_when_every_plugin_worker_is_busy_the_hooks_are_skipped_not_waited_for():
+    """Hung hooks keep their worker threads; once none is free, a request does not queue
+    without bound: after the time limit it is answered without its plugins' hooks."""
+    import concurrent.futures
+    import threading
+
+    release = threading.Event()
+    rec = build(Coffee(), Adds3(), plugin_timeout=0.1)
+    rec.host._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    rec.host._pool.submit(release.wait, 10)  # the only worker, busy
+    try:
+        res = rec.recommend(WAIT)
+        assert res.gesture_ids() == ["core_thanks", "free_coffee"]  # our stages ran; no wait added
+        assert [(w.plugin, w.hook) for w in res.warnings] == [("adds3", "recommender_enrich_context"),
+                                                              ("adds3", "recommender_adjust_recommendations")]
+        assert all("no plugin worker was free within 0.1 s" in w.message for w in res.warnings)
+    finally:
+        release.set()
+        rec.host._pool.shutdown()
+
+
+class Adds3:
+    """Adds three minutes of waiting, and keeps every recommendation."""
+
+    __name__ = "adds3"
+
+    @hookimpl
+    def recommender_enrich_context(self, context):
+        return {"interaction": {"wait_minutes": 3}}
+
+    @hookimpl
+    def recommender_adjust_recommendations(self, recommendations, context):
+        return recommendations
+
+
 def test_a_late_adjuster_is_skipped_and_the_others_vetoes_still_apply():
     """Our own stages between hooks have no time limit; a late adjuster is skipped and the
     chain goes on from the recommendations it was given."""
