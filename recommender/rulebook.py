@@ -157,6 +157,11 @@ class RuleBook:
         get = self.getters.get(path)
         return get(ctx) if get is not None else ctx.get(path)
 
+    @property
+    def explains_ready(self) -> bool:
+        """Whether :meth:`atom_truth`'s matcher is compiled (explaining then starts at once)."""
+        return self._atoms is not None
+
     def atom_truth(self, ctx: Context) -> set[tuple[Any, ...]]:
         """Keys of every rule test that holds for ``ctx``, evaluated by durable-rules.
 

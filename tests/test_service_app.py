@@ -325,6 +325,35 @@ def test_plugin_failures_are_counted(rules_dir):
         re.search(r'recommender_plugin_failures_total\{plugin="[^"]+",hook="[^"]+"\} 1.0', text)
 
 
+def count_threadpool_calls(monkeypatch) -> list:
+    """The functions the service hands to its threadpool from now on."""
+    import recommender.service.app as app_module
+
+    calls = []
+    real = app_module.run_in_threadpool
+
+    async def counted(fn, *args, **kwargs):
+        calls.append(getattr(fn, "__name__", fn))
+        return await real(fn, *args, **kwargs)
+
+    monkeypatch.setattr(app_module, "run_in_threadpool", counted)
+    return calls
+
+
+def test_a_first_explanation_compiles_off_the_event_loop(rules_dir, monkeypatch):
+    """Explaining compiles a matcher of every test once: that first call goes to the
+    threadpool; later ones (and recommendations) run on the loop."""
+    app = create_app(Settings(rules=[rules_dir], auth="none", autoload_plugins=False))
+    hops = count_threadpool_calls(monkeypatch)
+    with TestClient(app) as tc:
+        assert tc.post("/v1/recommendations", json=LOYAL).status_code == 200
+        assert hops == []
+        first = tc.post("/v1/explain", json=LOYAL)
+        assert first.status_code == 200 and hops == ["explain"]
+        assert tc.post("/v1/explain", json=LOYAL).json() == first.json()
+        assert hops == ["explain"]
+
+
 @pytest.mark.parametrize("timeout, pooled", [("0.5", True), ("0", False)])
 def test_plugin_timeout_setting_decides_where_hooks_run(rules_dir, tmp_path, monkeypatch, timeout, pooled):
     """Timed hooks run on the plugin pool, with the request waiting on the event loop (no
@@ -336,16 +365,7 @@ def test_plugin_timeout_setting_decides_where_hooks_run(rules_dir, tmp_path, mon
     settings = Settings(rules=[rules_dir], auth="none", autoload_plugins=False, plugins_dir=tmp_path)
     assert settings.plugin_timeout == float(timeout)
     app = create_app(settings)
-    import recommender.service.app as app_module
-
-    hops = []
-    real = app_module.run_in_threadpool
-
-    async def counted(fn, *args, **kwargs):
-        hops.append(fn)
-        return await real(fn, *args, **kwargs)
-
-    monkeypatch.setattr(app_module, "run_in_threadpool", counted)
+    hops = count_threadpool_calls(monkeypatch)
     with TestClient(app) as tc:
         assert tc.post("/v1/recommendations", json=LOYAL).status_code == 200
         assert hops == []

@@ -62,17 +62,19 @@ class ServiceState:
     async def decide(self, ctx: Any, *, explain: bool, budget: float | None, max_extras: int | None) -> Any:
         """Recommend (or explain) for ``ctx``.
 
-        Without a store, once the business's rulebook is built (a first build takes long),
-        this runs on the event loop: short CPU work, and plugin hooks under a time limit wait
-        on a worker thread without blocking the loop (one hand-off per request). With a store
-        (blocking I/O) or a rulebook still to build, the call goes to the threadpool. A call
-        that lands on a ruleset version retired by a concurrent hot reload is retried once on
-        the new version, so reloads never fail a request.
+        Without a store, once the business's rulebook is built (a first build takes long; so
+        does a first explanation's), this runs on the event loop: short CPU work, and plugin
+        hooks under a time limit wait on a worker thread without blocking the loop (one
+        hand-off per request). With a store (blocking I/O) or something still to build, the
+        call goes to the threadpool. A call that lands on a ruleset version retired by a
+        concurrent hot reload is retried once on the new version, so reloads never fail a
+        request.
         """
         rec = self.recommender
         for attempt in (0, 1):
             try:
-                if self.store is None and rec.tenant_if_built(ctx.business) is not None:
+                tenant = rec.tenant_if_built(ctx.business) if self.store is None else None
+                if tenant is not None and (not explain or tenant.book.explains_ready):
                     run = rec.aexplain if explain else rec.arecommend
                     return await run(ctx, budget=budget, max_extras=max_extras)
                 fn = rec.explain if explain else rec.recommend
