@@ -233,9 +233,7 @@ class PluginHost:
         the one it was given.
         """
         if not self.timed(steps):
-            for st in steps:
-                state = st.run(state, warnings)
-            return state
+            return _fold(steps, state, warnings)
         sup = _Supervisor(self, steps, state, warnings)
         future = sup.submit()
         while True:
@@ -253,9 +251,7 @@ class PluginHost:
         """:meth:`chain` for a caller on an event loop: the loop waits without blocking (the
         worker thread is the only hand-off); without a time limit the steps run right here."""
         if not self.timed(steps):
-            for st in steps:
-                state = st.run(state, warnings)
-            return state
+            return _fold(steps, state, warnings)
         sup = _Supervisor(self, steps, state, warnings)
         future = sup.submit()
         while True:
@@ -301,6 +297,12 @@ class Step(NamedTuple):
     plugin: str | None
     hook: str
     run: Callable[[Any, list[PluginWarning]], Any]
+
+
+def _fold(steps: Sequence[Step], state: Any, warnings: list[PluginWarning]) -> Any:
+    for step in steps:
+        state = step.run(state, warnings)
+    return state
 
 
 class _Supervisor:
