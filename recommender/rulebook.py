@@ -10,6 +10,7 @@ import hashlib
 import operator
 import threading
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, Callable, Sequence
 
 from .conditions import Atom
@@ -36,11 +37,23 @@ def _align_kinds(rule: Rule, kinds: dict[str, str]) -> Rule:
     return rule.model_copy(update={"branches": branches})
 
 
-#: a nullable field's missing-inputs check (see RuleBook.blocked_by_absence): the matcher of
-#: "the other tests of each branch that tests it", the row positions it reads, the rules that
-#: test only this field, and the sets of row positions (as bit masks) one of which must be
-#: all present for the matcher to be worth asking (None: always ask)
-_Absence = tuple[Matcher | None, list[int], frozenset[int], tuple[int, ...] | None]
+@dataclass(frozen=True, eq=False)  # hashed by identity: a key of the shared-parts memo
+class _Absence:
+    """A nullable field's missing-inputs check (see :meth:`RuleBook.blocked_by_absence`)."""
+
+    #: "the other tests of each branch that tests the field" (None: no such branch)
+    rest: Matcher | None
+    #: the row positions ``rest`` reads, in its field order
+    positions: list[int]
+    #: rules that test only this field: blocked whenever it is absent
+    always: frozenset[int]
+    #: sets of row positions (bit masks), one of which must be all present for ``rest`` to
+    #: be worth asking (None: always ask)
+    needs: tuple[int, ...] | None
+
+    def fired(self, values: list[Any]) -> tuple[int, ...]:
+        assert self.rest is not None
+        return tuple(self.rest.match_row(values)[0])
 
 
 def getter(path: str) -> Callable[[Context], Any]:
@@ -68,7 +81,7 @@ class RuleBook:
     #: each gesture's script, by gesture id
     scripts: dict[str, ScriptText] = field(default_factory=dict)
     #: explanation parts shared between requests (see :class:`explain.BranchText`)
-    shared: SharedParts = field(default_factory=SharedParts, repr=False)
+    shared: SharedParts | None = field(default_factory=SharedParts, repr=False)
     _row: Callable[[Context], Sequence[Any]] | None = field(default=None, repr=False)
     _atoms: Matcher | None = field(default=None, repr=False)
     _absence: dict[str, _Absence] = field(default_factory=dict, repr=False)
@@ -186,7 +199,8 @@ class RuleBook:
         "the branch's other tests hold". A context usually lacks one or two fields, so this
         asserts against a small fraction of the rules instead of variants of all of them.
         The matcher is not even asked when each of its branches reads another absent field
-        (a test on a missing field never holds, except ``exists: false``).
+        (a test on a missing field never holds, except ``exists: false``), and what it fires
+        for given values is kept in the rulebook's memo of shared parts (:attr:`shared`).
         """
         out: set[str] = set()
         absent = [i for i in self.nullable_positions if row[i] is None]
@@ -198,22 +212,24 @@ class RuleBook:
         fields = self.matcher.fields
         for i in absent:
             f = fields[i]
-            variants = self._absence.get(f)
-            if variants is None:
-                variants = self._absence_matcher(f)
-            rest, positions, always, needs = variants
-            if not always <= matched:
+            check = self._absence.get(f)
+            if check is None:
+                check = self._absence_matcher(f)
+            if not check.always <= matched:
                 out.add(f)
                 continue
-            if rest is None:
+            if check.rest is None:
                 continue
-            if needs is not None:  # ask only if some variant's other fields are all present
-                for need in needs:
+            if check.needs is not None:  # ask only if some variant's other fields are all present
+                for need in check.needs:
                     if not need & gone:
                         break
                 else:
                     continue
-            fired, _ = rest.match_row([row[p] for p in positions])
+            values = [row[p] for p in check.positions]
+            # what fires depends only on these values: shared like explanation parts
+            shared = self.shared
+            fired = check.fired(values) if shared is None else shared.get(check, values, partial(check.fired, values))
             if any(ri not in matched for ri in fired):
                 out.add(f)
         return out
@@ -244,12 +260,12 @@ class RuleBook:
             # (None: always ask; also when there are too many sets for the check to pay)
             minimal = None if frozenset() in needs or len(needs) > 32 else tuple(
                 sum(1 << p for p in n) for n in needs if not any(o < n for o in needs))
-            built = self._absence[f] = (rest, positions, frozenset(always), minimal)
+            built = self._absence[f] = _Absence(rest, positions, frozenset(always), minimal)
             return built
 
     def retire(self) -> None:
         self.matcher.retire()
-        lazies = [self._atoms, *(entry[0] for entry in self._absence.values())]
+        lazies = [self._atoms, *(check.rest for check in self._absence.values())]
         for lazy in lazies:
             if lazy is not None:
                 lazy.retire()

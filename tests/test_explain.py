@@ -87,6 +87,12 @@ def test_missing_inputs_lists_only_fields_whose_absence_blocked_a_rule():
     assert res.missing_inputs == ["customer.tenure_years"]
     res = rec.recommend(ctx(interaction={"cost": 25, "channel": "web"}, customer={"tenure_years": 5}))
     assert res.missing_inputs == ["interaction.sentiment"]
+    # what the check fires is memoized per values: the same answers again, and without the memo
+    for shared in (rec.rulebook.shared, None):
+        rec.rulebook.shared = shared
+        assert rec.recommend(ctx(interaction={"cost": 25})).missing_inputs == ["customer.tenure_years"]
+        again = rec.recommend(ctx(interaction={"cost": 25, "channel": "web"}, customer={"tenure_years": 5}))
+        assert again.missing_inputs == ["interaction.sentiment"]
 
 
 def test_missing_inputs_counts_a_missing_field_that_a_rule_wants_missing():
