@@ -14,7 +14,7 @@ from functools import partial
 from typing import Any, Callable, Sequence
 
 from .conditions import Atom
-from .context import Context, field_nullable
+from .context import Context, field_kind, field_nullable
 from .engine import Matcher
 from .compiler import compile_branches
 from .errors import PackProblem, RulePackError
@@ -50,10 +50,17 @@ class _Absence:
     #: sets of row positions (bit masks), one of which must be all present for ``rest`` to
     #: be worth asking (None: always ask)
     needs: tuple[int, ...] | None
+    #: whether some of those positions hold lists (a memo key takes them as tuples)
+    lists: bool = False
 
     def fired(self, values: list[Any]) -> tuple[int, ...]:
         assert self.rest is not None
         return tuple(self.rest.match_row(values)[0])
+
+    def fired_shared(self, values: list[Any], shared: SharedParts) -> tuple[int, ...]:
+        """:meth:`fired`, kept in ``shared`` per values (what fires depends on nothing else)."""
+        key = [tuple(v) if type(v) is list else v for v in values] if self.lists else values
+        return shared.get(self, key, partial(self.fired, values))  # type: ignore[no-any-return]
 
 
 def getter(path: str) -> Callable[[Context], Any]:
@@ -227,9 +234,8 @@ class RuleBook:
                 else:
                     continue
             values = [row[p] for p in check.positions]
-            # what fires depends only on these values: shared like explanation parts
             shared = self.shared
-            fired = check.fired(values) if shared is None else shared.get(check, values, partial(check.fired, values))
+            fired = check.fired(values) if shared is None else check.fired_shared(values, shared)
             if any(ri not in matched for ri in fired):
                 out.add(f)
         return out
@@ -260,7 +266,8 @@ class RuleBook:
             # (None: always ask; also when there are too many sets for the check to pay)
             minimal = None if frozenset() in needs or len(needs) > 32 else tuple(
                 sum(1 << p for p in n) for n in needs if not any(o < n for o in needs))
-            built = self._absence[f] = _Absence(rest, positions, frozenset(always), minimal)
+            lists = rest is not None and any(field_kind(p) == "list" for p in rest.fields)
+            built = self._absence[f] = _Absence(rest, positions, frozenset(always), minimal, lists)
             return built
 
     def retire(self) -> None:

@@ -104,6 +104,22 @@ def test_missing_inputs_counts_a_missing_field_that_a_rule_wants_missing():
     assert rec.recommend(ctx(interaction={"cost": 25}, customer={"tier": "gold"})).missing_inputs == []
 
 
+def test_missing_inputs_memo_tells_list_values_apart():
+    """The check's memo keys list values by their items: the same list again hits, another
+    list is asked afresh."""
+    moving = rule("moving", {"all": ["customer.life_events contains moving", "interaction.sentiment lt 0"]},
+                  "waive_fee")
+    rec = make([WAIVE], [moving])
+
+    def missing(events):
+        return rec.recommend(ctx(interaction={"cost": 25}, customer={"life_events": events})).missing_inputs
+
+    assert missing(["moving"]) == ["interaction.sentiment"]
+    assert missing(["moving"]) == ["interaction.sentiment"]
+    assert missing(["married"]) == []
+    assert missing(["married", "moving"]) == ["interaction.sentiment"]
+
+
 def test_shared_explanations_read_each_context_afresh_and_stay_bounded():
     """Rule matches are shared per branch and values: same values, same object; new values, new
     text; a list value (unhashable) is explained without sharing; the memo never outgrows its
