@@ -196,6 +196,11 @@ def test_raising_and_slow_plugins_do_not_break_recommend():
     assert all(w.hook == "recommender_enrich_context" for w in res.warnings)
     with pytest.raises(PluginError, match="raises"):
         build(Raises(), strict=True).recommend(ctx("x"))
+    import asyncio
+
+    with pytest.raises(PluginError, match="raises"):  # from the worker thread, through the event loop
+        asyncio.run(build(Raises(), strict=True).arecommend(ctx("x")))
+    assert asyncio.run(build(Raises(), plugin_timeout=0.05).arecommend(ctx("x"))).gesture_ids() == ["core_thanks"]
 
 
 def test_timed_hooks_of_a_request_share_one_worker_and_a_late_one_is_skipped():
