@@ -67,7 +67,7 @@ def recommend_many(recommender: Any, contexts: Iterable[Context | dict[str, Any]
 
 def _run(recommender: Any, raw: list[Any], parsed: list[Context], budget: float | None,
          max_extras: int | None, store: Memory | None) -> list[RecommendationResult]:
-    one = dict(budget=budget, max_extras=max_extras, store=store)
+    one: dict[str, Any] = dict(budget=budget, max_extras=max_extras, store=store)
     if store is not None:  # every decision is enriched, screened and logged on its own
         return [decide(recommender, [ctx], **one)[0] for ctx in parsed]
     out: list[RecommendationResult | None] = [None] * len(parsed)

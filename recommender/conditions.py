@@ -10,7 +10,8 @@ Negations are pushed down to the tests, so the engine only ever sees flat conjun
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from typing import Any, Iterable, Literal, Union
 
 from ruamel.yaml import YAML
@@ -51,11 +52,11 @@ class Atom:
 
     field: str
     op: str
-    value: Any = field(hash=False, compare=True)
+    value: Any = dc_field(hash=False, compare=True)
     kind: ValueKind = "string"
-    line: int | None = field(default=None, hash=False, compare=False)
+    line: int | None = dc_field(default=None, hash=False, compare=False)
     #: identity of the test (line-independent), used to share tests across rules
-    key: tuple[str, str, str] = field(init=False, repr=False, hash=False, compare=False)
+    key: tuple[str, str, str] = dc_field(init=False, repr=False, hash=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "key", (self.field, self.op, repr(self.value)))
@@ -183,7 +184,7 @@ def _value_kind(value: Any) -> ValueKind | None:
 
 
 def _typed(fld: str, op: str, value: Any, line: int | None, where: str) -> Atom:
-    kind = field_kind(fld)
+    kind: str | None = field_kind(fld)  # an open-map key takes the kind of its test's value
     if kind is None:
         raise ConditionError(f"unknown field {fld!r}{_suggest(fld)}", line, where)
     if op == "exists":
@@ -209,6 +210,7 @@ def _typed(fld: str, op: str, value: Any, line: int | None, where: str) -> Atom:
         vkind = _value_kind(value)
         if vkind is None:
             raise ConditionError(f"value of {fld} {op} must be a number, string or boolean, got {value!r}", line, where)
+    assert vkind is not None  # both branches above raise otherwise
     if kind == "open":
         kind = vkind if op not in ("contains", "not_contains") else "string"
         if vkind == "bool" and op not in ("eq", "ne"):

@@ -210,7 +210,7 @@ def recommendation(cand: "Candidate", ctx: Context, book: "RuleBook", row: Seque
     g = cand.gesture
     texts = book.texts
     shared = book.shared if share else None
-    rules = []
+    rules: list[RuleMatch] = []
     facts = ""
     for rule, bi in cand.matches:
         branch = texts[rule.id][bi]

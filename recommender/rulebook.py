@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, Callable, Sequence
 
-from .conditions import Atom
+from .conditions import Atom, ValueKind
 from .context import Context, field_kind, field_nullable
 from .engine import Matcher
 from .compiler import compile_branches
@@ -27,7 +27,7 @@ __all__ = ["RuleBook", "getter"]
 _OPEN = ("customer.preferences.", "customer.attributes.", "interaction.attributes.")
 
 
-def _align_kinds(rule: Rule, kinds: dict[str, str]) -> Rule:
+def _align_kinds(rule: Rule, kinds: dict[str, ValueKind]) -> Rule:
     if not any(a.op == "exists" and a.field in kinds and a.kind != kinds[a.field] for b in rule.branches for a in b):
         return rule
     branches = tuple(
@@ -110,7 +110,7 @@ class RuleBook:
                     gestures[g.id] = g
         rules: list[Rule] = []
         seen_rules: dict[str, str] = {}
-        kinds: dict[str, tuple[str, str]] = {}
+        kinds: dict[str, tuple[ValueKind, str]] = {}
         for pack in packs:
             for rule in pack.rules:
                 if rule.id in seen_rules:
@@ -134,10 +134,10 @@ class RuleBook:
                                                         f"{atom.field} is compared as a {atom.kind} here but as a {prev[0]} at {prev[1]}"))
                 rules.append(rule)
         for g in gestures.values():
-            for other in g.conflicts_with:
-                if other not in gestures:
+            for other_id in g.conflicts_with:
+                if other_id not in gestures:
                     problems.append(PackProblem(g.source, None, f"gestures.{g.id}.conflicts_with",
-                                                f"unknown gesture {other!r}"))
+                                                f"unknown gesture {other_id!r}"))
         if problems:
             raise RulePackError(problems)
         # `exists` on a key is sent with the kind its typed tests use, so test order never matters.

@@ -284,9 +284,9 @@ class Tally:
         self.versions[result.ruleset_version] = self.versions.get(result.ruleset_version, 0) + 1
         for path in result.missing_inputs:
             self.missing_inputs[path] = self.missing_inputs.get(path, 0) + 1
-        for w in result.warnings:
-            key = f"{w.plugin}: {w.hook}"
-            self.plugin_warnings[key] = self.plugin_warnings.get(key, 0) + 1
+        for pw in result.warnings:
+            where = f"{pw.plugin}: {pw.hook}"
+            self.plugin_warnings[where] = self.plugin_warnings.get(where, 0) + 1
         return frozenset(r.gesture_id for r in recs), row_cents
 
     def _rule(self, rule_id: str) -> RuleTally:

@@ -30,7 +30,7 @@ def build_recommender(rules: Optional[List[Path]], plugins_dir: Optional[Path] =
     from ..core import Recommender
 
     try:
-        extra = {"plugins_dir": plugins_dir} if plugins_dir is not None else {}
+        extra: dict[str, Any] = {"plugins_dir": plugins_dir} if plugins_dir is not None else {}
         return Recommender(rules, **extra, **kwargs)
     except RecommenderError as exc:
         fail(str(exc))
@@ -84,8 +84,8 @@ def print_result(result: RecommendationResult) -> None:
         out.print(f"[yellow]needs approval[/yellow]: {escape(w.title)} ({escape(w.detail)})")
     for w in result.withheld:
         out.print(f"[dim]withheld[/dim]: {escape(w.title)} \\[{w.reason}] {escape(w.detail)}")
-    for w in result.warnings:
-        out.print(f"[red]plugin warning[/red]: {escape(w.plugin)} in {w.hook}: {escape(w.message)}")
+    for pw in result.warnings:
+        out.print(f"[red]plugin warning[/red]: {escape(pw.plugin)} in {pw.hook}: {escape(pw.message)}")
     if result.missing_inputs:
         out.print(f"[dim]missing inputs:[/dim] {', '.join(result.missing_inputs)}")
     if isinstance(result, Explanation):

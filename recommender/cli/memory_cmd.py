@@ -178,6 +178,7 @@ def db_prune(
     read that history). Customer profiles stay; reports over pruned days lose their rows.
     """
     cutoff = parse_when(before, "--before")
+    assert cutoff is not None  # --before is required, and parse_when returns None only for None
 
     def say(counts: Any) -> None:
         verb = "would delete" if counts.dry_run else "deleted"
