@@ -73,7 +73,7 @@ _KIND_OK: dict[str, Callable[[Any], bool]] = {
 _FID = 1  # the fixed message id of every fact we assert
 
 
-class _Several(tuple):
+class _Several(tuple[Any, ...]):
     """The payloads of one action shared by branches with the same tests."""
 _float_repr = float.__repr__
 

@@ -60,7 +60,7 @@ class _Absence:
     def fired_shared(self, values: list[Any], shared: SharedParts) -> tuple[int, ...]:
         """:meth:`fired`, kept in ``shared`` per values (what fires depends on nothing else)."""
         key = [tuple(v) if type(v) is list else v for v in values] if self.lists else values
-        return shared.get(self, key, partial(self.fired, values))  # type: ignore[no-any-return]
+        return shared.get(self, key, partial(self.fired, values))
 
 
 def getter(path: str) -> Callable[[Context], Any]:

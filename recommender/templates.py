@@ -74,7 +74,7 @@ def render(template: str, lookup: Callable[[str], Any]) -> tuple[str, list[str]]
     missing: list[str] = []
     for part in _parse(template):
         if part.__class__ is str:
-            out.append(part)  # type: ignore[arg-type]
+            out.append(part)
             continue
         value = lookup(part.path)  # type: ignore[union-attr]
         if value is None or value == [] or value == "":

@@ -138,7 +138,7 @@ def kind_of(path: str) -> Kind | None:
         return "open"
     if kind == "number":
         return "integer" if _annotation(path) is int else "number"
-    return kind  # type: ignore[return-value]
+    return kind
 
 
 # -- mapping -------------------------------------------------------------------------
@@ -243,7 +243,7 @@ def detect_format(path: str | Path) -> Literal["jsonl", "csv"]:
 def _open_text(path: str | Path) -> io.TextIOBase:
     p = Path(path)
     if str(p).lower().endswith(".gz"):
-        return io.TextIOWrapper(gzip.open(p, "rb"), encoding="utf-8-sig", newline="")  # type: ignore[return-value]
+        return io.TextIOWrapper(gzip.open(p, "rb"), encoding="utf-8-sig", newline="")
     return open(p, encoding="utf-8-sig", newline="")  # noqa: SIM115
 
 
@@ -332,7 +332,7 @@ def count_rows(source: Source) -> int:
     n = 0
     try:
         opener = gzip.open if source.path.lower().endswith(".gz") else open
-        with opener(source.path, "rb") as f:  # type: ignore[operator]
+        with opener(source.path, "rb") as f:
             for line in f:
                 if line.strip():
                     n += 1

@@ -93,10 +93,10 @@ class KeyStore:
         query = select(_K).order_by(_K.c.created_at, _K.c.id)
         if tenant is not None:
             query = query.where(_K.c.tenant == tenant)
-        return self.store._read(lambda conn: [_info(r) for r in conn.execute(query)])  # type: ignore[no-any-return]
+        return self.store._read(lambda conn: [_info(r) for r in conn.execute(query)])
 
     def get(self, key_id: str) -> KeyInfo | None:
-        return self.store._read(  # type: ignore[no-any-return]
+        return self.store._read(
             lambda conn: (lambda r: _info(r) if r is not None else None)(
                 conn.execute(select(_K).where(_K.c.id == key_id)).first()))
 
@@ -108,7 +108,7 @@ class KeyStore:
             res = conn.execute(update(_K).where(_K.c.id == key_id, _K.c.revoked_at.is_(None)).values(revoked_at=now))
             return bool(res.rowcount)
 
-        return self.store._write(write)  # type: ignore[no-any-return]
+        return self.store._write(write)
 
     def verify(self, plaintext: str) -> KeyInfo | None:
         """The key's info when ``plaintext`` is a live key, else None (never raises on bad input)."""

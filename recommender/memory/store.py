@@ -363,7 +363,7 @@ class Store:
 
     def _authority_hold(self, ctx: "Context", offer: Offer) -> Hold | None:
         level = ctx.staff.level
-        limit = self.policy.authority_limits.get(level)  # type: ignore[call-overload]
+        limit = self.policy.authority_limits.get(level)
         if limit is None or not offer.cost or offer.cost <= limit + budgets.EPSILON:
             return None
         return Hold(offer.gesture_id, "over_budget",
@@ -526,7 +526,7 @@ class Store:
                 budgets.consume(conn, dec.tenant, scopes, cost, policy.budget_day(recorded_at))
             return OutcomeRecord(id=new_id, **values)
 
-        return self._write(write)  # type: ignore[no-any-return]
+        return self._write(write)
 
     def recent_outcomes(self, tenant: str, limit: int = 20) -> list[OutcomeRecord]:
         """The tenant's latest outcomes, newest first (the agent console's feed)."""
@@ -537,7 +537,7 @@ class Store:
                                 .order_by(_O.c.recorded_at.desc(), _O.c.id.desc()).limit(max(1, min(limit, 500))))
             return [_outcome_record(r) for r in rows]
 
-        return self._read(load)  # type: ignore[no-any-return]
+        return self._read(load)
 
     def get_decision(self, decision_id: str, tenant: str | None = None) -> DecisionRecord:
         """A logged decision with its gestures and outcomes."""
@@ -560,7 +560,7 @@ class Store:
             data = {c: getattr(row, c) for c in _D.c.keys()}
             return DecisionRecord(**data, gestures=gestures, outcomes=outcomes)
 
-        return self._read(load)  # type: ignore[no-any-return]
+        return self._read(load)
 
     # -- customers ----------------------------------------------------------------
 
@@ -581,7 +581,7 @@ class Store:
             events = self._history(conn, tenant, customer_id, now, policy.lookback_days())
             return _customer_view(tenant, customer_id, prof, visits, gestures, events, policy, now)
 
-        return self._read(load)  # type: ignore[no-any-return]
+        return self._read(load)
 
     def update_customer(self, tenant: str, customer_id: str, *,
                         preferences: Mapping[str, bool | int | float | str | None] | None = None,
@@ -649,7 +649,7 @@ class Store:
             b = conn.execute(delete(_V).where(_V.c.tenant == tenant, _V.c.customer_id == customer_id)).rowcount
             return bool(a or b)
 
-        return self._write(write)  # type: ignore[no-any-return]
+        return self._write(write)
 
     # -- retention --------------------------------------------------------------------
 
@@ -694,7 +694,7 @@ class Store:
                 conn.execute(delete(_B).where(scoped(_B, _B.c.day < day)))
             return counts
 
-        return self._write(work) if not dry_run else self._read(work)  # type: ignore[no-any-return]
+        return self._write(work) if not dry_run else self._read(work)
 
     # -- budgets and reports ----------------------------------------------------------
 
@@ -715,7 +715,7 @@ class Store:
                                       limit=limits.get((r.scope, r.scope_id))))
             return out
 
-        return self._read(load)  # type: ignore[no-any-return]
+        return self._read(load)
 
     def report(self, tenant: str, since: datetime | date | None = None,
                until: datetime | date | None = None) -> "Report":
@@ -728,7 +728,7 @@ class Store:
         start = as_utc(since) if since is not None else end - timedelta(days=30)
         if start > end:
             raise InvalidStoreInput(f"since ({start.isoformat()}) is after until ({end.isoformat()})")
-        return self._read(lambda conn: build_report(conn, tenant, start, end))  # type: ignore[no-any-return]
+        return self._read(lambda conn: build_report(conn, tenant, start, end))
 
 
 # -- helpers ------------------------------------------------------------------------
