@@ -187,6 +187,41 @@ def test_serve_from_config_file_and_env(tmp_path):
         assert e.value.status == 404 and e.value.code == "no_store"
 
 
+def test_a_hung_plugin_hook_neither_stalls_requests_nor_the_server(tmp_path):
+    """Hooks past plugin_timeout are skipped and reported; while they hang on worker threads
+    the event loop keeps answering."""
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "hangs.py").write_text(
+        "import time\nfrom recommender import hookimpl\n\n"
+        "@hookimpl\ndef recommender_enrich_context(context):\n    time.sleep(5)\n")
+    cfg = write_config(tmp_path, plugins_dir=str(plugins), plugin_timeout=0.2)
+    with Server(["--config", str(cfg)], tmp_path / "server.log") as srv:
+        results: list[Any] = []
+
+        def ask() -> None:
+            with srv.client() as c:
+                started = time.monotonic()
+                results.append((c.recommend(FLAT), time.monotonic() - started))
+
+        ask()  # the tenant's first request (its rulebook is built on the threadpool)
+        askers = [threading.Thread(target=ask) for _ in range(4)]
+        for t in askers:
+            t.start()
+        time.sleep(0.05)
+        started = time.monotonic()
+        assert httpx.get(srv.url + "/healthz", timeout=5).status_code == 200
+        assert time.monotonic() - started < 2.5  # answered while the hooks hang (5 s each)
+        for t in askers:
+            t.join(10)
+        assert len(results) == 5
+        for result, took in results:
+            assert result.gesture_ids() == ["apology", "tire_check"]
+            assert [(w.plugin, w.hook) for w in result.warnings] == [("hangs", "recommender_enrich_context")]
+            assert "took longer than 0.2 s" in result.warnings[0].message
+            assert took < 2.5  # not the hook's 5 s
+
+
 def test_sighup_and_api_reload_under_load_drop_nothing(tmp_path):
     cfg = write_config(tmp_path)
     pack = tmp_path / "rules" / "srv.yaml"
