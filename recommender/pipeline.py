@@ -78,9 +78,7 @@ def decide(rec: "Recommender", contexts: Sequence[Context], *, budget: float | N
     plain = []
     for i, d in enumerate(drafts):
         if d.tenant.enrichers or d.tenant.adjusters:
-            warnings: list[PluginWarning] = []
-            drafts[i] = rec.host.chain(_plugin_steps(rec, d, store, budget, limit), d, warnings)
-            drafts[i].warnings.extend(warnings)
+            drafts[i] = rec.host.chain(_plugin_steps(rec, d, store, budget, limit), d, d.warnings)
         else:
             plain.append(d)
     _stages(plain, store, budget, limit)
@@ -95,9 +93,7 @@ async def decide_async(rec: "Recommender", ctx: Context, *, budget: float | None
     limit = rec.max_extras if max_extras is None else max_extras
     d = _start(rec, ctx)
     if d.tenant.enrichers or d.tenant.adjusters:
-        warnings: list[PluginWarning] = []
-        d = await rec.host.achain(_plugin_steps(rec, d, None, budget, limit), d, warnings)
-        d.warnings.extend(warnings)
+        d = await rec.host.achain(_plugin_steps(rec, d, None, budget, limit), d, d.warnings)
     else:
         _stages([d], None, budget, limit)
     return _finish([d], None, explain)[0]
@@ -229,7 +225,8 @@ def _plugin_steps(rec: "Recommender", d: _Draft, store: Memory | None, budget: f
     """One context of a business with plugins: its enrichers, our stages, its adjusters, and,
     if an adjuster vetoed a gesture (which frees its place), our choice once more and the
     adjusters again. Folded through :meth:`PluginHost.chain`, all of it runs on one worker
-    thread when hooks run under a time limit (one hand-off per request)."""
+    thread when hooks run under a time limit (one hand-off per request). The chain reports
+    into the draft's own warnings list, which the drafts it makes share."""
     host, tenant = rec.host, d.tenant
     enrich = [Step(name, _ENRICH, partial(_enrich_with, host, name, fn, args)) for name, fn, args in tenant.enrichers]
     adjust = [Step(name, _ADJUST, partial(_adjust_with, host, name, fn, args)) for name, fn, args in tenant.adjusters]

@@ -216,7 +216,7 @@ class RuleBook:
         gone = 0  # a bit per absent position
         for i in absent:
             gone |= 1 << i
-        fields = self.matcher.fields
+        fields, shared = self.matcher.fields, self.shared
         for i in absent:
             f = fields[i]
             check = self._absence.get(f)
@@ -234,7 +234,6 @@ class RuleBook:
                 else:
                     continue
             values = [row[p] for p in check.positions]
-            shared = self.shared
             fired = check.fired(values) if shared is None else check.fired_shared(values, shared)
             if any(ri not in matched for ri in fired):
                 out.add(f)
