@@ -4,9 +4,10 @@ Builders return plain dicts: the whole result is validated once, in Rust, when t
 builds the final :class:`~recommender.results.RecommendationResult` (much cheaper than a
 Python-level model per condition). Rule matches are the exception: a branch with given
 values always reads the same, so each rulebook keeps the (frozen) :class:`RuleMatch`, with
-its frozen :class:`ConditionResult` list, per branch and values, and shares it between
+its frozen :class:`ConditionResult` tuple, per branch and values, and shares it between
 requests and results (:class:`SharedParts`: bounded, and standing aside while values do
-not repeat; branches with list values are not shared). Treat them as read-only.
+not repeat). Lists in them (a test's ``in`` values, a list field's actual value) are tuples,
+so a shared part cannot be changed by anyone it is handed to, plugins included.
 
 Each recommendation carries the rules that chose it, their tests with the actual values,
 the filled customer-facing script and a one-line reason for the agent. Everything in an
@@ -61,12 +62,12 @@ class TestText:
 
     field: str
     op: str
-    value: Any
-    listed: bool   # the value is a tuple, shown to users as a (fresh) list
+    value: Any     # a list of values is a tuple, like everything in a shared part
     prefix: str
     suffix: str
     unknown: str   # what an absent value reads as
     pos: int       # index of the field in the rulebook's row, -1 when not in it
+    seq: bool      # the field's value may be a list (kept as a tuple)
 
     @classmethod
     def of(cls, atom: Atom, pos: int = -1) -> "TestText":
@@ -74,13 +75,13 @@ class TestText:
             suffix, unknown = f" (needs it {'present' if atom.value else 'absent'})", "absent"
         else:
             suffix, unknown = f" (needs {_SYM[atom.op]} {_show(atom.value)})", "missing"
-        return cls(atom.field, atom.op, atom.value, isinstance(atom.value, tuple), f"{atom.field} is ", suffix,
-                   unknown, pos)
+        return cls(atom.field, atom.op, atom.value, f"{atom.field} is ", suffix, unknown, pos,
+                   atom.kind in ("list", "any"))
 
     def result(self, actual: Any) -> dict[str, Any]:
-        return {"field": self.field, "op": self.op, "value": list(self.value) if self.listed else self.value,
-                "actual": actual,
-                "text": self.prefix + (self.unknown if actual is None else _show(actual)) + self.suffix}
+        text = self.prefix + (self.unknown if actual is None else _show(actual)) + self.suffix
+        return {"field": self.field, "op": self.op, "value": self.value,
+                "actual": tuple(actual) if actual.__class__ is list else actual, "text": text}
 
     def condition(self, actual: Any) -> ConditionResult:
         return ConditionResult.model_validate(self.result(actual))
@@ -92,14 +93,17 @@ class BranchText:
 
     header: dict[str, Any]  # rule_id, pack, priority, because
     tests: tuple[TestText, ...]
-    shareable: bool  # no test shows a list value (a list in a shared part could be changed)
+    seq: bool  # a test's value may be a list: its key is the list as a tuple
 
     def match(self, values: list[Any], shared: SharedParts | None) -> tuple[RuleMatch, str]:
         """The rule match for the tests' ``values``, and its tests' texts joined (for the reason)."""
-        return _shared(shared if self.shareable else None, self, values, lambda: self._match(values))
+        if shared is None:
+            return self._match(values)
+        key = [tuple(v) if v.__class__ is list else v for v in values] if self.seq else values
+        return shared.get(self, key, lambda: self._match(values))
 
     def _match(self, values: list[Any]) -> tuple[RuleMatch, str]:
-        conds = [t.condition(v) for t, v in zip(self.tests, values)]
+        conds = tuple([t.condition(v) for t, v in zip(self.tests, values)])
         return RuleMatch.model_validate({**self.header, "conditions": conds}), "; ".join([c.text for c in conds])
 
 
@@ -173,7 +177,7 @@ def rule_texts(rules: Sequence["Rule"], fields: Sequence[str]) -> dict[str, tupl
     def branch(r: "Rule", atoms: Sequence[Atom]) -> BranchText:
         tests = tuple(TestText.of(a, pos.get(a.field, -1)) for a in atoms)
         return BranchText({"rule_id": r.id, "pack": r.source, "priority": r.priority, "because": r.because},
-                          tests, not any(t.listed for t in tests))
+                          tests, any(t.seq for t in tests))
 
     return {r.id: tuple(branch(r, b) for b in r.branches) for r in rules}
 
@@ -204,12 +208,11 @@ class ScriptText:
 
 
 def recommendation(cand: "Candidate", ctx: Context, book: "RuleBook", row: Sequence[Any],
-                   missing: set[str], share: bool = True) -> dict[str, Any]:
-    """The explained recommendation for a chosen candidate; ``row`` is ``book.read_row(ctx)``.
-    With ``share=False`` every part is new (for plugins that may change what they are given)."""
+                   missing: set[str]) -> dict[str, Any]:
+    """The explained recommendation for a chosen candidate; ``row`` is ``book.read_row(ctx)``."""
     g = cand.gesture
     texts = book.texts
-    shared = book.shared if share else None
+    shared = book.shared
     rules: list[RuleMatch] = []
     facts = ""
     for rule, bi in cand.matches:

@@ -104,7 +104,9 @@ def recommender_adjust_recommendations(
     each receiving the list as the previous one left it (wrapper-style: each wraps the
     result of the ones after it in call order).
 
-    :param recommendations: the ranked list (copies: change them freely).
+    :param recommendations: the ranked list (copies: change their fields freely). The rule
+        matches in ``rules`` are frozen and shared between results: replace one with
+        ``match.model_copy(update=...)`` rather than change it.
     :param context: the (enriched) context.
     :returns: ``None`` for no change, or the new list. A gesture left out is reported
         as ``withheld`` with reason ``vetoed``; a gesture cannot be added that no rule

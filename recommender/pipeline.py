@@ -189,9 +189,7 @@ def _choose(d: _Draft, budget: float | None, max_extras: int) -> None:
     out = {w["gesture_id"] for w in d.vetoed}
     d.decision = arbitrate([c for g, c in d.cands.items() if g not in out], ctx,
                            budget=ctx.interaction.budget if budget is None else budget, max_extras=max_extras)
-    # parts of explanations are shared between results, except where plugins may change them
-    share = not tenant.adjusters
-    d.recs = [recommendation(c, ctx, tenant.book, d.row, d.missing, share) for c in d.decision.chosen]
+    d.recs = [recommendation(c, ctx, tenant.book, d.row, d.missing) for c in d.decision.chosen]
     d.adjust, d.round_start = bool(tenant.adjusters and d.recs), len(d.vetoed)
 
 

@@ -49,7 +49,7 @@ class RuleMatch(_Out):
     pack: str
     priority: int
     because: str
-    conditions: list[ConditionResult]
+    conditions: tuple[ConditionResult, ...]  # a tuple: no one handed a shared match can change it
 
 
 class Recommendation(_Out):

@@ -122,8 +122,9 @@ def test_missing_inputs_memo_tells_list_values_apart():
 
 def test_shared_explanations_read_each_context_afresh_and_stay_bounded():
     """Rule matches are shared per branch and values: same values, same object; new values, new
-    text; a list value (unhashable) is explained without sharing; the memo never outgrows its
-    bound, and while values do not repeat it stands aside (parts made afresh, still right)."""
+    text; a list value is shared as a tuple (the same list, the same match; a changed list, a
+    new one); the memo never outgrows its bound, and while values do not repeat it stands
+    aside (parts made afresh, still right)."""
     from recommender.explain import SharedParts
 
     listy = rule("listy", {"all": ["customer.life_events contains moving", "interaction.issue eq flat_tire"]},
@@ -147,12 +148,21 @@ def test_shared_explanations_read_each_context_afresh_and_stay_bounded():
             break
     assert shared._idle > 0 and len(shared) == 0  # standing aside, emptied
     assert loyal(39) is not first and loyal(39) == first  # afresh, and equal
-    moving = ctx(customer={"life_events": ["moving"], "tenure_years": 1}, interaction={"cost": 1})
     book.shared = SharedParts()
-    for _ in range(2):
-        (m,) = rec.recommend(moving).recommendations[0].rules
-        assert m.rule_id == "listy"
-        assert m.conditions[0].actual == ["moving"] and m.conditions[0].text.startswith("customer.life_events is moving")
+
+    def moving(*events):
+        c = ctx(customer={"life_events": list(events), "tenure_years": 1}, interaction={"cost": 1})
+        (m,) = rec.recommend(c).recommendations[0].rules
+        assert m.rule_id == "listy" and m.conditions[0].actual == events
+        assert m.conditions[0].text.startswith(f"customer.life_events is {', '.join(events)} (needs contains moving)")
+        assert rec.recommend(c).model_dump(mode="json")["recommendations"][0]["rules"][0]["conditions"][0][
+            "actual"] == list(events)  # a list again in JSON
+        return m
+
+    one = moving("moving")
+    assert moving("moving") is one
+    two = moving("moving", "new_baby")
+    assert two is not one and moving("moving") is one
 
 
 def test_shared_explanations_under_threads_give_the_single_thread_answers():

@@ -417,7 +417,7 @@ def test_adjusters_chain_and_cannot_change_shared_explanations_of_later_results(
     seen: list[int] = []
 
     class Scribble:
-        """Mutates what it is given in place, then keeps everything."""
+        """Tries to change the (shared) rule matches it is given in place."""
 
         __name__ = "scribble"
 
@@ -425,8 +425,18 @@ def test_adjusters_chain_and_cannot_change_shared_explanations_of_later_results(
         def recommender_adjust_recommendations(self, recommendations, context):
             for r in recommendations:
                 seen.append(len(r.rules[0].conditions))
-                r.rules[0].conditions.clear()
+                r.rules[0].conditions.clear()  # a tuple: AttributeError
             return recommendations
+
+    class Rewrite:
+        """Changes them the supported way: a copy with its own tests."""
+
+        __name__ = "rewrite"
+
+        @hookimpl
+        def recommender_adjust_recommendations(self, recommendations, context):
+            return [r.model_copy(update={"rules": [m.model_copy(update={"conditions": ()}) for m in r.rules]})
+                    for r in recommendations]
 
     class Veto:
         __name__ = "veto"
@@ -435,14 +445,18 @@ def test_adjusters_chain_and_cannot_change_shared_explanations_of_later_results(
         def recommender_adjust_recommendations(self, recommendations, context):
             return [r for r in recommendations if r.gesture_id != "free_coffee"]
 
-    rec = build(Coffee(), Scribble(), Veto())
+    rec = build(Coffee(), Rewrite(), Scribble(), Veto())
     for _ in range(2):
         res = rec.recommend(WAIT)
         assert res.gesture_ids() == ["core_thanks"]
         assert [(w.gesture_id, w.reason, w.rules) for w in res.withheld] == [("free_coffee", "vetoed", ["coffee-wait"])]
-        assert res.recommendations[0].rules[0].conditions == []  # what the plugin returned
-    # Rule matches are shared between results: each call's plugin still saw them whole.
+        assert res.recommendations[0].rules[0].conditions == ()  # what the rewriting plugin returned
+        assert {(w.plugin, w.hook) for w in res.warnings} == {("scribble", "recommender_adjust_recommendations")}
+        assert "AttributeError" in res.warnings[0].message
+    # Rule matches are shared between results: each call's plugins still saw them whole.
     assert seen == [1, 1, 1, 1]
+    plain = build(Coffee()).recommend(WAIT)
+    assert all(m.conditions for r in plain.recommendations for m in r.rules)
 
 
 def test_two_plugins_defining_the_same_gesture_is_an_error_naming_both():
