@@ -55,9 +55,11 @@ class _LiveUnit:
             self.handle = _dre.create_ruleset(name, unit.definition_json())
         except _dre.error as exc:
             raise EngineError(f"durable-rules refused ruleset {name}: {exc}") from exc
-        self.payloads = {name: payload for name, payload in unit.actions.items()}
+        # what each action reports: its branch's payload, or all of them for branches with
+        # the same tests (one shared action)
+        self.payloads = {name: (payload,) for name, payload in unit.actions.items()}
         for name, more in unit.shared.items():
-            self.payloads[name] = _Several((unit.actions[name], *more))
+            self.payloads[name] = (unit.actions[name], *more)
         # (json prefix, context path, kind) with the key already quoted
         self.encoders = [(f'"{key}":', path, kind) for key, path, kind in unit.fields]
         self.spec_ids: tuple[int, ...] = ()
@@ -73,8 +75,6 @@ _KIND_OK: dict[str, Callable[[Any], bool]] = {
 _FID = 1  # the fixed message id of every fact we assert
 
 
-class _Several(tuple[Any, ...]):
-    """The payloads of one action shared by branches with the same tests."""
 _float_repr = float.__repr__
 
 
@@ -220,11 +220,7 @@ class Matcher:
             complete = _dre.complete_and_start_action
             msg = started[1]
             while msg:
-                payload = payloads[msg[2:msg.index('"', 2)]]
-                if type(payload) is _Several:
-                    fired.extend(payload)
-                else:
-                    fired.append(payload)
+                fired.extend(payloads[msg[2:msg.index('"', 2)]])
                 msg = complete(handle, state)
         _dre.retract_fact(handle, retract)
         return healthy

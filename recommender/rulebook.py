@@ -166,8 +166,11 @@ class RuleBook:
         if self._row is None:
             fields = self.matcher.fields
             if fields and not any(f.startswith(_OPEN) for f in fields):
-                many = operator.attrgetter(*fields)  # one C call for all plain paths
-                self._row = (lambda c: (many(c),)) if len(fields) == 1 else many
+                if len(fields) == 1:
+                    one = operator.attrgetter(fields[0])
+                    self._row = lambda c: (one(c),)
+                else:
+                    self._row = operator.attrgetter(*fields)  # one C call for all plain paths
             else:
                 getters = [self.getters[f] for f in fields]
                 self._row = lambda c: [g(c) for g in getters]
