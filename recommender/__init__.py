@@ -19,6 +19,21 @@ from .results import Explanation, Recommendation, RecommendationResult
 
 __version__ = "0.1.0"
 
+
+def compiled_modules() -> list[str]:
+    """The modules of this install that run as C extensions (a ``RECOMMENDER_COMPILE=1``
+    build, see ``hatch_build.py``); empty when everything runs as pure Python."""
+    from importlib.machinery import EXTENSION_SUFFIXES
+    from importlib.util import find_spec
+    from pkgutil import iter_modules
+
+    found = []
+    for info in iter_modules(__path__, __name__ + "."):
+        spec = find_spec(info.name)
+        if spec is not None and spec.origin and spec.origin.endswith(tuple(EXTENSION_SUFFIXES)):
+            found.append(info.name)
+    return sorted(found)
+
 import logging as _logging
 
 _logging.getLogger("recommender").addHandler(_logging.NullHandler())
@@ -50,4 +65,5 @@ __all__ = [
     "PluginError",
     "PluginLoadError",
     "__version__",
+    "compiled_modules",
 ]

@@ -57,7 +57,7 @@ class _LiveUnit:
             raise EngineError(f"durable-rules refused ruleset {name}: {exc}") from exc
         # what each action reports: its branch's payload, or all of them for branches with
         # the same tests (one shared action)
-        self.payloads = {name: (payload,) for name, payload in unit.actions.items()}
+        self.payloads: dict[str, tuple[Any, ...]] = {name: (payload,) for name, payload in unit.actions.items()}
         for name, more in unit.shared.items():
             self.payloads[name] = (unit.actions[name], *more)
         # (json prefix, context path, kind) with the key already quoted

@@ -11,7 +11,7 @@ from recommender.backtest import backtest
 from test_backtest_helpers import ROOT, write_packs
 
 pytest.importorskip("distributed", reason="Dask (distributed) is needed for --workers / --dask")
-sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT))  # for bench/; an installed recommender comes first
 
 from bench.gen_history import write_jsonl  # noqa: E402
 

@@ -27,7 +27,7 @@ from recommender.engine import Matcher
 from recommender.errors import ContextError
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT))  # for bench/; an installed recommender comes first
 
 from bench.gen import generate  # noqa: E402
 from bench.reference import build_floor, expected  # noqa: E402
