@@ -152,7 +152,7 @@ async def run_phase(phase: Phase, host: str, port: int, api_key: str | None, sec
 
 
 def example_bodies() -> list[bytes]:
-    sys.path.insert(0, str(ROOT))
+    sys.path.append(str(ROOT))  # a checkout without an install; an installed recommender comes first
     from recommender.examples import load_examples
 
     return [json.dumps(ctx).encode() for _, _, ctx in load_examples()]
@@ -179,7 +179,7 @@ def start_server(workers: int, extra: list[str], plugins: bool = True) -> tuple[
     log = tmp / "server.log"
     proc = subprocess.Popen([sys.executable, "-c", launch, "serve", "--config", str(cfg), "--host", "127.0.0.1",
                              "--port", str(port), "--workers", str(workers), *extra],
-                            stdout=open(log, "wb"), stderr=subprocess.STDOUT, cwd=str(ROOT))
+                            stdout=open(log, "wb"), stderr=subprocess.STDOUT, cwd=str(tmp))  # not ROOT: the installed build runs
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -251,14 +251,20 @@ def main(argv: list[str] | None = None) -> int:
                 proc.kill()
     a, b = trivial.summary(), recs.summary()
     ratio = round(b["rps"] / a["rps"], 3) if a["rps"] else 0.0
+    build = None
+    if proc is not None:  # the server ran on this interpreter, so on this install
+        from recommender import compiled_modules
+        build = "compiled (mypyc)" if compiled_modules() else "pure Python"
     report = {"url": url, "workers": args.workers if proc is not None else None, "concurrency": args.concurrency,
-              "rounds": args.rounds,
+              "rounds": args.rounds, "build": build,
               "plugins": (not args.no_plugins) if proc is not None else None,
               "seconds_per_endpoint": half, "cpus": os.cpu_count(), "trivial": a, "recommendations": b,
               "ratio": ratio, "target_met": a["errors"] == 0 and b["errors"] == 0 and ratio >= 0.5}
     if args.json:
         print(json.dumps(report, indent=2))
     else:
+        if build:
+            print(f"server build: {build}")
         print(f"{'endpoint':<28} {'requests':>9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
         for s in (a, b):
             print(f"{s['endpoint']:<28} {s['requests']:>9} {s['rps']:>9.1f} {s['p50_ms']:>8.2f} "

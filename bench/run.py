@@ -223,7 +223,8 @@ def print_k(info: dict[str, Any]) -> None:
 
 def markdown(out: dict[str, Any]) -> str:
     """The results as the Markdown table used in bench/README.md."""
-    lines = ["| K | engine | median us | p99 us | contexts/s (CPU) | median / floor |",
+    lines = [f"Build: {out['meta'].get('build', 'pure Python')}.", "",
+             "| K | engine | median us | p99 us | contexts/s (CPU) | median / floor |",
              "|---|---|---|---|---|---|"]
     for k, info in out["ks"].items():
         for name, r in info["engines"].items():
@@ -277,8 +278,12 @@ def meta(args: argparse.Namespace) -> dict[str, Any]:
             versions[dist] = version(dist)
         except PackageNotFoundError:
             versions[dist] = None
+    from recommender import compiled_modules
+
+    compiled = compiled_modules()
+    build = f"compiled (mypyc): {', '.join(m.split('.')[-1] for m in compiled)}" if compiled else "pure Python"
     return {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": os.cpu_count(),
-            "load_avg": os.getloadavg(), "date": time.strftime("%Y-%m-%dT%H:%M:%S"), "quick": args.quick,
+            "build": build, "load_avg": os.getloadavg(), "date": time.strftime("%Y-%m-%dT%H:%M:%S"), "quick": args.quick,
             "seed": args.seed, "rounds": args.rounds, "budget_s": args.budget, "versions": versions}
 
 
@@ -306,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     args.rounds = args.rounds or (2 if args.quick else 5)
     args.budget = args.budget or (0.25 if args.quick else 1.5)
     out: dict[str, Any] = {"meta": meta(args)}
+    print(f"recommender build: {out['meta']['build']}")
     if args.memory:
         out["memory"] = run_memory(args)
     else:
