@@ -415,6 +415,7 @@ def test_hook_recommender_adjust_recommendations():
 
 def test_adjusters_chain_and_cannot_change_shared_explanations_of_later_results():
     seen: list[int] = []
+    handed: list[int] = []  # ids of the rule matches the plugin was handed
 
     class Scribble:
         """Tries to change the (shared) rule matches it is given in place."""
@@ -425,6 +426,7 @@ def test_adjusters_chain_and_cannot_change_shared_explanations_of_later_results(
         def recommender_adjust_recommendations(self, recommendations, context):
             for r in recommendations:
                 seen.append(len(r.rules[0].conditions))
+                handed.append(id(r.rules[0]))
                 r.rules[0].conditions.clear()  # a tuple: AttributeError
             return recommendations
 
@@ -453,8 +455,9 @@ def test_adjusters_chain_and_cannot_change_shared_explanations_of_later_results(
         assert res.recommendations[0].rules[0].conditions == ()  # what the rewriting plugin returned
         assert {(w.plugin, w.hook) for w in res.warnings} == {("scribble", "recommender_adjust_recommendations")}
         assert "AttributeError" in res.warnings[0].message
-    # Rule matches are shared between results: each call's plugins still saw them whole.
-    assert seen == [1, 1, 1, 1]
+    # Rule matches are shared between results, for businesses with plugins too (the same
+    # objects on both calls), and each call's plugins still saw them whole.
+    assert seen == [1, 1, 1, 1] and handed[:2] == handed[2:]
     plain = build(Coffee()).recommend(WAIT)
     assert all(m.conditions for r in plain.recommendations for m in r.rules)
 
