@@ -15,3 +15,11 @@ if _first is not None and "recommender" not in sys.modules and \
         pass
     finally:
         sys.path.insert(0, _first)
+
+
+def build_label() -> str:
+    """Which build of the recommender runs here: ``pure Python`` or ``compiled (mypyc): ...``."""
+    from recommender import compiled_modules
+
+    compiled = compiled_modules()
+    return f"compiled (mypyc): {', '.join(m.split('.')[-1] for m in compiled)}" if compiled else "pure Python"

@@ -253,8 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     ratio = round(b["rps"] / a["rps"], 3) if a["rps"] else 0.0
     build = None
     if proc is not None:  # the server ran on this interpreter, so on this install
-        from recommender import compiled_modules
-        build = "compiled (mypyc)" if compiled_modules() else "pure Python"
+        sys.path.append(str(ROOT))
+        from bench import build_label
+        build = build_label()
     report = {"url": url, "workers": args.workers if proc is not None else None, "concurrency": args.concurrency,
               "rounds": args.rounds, "build": build,
               "plugins": (not args.no_plugins) if proc is not None else None,

@@ -278,12 +278,10 @@ def meta(args: argparse.Namespace) -> dict[str, Any]:
             versions[dist] = version(dist)
         except PackageNotFoundError:
             versions[dist] = None
-    from recommender import compiled_modules
+    from bench import build_label
 
-    compiled = compiled_modules()
-    build = f"compiled (mypyc): {', '.join(m.split('.')[-1] for m in compiled)}" if compiled else "pure Python"
     return {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": os.cpu_count(),
-            "build": build, "load_avg": os.getloadavg(), "date": time.strftime("%Y-%m-%dT%H:%M:%S"), "quick": args.quick,
+            "build": build_label(), "load_avg": os.getloadavg(), "date": time.strftime("%Y-%m-%dT%H:%M:%S"), "quick": args.quick,
             "seed": args.seed, "rounds": args.rounds, "budget_s": args.budget, "versions": versions}
 
 

@@ -97,10 +97,8 @@ class BranchText:
 
     def match(self, values: list[Any], shared: SharedParts | None) -> tuple[RuleMatch, str]:
         """The rule match for the tests' ``values``, and its tests' texts joined (for the reason)."""
-        if shared is None:
-            return self._match(values)
         key = [tuple(v) if v.__class__ is list else v for v in values] if self.seq else values
-        return shared.get(self, key, lambda: self._match(values))
+        return _shared(shared, self, key, lambda: self._match(values))
 
     def _match(self, values: list[Any]) -> tuple[RuleMatch, str]:
         conds = tuple([t.condition(v) for t, v in zip(self.tests, values)])
