@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .gen import generate
+from .gen import generate, generate_contexts
 from .reference import build_floor, expected
 
 RESULTS = Path(__file__).parent / "results"
@@ -197,7 +197,9 @@ def run_k(k: int, args: argparse.Namespace) -> dict[str, Any]:
         "units": book.matcher.unit_count, "engines": rows,
     }
     if not args.no_batch:
-        info["batch"] = bench_batch(rec, contexts[: min(m, args.batch_contexts)], max(1, args.rounds // 2 + 1))
+        # A backtest-sized batch of its own (the pipeline stages 512 contexts at a time).
+        batch = generate_contexts(args.batch_contexts, seed=args.seed)
+        info["batch"] = bench_batch(rec, batch, max(1, args.rounds // 2 + 1))
     for e in engines:
         close = getattr(e.fn, "close", None)
         if close:
@@ -296,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--skip", action="append", default=[], choices=["durable", "zen", "rule-engine"])
     ap.add_argument("--no-batch", action="store_true", help="skip the recommend_many measurement")
-    ap.add_argument("--batch-contexts", type=int, default=200)
+    ap.add_argument("--batch-contexts", type=int, default=None,
+                    help="contexts in the recommend_many batch (default 1000, quick 300)")
     ap.add_argument("--memory", type=int, default=0, metavar="N", help="only measure RSS over N recommend() calls")
     ap.add_argument("--memory-k", type=int, default=100)
     ap.add_argument("--out", default=str(RESULTS / "latest.json"))
@@ -306,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
         print(markdown(json.loads(Path(args.markdown).read_text())))
         return 0
     args.contexts = args.contexts or (60 if args.quick else 200)
+    if args.batch_contexts is not None and args.batch_contexts < 1:
+        ap.error("--batch-contexts: must be at least 1")
+    args.batch_contexts = args.batch_contexts or (300 if args.quick else 1000)
     args.rounds = args.rounds or (2 if args.quick else 5)
     args.budget = args.budget or (0.25 if args.quick else 1.5)
     out: dict[str, Any] = {"meta": meta(args)}
