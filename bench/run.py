@@ -232,12 +232,12 @@ def markdown(out: dict[str, Any]) -> str:
         for name, r in info["engines"].items():
             lines.append(f"| {int(k):,} | {name} | {r['median_us']:,.1f} | {r['p99_us']:,.1f} | "
                          f"{r['throughput_per_s']:,.0f} | {r['median_vs_floor']:.1f} |")
-    lines += ["", "| K | matches/context | rulesets | recommend_many vs loop, unique | with a third repeated |",
-              "|---|---|---|---|---|"]
+    lines += ["", "| K | matches/context | rulesets | batch | recommend_many vs loop, unique | with a third repeated |",
+              "|---|---|---|---|---|---|"]
     for k, info in out["ks"].items():
         b = info.get("batch", {})
         u, d = b.get("unique", {}), b.get("with_repeats", {})
-        lines.append(f"| {int(k):,} | {info['mean_matches']:.1f} | {info['units']} | "
+        lines.append(f"| {int(k):,} | {info['mean_matches']:.1f} | {info['units']} | {u.get('contexts', '-')} | "
                      f"x{u.get('speedup', float('nan')):.2f} | x{d.get('speedup', float('nan')):.2f} |")
     return "\n".join(lines)
 
