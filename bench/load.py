@@ -61,16 +61,18 @@ class Phase:
 
 
 def loopback_only(url: str) -> tuple[str, int]:
+    """``(host, port)`` of ``url``; ValueError unless it is http:// on a loopback address."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     if parts.scheme != "http":
-        raise SystemExit(f"only http:// URLs are supported, got {url!r}")
+        raise ValueError(f"only http:// URLs are supported, got {url!r}")
     if host != "localhost":
         try:
-            if not ipaddress.ip_address(host).is_loopback:
-                raise ValueError
+            loopback = ipaddress.ip_address(host).is_loopback
         except ValueError:
-            raise SystemExit(f"refusing to load-test {host!r}: loopback addresses only (127.0.0.0/8, ::1, localhost)") from None
+            loopback = False
+        if not loopback:
+            raise ValueError(f"refusing to load-test {host!r}: loopback addresses only (127.0.0.0/8, ::1, localhost)")
     return host, parts.port or 80
 
 
@@ -215,11 +217,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check", action="store_true", help="Exit 1 unless zero errors and ratio >= 0.5")
     args = ap.parse_args(argv)
     if not (0 < args.duration <= 600):
-        raise SystemExit("--duration must be in (0, 600] seconds")
+        ap.error("--duration must be in (0, 600] seconds")
+    if not (0 <= args.warmup <= 60):
+        ap.error("--warmup must be in [0, 60] seconds")
     if not (1 <= args.rounds <= 100):
-        raise SystemExit("--rounds must be in [1, 100]")
+        ap.error("--rounds must be in [1, 100]")
     if not (1 <= args.concurrency <= 256):
-        raise SystemExit("--concurrency must be in [1, 256]")
+        ap.error("--concurrency must be in [1, 256]")
+    if not (1 <= args.workers <= 64):
+        ap.error("--workers must be in [1, 64]")
+    if args.url:
+        try:
+            loopback_only(args.url)
+        except ValueError as exc:
+            ap.error(f"--url: {exc}")
 
     proc = None
     if args.url:

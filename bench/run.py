@@ -306,7 +306,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--markdown", metavar="JSON", help="print the tables of a results file as Markdown and exit")
     args = ap.parse_args(argv)
     if args.markdown:
-        print(markdown(json.loads(Path(args.markdown).read_text())))
+        try:
+            results = json.loads(Path(args.markdown).read_text())
+            print(markdown(results))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            ap.error(f"--markdown {args.markdown}: not a results file of this script ({type(exc).__name__}: {exc})")
         return 0
     args.contexts = args.contexts or (60 if args.quick else 200)
     if args.batch_contexts is not None and args.batch_contexts < 1:

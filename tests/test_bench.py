@@ -42,3 +42,15 @@ def test_bad_batch_size_is_a_usage_error_naming_the_flag(capsys: pytest.CaptureF
         run.main(["--ks", "10", "--batch-contexts", "0"])
     assert exc.value.code == 2
     assert "--batch-contexts: must be at least 1" in capsys.readouterr().err
+
+
+def test_markdown_of_a_missing_or_foreign_file_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    foreign = tmp_path / "other.json"
+    foreign.write_text('{"not": "ours"}')
+    for path in (tmp_path / "missing.json", foreign):
+        with pytest.raises(SystemExit) as exc:
+            run.main(["--markdown", str(path)])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert f"--markdown {path}: not a results file of this script" in err
+        assert "Traceback" not in err

@@ -1,0 +1,50 @@
+"""``bench/load.py`` against a real ``recommender serve`` it starts itself: both endpoints
+measured with zero errors and the ratio computed; bad flags are usage errors (exit 2).
+No throughput is asserted: that is the benchmark's job, not the test suite's."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+LOAD = Path(__file__).resolve().parent.parent / "bench" / "load.py"
+
+
+def _load(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(LOAD), *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_a_short_run_measures_both_endpoints_of_a_real_server() -> None:
+    done = _load("--duration", "1", "--rounds", "1", "--warmup", "0.1", "--concurrency", "2", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    trivial, recs = report["trivial"], report["recommendations"]
+    assert trivial["endpoint"] == "GET /healthz" and recs["endpoint"] == "POST /v1/recommendations"
+    for phase in (trivial, recs):
+        assert phase["errors"] == 0
+        assert phase["requests"] > 0 and set(phase["statuses"]) == {"200"}
+        assert 0 < phase["p50_ms"] <= phase["p99_ms"]
+    assert report["ratio"] == pytest.approx(recs["rps"] / trivial["rps"], abs=0.001)
+    assert report["target_met"] == (report["ratio"] >= 0.5)
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--workers", "0", "--workers must be in [1, 64]"),
+    ("--concurrency", "0", "--concurrency must be in [1, 256]"),
+    ("--duration", "-1", "--duration must be in (0, 600] seconds"),
+    ("--warmup", "61", "--warmup must be in [0, 60] seconds"),
+])
+def test_bad_flags_are_usage_errors(flag: str, value: str, message: str) -> None:
+    done = _load(flag, value, timeout=30)
+    assert done.returncode == 2
+    assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_only_loopback_servers_are_load_tested() -> None:
+    done = _load("--url", "http://192.0.2.1:8000", "--api-key", "x", timeout=30)
+    assert done.returncode == 2
+    assert "--url: refusing to load-test '192.0.2.1': loopback addresses only" in done.stderr
