@@ -44,6 +44,8 @@ class Phase:
     errors: int = 0
     statuses: dict[int, int] = field(default_factory=dict)
     seconds: float = 0.0
+    server_cpu: float | None = None  # CPU seconds the server spent in the measured windows (None: unknown)
+
 
     def summary(self) -> dict[str, Any]:
         lat = sorted(self.latencies)
@@ -54,10 +56,45 @@ class Phase:
             return lat[min(len(lat) - 1, int(round(p / 100 * (len(lat) - 1))))] * 1000
 
         total = len(self.latencies) + self.errors
+        cpu = round(self.server_cpu / total * 1000, 3) if self.server_cpu is not None and total else None
         return {"endpoint": f"{self.method} {self.path}", "requests": total,
                 "rps": round(len(self.latencies) / self.seconds, 1) if self.seconds else 0.0,
                 "p50_ms": round(pct(50), 2), "p99_ms": round(pct(99), 2), "errors": self.errors,
+                "server_cpu_ms": cpu,
                 "statuses": {str(k): v for k, v in sorted(self.statuses.items())}}
+
+
+def server_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` and its live descendants (uvicorn's
+    workers), from /proc; None where there is no /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, parents, found = 0, {pid}, False
+    stats: list[tuple[int, int, int]] = []  # (pid, ppid, ticks)
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return None
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        stats.append((int(name), int(fields[1]), int(fields[11]) + int(fields[12])))
+    grew = True
+    while grew:  # descendants, however deep
+        grew = False
+        for p, ppid, _ in stats:
+            if ppid in parents and p not in parents:
+                parents.add(p)
+                grew = True
+    for p, _, ticks in stats:
+        if p in parents:
+            total += ticks
+            found = True
+    return total / tick if found else None
 
 
 def loopback_only(url: str) -> tuple[str, int]:
@@ -143,13 +180,23 @@ async def client_loop(phase: Phase, conn: tuple[Any, Any, list[bytes]], host: st
 
 
 async def run_phase(phase: Phase, host: str, port: int, api_key: str | None, seconds: float,
-                    concurrency: int, warmup: float) -> None:
+                    concurrency: int, warmup: float, server_pid: int | None = None) -> None:
     conns = await asyncio.gather(*(connect_and_prime(phase, host, port, api_key) for _ in range(concurrency)))
     start = time.perf_counter()
     record_from = start + warmup
     until = record_from + seconds
-    await asyncio.gather(*(client_loop(phase, conn, host, port, until, record_from, n)
-                           for n, conn in enumerate(conns)))
+
+    async def cpu_window() -> float | None:  # the server's CPU over the measured window
+        await asyncio.sleep(max(0.0, record_from - time.perf_counter()))
+        before = server_cpu_seconds(server_pid) if server_pid else None
+        await asyncio.sleep(max(0.0, until - time.perf_counter()))
+        after = server_cpu_seconds(server_pid) if server_pid else None
+        return after - before if before is not None and after is not None else None
+
+    *_, cpu = await asyncio.gather(*(client_loop(phase, conn, host, port, until, record_from, n)
+                                     for n, conn in enumerate(conns)), cpu_window())
+    if cpu is not None:
+        phase.server_cpu = (phase.server_cpu or 0.0) + cpu
     phase.seconds += seconds
 
 
@@ -251,8 +298,9 @@ def main(argv: list[str] | None = None) -> int:
         # The endpoints take turns (trivial, recommendations, trivial, ...), so a change in
         # the machine's background load during the run affects both alike.
         for _ in range(args.rounds):
-            run(run_phase(trivial, host, port, key, slot, args.concurrency, args.warmup))
-            run(run_phase(recs, host, port, key, slot, args.concurrency, args.warmup))
+            pid = proc.pid if proc is not None else None
+            run(run_phase(trivial, host, port, key, slot, args.concurrency, args.warmup, pid))
+            run(run_phase(recs, host, port, key, slot, args.concurrency, args.warmup, pid))
     finally:
         if proc is not None:
             proc.send_signal(signal.SIGTERM)
@@ -277,10 +325,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         if build:
             print(f"server build: {build}")
-        print(f"{'endpoint':<28} {'requests':>9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+        print(f"{'endpoint':<28} {'requests':>9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
+              f" {'server CPU ms/req':>18}")
         for s in (a, b):
+            cpu = "-" if s["server_cpu_ms"] is None else f"{s['server_cpu_ms']:.3f}"
             print(f"{s['endpoint']:<28} {s['requests']:>9} {s['rps']:>9.1f} {s['p50_ms']:>8.2f} "
-                  f"{s['p99_ms']:>8.2f} {s['errors']:>7}")
+                  f"{s['p99_ms']:>8.2f} {s['errors']:>7} {cpu:>18}")
         print(f"ratio recommendations/trivial: {ratio:.3f} (target >= 0.5, zero errors: "
               f"{'met' if report['target_met'] else 'MISSED'})")
     return 0 if (report["target_met"] or not args.check) else 1

@@ -28,6 +28,8 @@ def test_a_short_run_measures_both_endpoints_of_a_real_server() -> None:
         assert phase["errors"] == 0
         assert phase["requests"] > 0 and set(phase["statuses"]) == {"200"}
         assert 0 < phase["p50_ms"] <= phase["p99_ms"]
+        # the server's own CPU per request, from /proc (this suite runs on Linux)
+        assert phase["server_cpu_ms"] is not None and phase["server_cpu_ms"] >= 0
     assert report["ratio"] == pytest.approx(recs["rps"] / trivial["rps"], abs=0.001)
     assert report["target_met"] == (report["ratio"] >= 0.5)
 
@@ -48,3 +50,21 @@ def test_only_loopback_servers_are_load_tested() -> None:
     done = _load("--url", "http://192.0.2.1:8000", "--api-key", "x", timeout=30)
     assert done.returncode == 2
     assert "--url: refusing to load-test '192.0.2.1': loopback addresses only" in done.stderr
+
+
+def test_server_cpu_counts_the_process_and_its_descendants() -> None:
+    sys.path.append(str(LOAD.parent.parent))
+    from bench.load import server_cpu_seconds
+
+    # a child that starts a grandchild burning ~0.4 s of CPU, then waits for it
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.4: pass\n"
+    parent = subprocess.Popen([sys.executable, "-c",
+                               f"import subprocess, sys; subprocess.run([sys.executable, '-c', {burn!r}])"])
+    try:
+        peak = 0.0
+        while parent.poll() is None:
+            peak = max(peak, server_cpu_seconds(parent.pid) or 0.0)
+    finally:
+        parent.wait(30)
+    assert peak >= 0.2  # the grandchild's CPU, seen through its parent
+    assert server_cpu_seconds(parent.pid) is None  # a process that is gone: unknown, not zero
