@@ -1,8 +1,8 @@
 """Print pip constraints pinning every runtime dependency to its declared lower bound.
 
 CI installs the package with these (``pip install -c``) and runs the suite, so the lower
-bounds in pyproject.toml stay true: the core dependencies and the ``postgres`` and
-``server`` extras (the test tools are not pinned: they are not what users install).
+bounds in pyproject.toml stay true: the core dependencies and the ``postgres``, ``server``
+and ``dask`` extras (the test tools are not pinned: they are not what users install).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-EXTRAS = ("postgres", "server")
+EXTRAS = ("postgres", "server", "dask")
 SPEC = re.compile(r"^\s*([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?\s*>=\s*([0-9][0-9A-Za-z.]*)\s*$")
 
 
