@@ -25,7 +25,9 @@ deletes the rulesets, so memory stays flat across reloads.
 from __future__ import annotations
 
 import itertools
+import sys
 import threading
+import time
 from typing import Any, Callable, Iterable, Sequence
 
 import durable_rules_engine as _dre
@@ -234,8 +236,6 @@ class Matcher:
 
     def retire(self, timeout: float = 10.0) -> None:
         """Free the engine memory of this matcher once in-flight calls have finished."""
-        import time
-
         with self._lock:
             if self._closed:
                 return
@@ -261,6 +261,11 @@ class Matcher:
             _dre.delete_ruleset(live.handle)
 
     def __del__(self) -> None:  # best effort: free C memory when a matcher is dropped
+        # Not while the interpreter shuts down: the process's memory goes with it, and calls
+        # made then can abort it (seen in the compiled build: "interpreter has no modules
+        # dictionary" from the final garbage collection).
+        if sys.is_finalizing():
+            return
         try:
             if not self._closed and not self._calls:
                 self.retire(timeout=0)

@@ -17,6 +17,7 @@ import pytest
 from recommender.compiler import LIMITS, compile_branches, encode_value
 from recommender.conditions import Atom
 from recommender.engine import Matcher
+from recommender.errors import EngineError
 
 from helpers import ctx, gesture, make, rule
 
@@ -215,6 +216,21 @@ def test_reload_frees_engine_memory():
     """, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert int(proc.stdout.strip()) < 40
+
+
+def test_a_dropped_matcher_frees_its_rulesets_except_while_the_interpreter_exits(monkeypatch):
+    units = compile_branches([("a", (Atom("interaction.issue", "eq", "x", "string"),))])
+    values = {"interaction.issue": "x"}
+    m = Matcher(units)
+    # During interpreter shutdown __del__ does nothing: calls made then can abort the process
+    # (the compiled build's final garbage collection did), and its memory goes with it.
+    monkeypatch.setattr(sys, "is_finalizing", lambda: True)
+    m.__del__()
+    assert m.match(values.get) == (["a"], [])  # still live
+    monkeypatch.undo()
+    m.__del__()  # an ordinary drop: the rulesets are retired
+    with pytest.raises(EngineError, match="retired"):
+        m.match(values.get)
 
 
 def test_matcher_direct_payloads():
