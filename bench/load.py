@@ -46,7 +46,6 @@ class Phase:
     seconds: float = 0.0
     server_cpu: float | None = None  # CPU seconds the server spent in the measured windows (None: unknown)
 
-
     def summary(self) -> dict[str, Any]:
         lat = sorted(self.latencies)
 
@@ -66,35 +65,29 @@ class Phase:
 
 def server_cpu_seconds(pid: int) -> float | None:
     """User + system CPU seconds of process ``pid`` and its live descendants (uvicorn's
-    workers), from /proc; None where there is no /proc."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total, parents, found = 0, {pid}, False
-    stats: list[tuple[int, int, int]] = []  # (pid, ppid, ticks)
+    workers), from /proc; None without /proc or without that process."""
     try:
-        names = os.listdir("/proc")
+        names = [n for n in os.listdir("/proc") if n.isdigit()]
     except OSError:
         return None
+    ticks: dict[int, int] = {}
+    children: dict[int, list[int]] = {}
     for name in names:
-        if not name.isdigit():
-            continue
         try:
             with open(f"/proc/{name}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
+                fields = f.read().rsplit(b")", 1)[1].split()  # after "(comm)", which may hold spaces
         except OSError:
             continue  # gone meanwhile
-        stats.append((int(name), int(fields[1]), int(fields[11]) + int(fields[12])))
-    grew = True
-    while grew:  # descendants, however deep
-        grew = False
-        for p, ppid, _ in stats:
-            if ppid in parents and p not in parents:
-                parents.add(p)
-                grew = True
-    for p, _, ticks in stats:
-        if p in parents:
-            total += ticks
-            found = True
-    return total / tick if found else None
+        ticks[int(name)] = int(fields[11]) + int(fields[12])  # utime + stime
+        children.setdefault(int(fields[1]), []).append(int(name))
+    if pid not in ticks:
+        return None
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        total += ticks[p]
+        todo += children.get(p, [])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def loopback_only(url: str) -> tuple[str, int]:
@@ -297,8 +290,8 @@ def main(argv: list[str] | None = None) -> int:
             run = asyncio.run
         # The endpoints take turns (trivial, recommendations, trivial, ...), so a change in
         # the machine's background load during the run affects both alike.
+        pid = proc.pid if proc is not None else None  # whose CPU to read
         for _ in range(args.rounds):
-            pid = proc.pid if proc is not None else None
             run(run_phase(trivial, host, port, key, slot, args.concurrency, args.warmup, pid))
             run(run_phase(recs, host, port, key, slot, args.concurrency, args.warmup, pid))
     finally:
