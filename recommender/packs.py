@@ -22,7 +22,7 @@ from .context import STAFF_LEVELS, StaffLevel, field_kind
 from .errors import PackProblem, RulePackError
 from .templates import TemplateError, placeholders
 
-__all__ = ["Gesture", "Rule", "Pack", "load_pack", "load_packs", "pack_from_data", "CATEGORIES", "TIERS"]
+__all__ = ["Gesture", "CostFormula", "Rule", "Pack", "load_pack", "load_packs", "pack_from_data", "CATEGORIES", "TIERS"]
 
 CATEGORIES = (
     "fee_waiver", "freebie", "upgrade", "referral", "information", "follow_up",
@@ -42,6 +42,38 @@ class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class CostFormula(_Spec):
+    """A cost that grows with the case, within bounds: ``clamp(of * each, min, max)``, and never
+    above the ``cap`` field's value (the customer's own loss) when that field is given.
+
+    ``{of: interaction.delay_days, each: 5, min: 10, max: 50}``: 5 a day late, 10 to 50.
+    """
+
+    of: str
+    each: Annotated[float, Field(gt=0, le=1e9, allow_inf_nan=False)] = 1.0
+    min: Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)] = 0.0
+    max: Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)]
+    cap: str | None = None
+
+    @field_validator("of", "cap")
+    @classmethod
+    def _numeric(cls, v: str | None) -> str | None:
+        if v is not None and field_kind(v) != "number":
+            raise ValueError(f"must be a numeric context field, got {v!r}")
+        return v
+
+    def fields(self) -> list[str]:
+        return [self.of, *([self.cap] if self.cap else [])]
+
+    def value(self, ctx: Any) -> float | None:
+        base = ctx.get(self.of)
+        if base is None:
+            return None
+        cost = min(max(float(base) * self.each, self.min), self.max)
+        cap = ctx.get(self.cap) if self.cap else None
+        return round(min(cost, float(cap)) if cap is not None else cost, 2)
+
+
 class Gesture(_Spec):
     """A service gesture a person can make: declared data, never code."""
 
@@ -49,21 +81,26 @@ class Gesture(_Spec):
     title: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     category: Category
     tier: Tier
-    cost: Union[float, str] = 0.0
+    cost: Union[float, str, CostFormula] = 0.0
     authority: StaffLevel = "synthetic"
     script: Annotated[str, StringConstraints(min_length=1, max_length=1000)]
     agent_note: Annotated[str, StringConstraints(max_length=1000)] | None = None
     exclusive_group: Id | None = None
     conflicts_with: list[Id] = Field(default_factory=list)
     follow_up_days: Annotated[int, Field(ge=0, le=3650)] | None = None
+    #: The gesture contacts the customer later (a call, a message): never offered to a
+    #: customer whose issue is how we contact them.
+    contacts_customer: bool = False
     source: str = Field(default="", exclude=True)
 
     @field_validator("cost")
     @classmethod
-    def _cost(cls, v: Union[float, str]) -> Union[float, str]:
+    def _cost(cls, v: Union[float, str, CostFormula]) -> Union[float, str, CostFormula]:
         if isinstance(v, str):
             if field_kind(v) != "number":
                 raise ValueError(f"cost must be a number or a numeric context field, got {v!r}")
+        elif isinstance(v, CostFormula):
+            return v
         elif not (0 <= v <= 1e9):
             raise ValueError("cost must be between 0 and 1e9")
         return v
@@ -73,7 +110,17 @@ class Gesture(_Spec):
         if isinstance(self.cost, str):
             value = ctx.get(self.cost)
             return None if value is None else float(value)
+        if isinstance(self.cost, CostFormula):
+            return self.cost.value(ctx)
         return float(self.cost)
+
+    def cost_fields(self) -> list[str]:
+        """The context fields the cost reads."""
+        if isinstance(self.cost, str):
+            return [self.cost]
+        if isinstance(self.cost, CostFormula):
+            return self.cost.fields()
+        return []
 
     def authority_rank(self) -> int:
         return STAFF_LEVELS.index(self.authority)

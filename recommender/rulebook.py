@@ -151,8 +151,7 @@ class RuleBook:
         for rule in rules:
             paths.update(a.field for b in rule.branches for a in b)
         for g in gestures.values():
-            if isinstance(g.cost, str):
-                paths.add(g.cost)
+            paths.update(g.cost_fields())
             paths.update(p.path for p in placeholders(g.script))
         return cls(
             packs=list(packs), gestures=gestures, rules=rules, version=digest.hexdigest()[:12],
