@@ -7,12 +7,14 @@ a number sent as a string is an error, not a silent string comparison inside the
 
 from __future__ import annotations
 
+import math
 import types
 import typing
 from datetime import datetime
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, StringConstraints,
+                      ValidationError, WithJsonSchema, model_validator)
 
 from .errors import ContextError
 
@@ -35,14 +37,55 @@ StaffLevel = Literal["synthetic", "genuine", "super"]
 #: Staff levels from least to most empowered (the seeds' synthetic / genuine / super service).
 STAFF_LEVELS: tuple[str, ...] = ("synthetic", "genuine", "super")
 
-# Bounds keep every value inside what durable-rules compares exactly (int64, finite floats,
-# strings far below its 64 KiB regex window).
+# Bounds keep every value inside what durable-rules compares exactly (integers within
+# +-2**53, finite floats, strings far below its 64 KiB regex window, no NUL).
 MAX_NUMBER = 1e12
+MAX_EXACT_INT = 2**53
+#: The largest context accepted as JSON text (bytes); a dict is bounded by its fields' limits.
+MAX_CONTEXT_BYTES = 1_000_000
+#: Dates a context may carry: anything outside is a typo or a placeholder, never a visit.
+MIN_YEAR, MAX_YEAR = 1900, 2200
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL (\\u0000) characters")
+    return value
+
+
+def _exact_int(value: int) -> int:
+    if not -MAX_EXACT_INT <= value <= MAX_EXACT_INT:
+        raise ValueError(f"integers must lie within +-2**53 ({MAX_EXACT_INT}) to be compared exactly")
+    return value
+
+
 Key = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
-Text = Annotated[str, StringConstraints(max_length=2000)]
+Text = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_no_nul)]
+Name = Annotated[str, StringConstraints(max_length=200), AfterValidator(_no_nul)]
 Slug = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$")]
 Number = Annotated[float, Field(ge=0, le=MAX_NUMBER, allow_inf_nan=False)]
-Scalar = Union[bool, int, float, Text]
+Count = Annotated[int, Field(ge=0, le=1_000_000)]
+
+
+def _scalar(value: Any) -> Any:
+    """An open map's value: a boolean, an exactly comparable number, or a short clean string."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return _exact_int(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("numbers must be finite (no NaN or Infinity)")
+        return value
+    if isinstance(value, str):
+        if len(value) > 2000:
+            raise ValueError("strings are at most 2000 characters")
+        return _no_nul(value)
+    raise ValueError(f"expected a boolean, number or string, got {type(value).__name__}")
+
+
+Scalar = Annotated[Any, PlainValidator(_scalar),
+                   WithJsonSchema({"anyOf": [{"type": "boolean"}, {"type": "number"}, {"type": "string", "maxLength": 2000}]})]
 # Maps are kept in key order so equal contexts serialise identically (the receipt's hash).
 Scalars = Annotated[dict[Key, Scalar], Field(max_length=100), AfterValidator(lambda d: dict(sorted(d.items())))]
 
@@ -54,8 +97,14 @@ def _iso_datetime(value: Any) -> Any:
     return value
 
 
-When = Annotated[datetime, BeforeValidator(_iso_datetime), Field(strict=False)]
-Tags = Annotated[list[Annotated[str, StringConstraints(max_length=200)]], Field(max_length=100)]
+def _sane_year(value: datetime) -> datetime:
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise ValueError(f"date must lie between the years {MIN_YEAR} and {MAX_YEAR}")
+    return value
+
+
+When = Annotated[datetime, BeforeValidator(_iso_datetime), Field(strict=False), AfterValidator(_sane_year)]
+Tags = Annotated[list[Name], Field(max_length=100)]
 
 
 class _Model(BaseModel):
@@ -66,10 +115,13 @@ class Customer(_Model):
     """Who is being served. Everything is optional: a walk-in has no history."""
 
     id: Text | None = None
-    name: Annotated[str, StringConstraints(max_length=200)] | None = None
+    name: Name | None = None
     tenure_years: Annotated[float, Field(ge=0, le=200, allow_inf_nan=False)] | None = None
-    lifetime_value: Number = 0.0
+    #: None is unknown, never zero: a rule on it does not match and it is reported missing.
+    lifetime_value: Number | None = None
     visits_last_year: Annotated[int, Field(ge=0, le=100_000)] | None = None
+    #: Lifetime visits (or orders, stays, contacts) including this one: 2+ is a returning customer.
+    visits: Count | None = None
     tier: Slug | None = None
     is_new: bool | None = None
     is_vip: bool | None = None
@@ -82,6 +134,14 @@ class Customer(_Model):
     prior_issues: Tags = Field(default_factory=list)
     recent_gestures: Tags = Field(default_factory=list)
     attributes: Scalars = Field(default_factory=dict)
+    #: Derived per business from its profile (:mod:`recommender.profile`) unless given:
+    #: loyal and high-value on *this* business's scale, and returning (2+ visits).
+    loyal: bool | None = None
+    high_value: bool | None = None
+    returning: bool | None = None
+    #: With a store: where the customer stands among the business's own customers (0-100).
+    value_percentile: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] | None = None
+    tenure_percentile: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] | None = None
 
     @model_validator(mode="after")
     def _derive_is_new(self) -> "Customer":
@@ -96,14 +156,26 @@ class Interaction(_Model):
 
     issue: Slug
     cost: Number | None = None
-    channel: Channel = "pos"
+    #: None is unknown: till-only or phone-only rules do not fire on an unknown channel.
+    channel: Channel | None = None
     wait_minutes: Annotated[float, Field(ge=0, le=1_000_000, allow_inf_nan=False)] | None = None
     delay_days: Annotated[float, Field(ge=0, le=100_000, allow_inf_nan=False)] | None = None
     repeat_issue: bool | None = None
+    #: Earlier contacts about this same issue (0: first contact). ``repeat_issue`` is the flag.
+    repeat_count: Count | None = None
+    #: The customer escalated or disputed the case (a regulator, an ombudsman, a chargeback,
+    #: or they rejected our first answer).
+    escalated: bool | None = None
+    #: Money at stake for the customer: a disputed charge, an order's value, a claim.
+    amount: Number | None = None
     sentiment: Annotated[float, Field(ge=-1, le=1, allow_inf_nan=False)] | None = None
     budget: Number | None = None
     occurred_at: When | None = None
     attributes: Scalars = Field(default_factory=dict)
+    #: Derived from the issue vocabulary and the signals above (:mod:`recommender.issues`)
+    #: unless given: the issue's family, and severity 0 (none) to 4 (critical).
+    family: Slug | None = None
+    severity: Annotated[int, Field(ge=0, le=4)] | None = None
 
 
 class Staff(_Model):
@@ -150,10 +222,14 @@ def parse_context(data: Context | dict[str, Any] | str | bytes) -> Context:
         return data
     try:
         if isinstance(data, (str, bytes)):
+            if len(data) > MAX_CONTEXT_BYTES:
+                raise ContextError([("<context>", f"a context is at most {MAX_CONTEXT_BYTES} bytes of JSON")])
             return Context.model_validate_json(data)
         return Context.model_validate(data)
     except ValidationError as exc:
         raise ContextError.from_pydantic(exc) from None
+    except (RecursionError, ValueError) as exc:  # absurd nesting, numbers too long to read
+        raise ContextError([("<context>", f"unreadable context: {type(exc).__name__}")]) from None
 
 
 # -- field kinds: what the rule compiler needs to type-check a condition -------------

@@ -13,9 +13,10 @@ from .outcomes import OutcomeEvent
 from .packs import Pack, pack_from_data
 from .pipeline import context_hash, decide, decide_async
 from .plugins import PluginConfig, PluginHost
+from .profile import Profile, merge_profiles
 from .results import Explanation, PluginWarning, RecommendationResult
 from .rulebook import RuleBook
-from .tenants import Tenant, build_key, build_tenant
+from .tenants import Tenant, build_key, build_tenant, profile_layers
 
 __all__ = ["Recommender", "default_rules_dir", "context_hash"]
 
@@ -40,6 +41,10 @@ class Recommender:
     packs; ``packs=`` adds in-memory packs. ``plugins=`` registers plugin objects,
     ``plugins_dir=`` loads drop-in ``.py`` plugins, ``autoload=False`` skips installed
     ones, ``plugin_config`` selects plugins per business (see :class:`PluginConfig`).
+    ``profiles`` sets business profiles (``{"default": {...}, "acme": {...}}``: loyalty and
+    value scales, money limits per staff level, the extras rate, the listing caps; see
+    :class:`~recommender.profile.Profile`); ``max_extras`` overrides the profiles' cap on
+    extras listed per interaction.
     Everything is validated at construction: an invalid pack never half-loads.
     Instances are thread-safe and meant to be long-lived.
     """
@@ -55,13 +60,17 @@ class Recommender:
         autoload: bool = True,
         strict: bool = False,
         plugin_timeout: float = 0.5,
-        max_extras: int = 3,
+        max_extras: int | None = None,
+        profiles: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         from .builtin.core_packs import CorePacks
 
         self.rule_paths = [Path(p) for p in (rules if rules is not None else [default_rules_dir()])]
         extra = [p if isinstance(p, Pack) else pack_from_data(p, f"<memory:{p.get('pack', '?')}>") for p in packs]
         self.max_extras = max_extras
+        self.profiles = self._check_profiles(profiles)
+        #: (business.id, vertical) -> its profile and the warnings of plugins that gave layers
+        self._profiles: dict[tuple[str, str | None], tuple[Profile, list[PluginWarning]]] = {}
         self.host = PluginHost(strict=strict, timeout=plugin_timeout)
         self.host.register(CorePacks(self.rule_paths, extra), "core_packs", "builtin")
         if autoload:
@@ -81,6 +90,32 @@ class Recommender:
         if isinstance(config, PluginConfig):
             return config
         return PluginConfig.model_validate(dict(config or {}))
+
+    @staticmethod
+    def _check_profiles(profiles: Mapping[str, Mapping[str, Any]] | None) -> dict[str, dict[str, Any]]:
+        """Configured profiles by business id (``"default"`` for all), each checked now."""
+        out: dict[str, dict[str, Any]] = {}
+        for name, layer in (profiles or {}).items():
+            merge_profiles(layer, where=f"profiles.{name}")
+            out[str(name)] = dict(layer)
+        return out
+
+    def profile_for(self, business: Business) -> tuple[Profile, list[PluginWarning]]:
+        """The business's profile: core defaults, its plugins' trade defaults, then the
+        configured ``default`` and its own entry (see :mod:`recommender.profile`)."""
+        key = (business.id, business.vertical)
+        got = self._profiles.get(key)
+        if got is None:
+            tenant = self._tenant(business)
+            warnings: list[PluginWarning] = []
+            layers = profile_layers(self.host, tenant.plugins, business, warnings)
+            profile = merge_profiles(*layers, self.profiles.get("default"), self.profiles.get(business.id),
+                                     where=f"profiles.{business.id}")
+            got = (profile, warnings)
+            if len(self._profiles) >= _MAX_TENANTS:
+                self._profiles.clear()
+            self._profiles[key] = got
+        return got
 
     def _tenant(self, business: Business) -> Tenant:
         key = (business.id, business.vertical)
@@ -140,6 +175,7 @@ class Recommender:
                    for key in [("default", None), *self._tenants]}
         with self._lock:
             old, self._builds, self._tenants, self.plugin_config = self._builds, builds, tenants, config
+            self._profiles = {}
         for tenant in old.values():
             tenant.book.retire()
         return tenants[("default", None)].book.version
@@ -174,10 +210,10 @@ class Recommender:
         return await decide_async(self, parse_context(context), budget=budget, max_extras=max_extras)
 
     async def aexplain(self, context: ContextLike, *, budget: float | None = None,
-                       max_extras: int | None = None) -> Explanation:
+                       max_extras: int | None = None, full: bool = False) -> Explanation:
         """:meth:`explain` for asyncio code (see :meth:`arecommend`)."""
         return await decide_async(self, parse_context(context), budget=budget, max_extras=max_extras,  # type: ignore[return-value]
-                                  explain=True)
+                                  explain=True, full=full)
 
     def recommend_many(self, contexts: Iterable[ContextLike], *, budget: float | None = None,
                        max_extras: int | None = None, store: Memory | None = None) -> list[RecommendationResult]:
@@ -188,13 +224,15 @@ class Recommender:
         return recommend_many(self, contexts, budget=budget, max_extras=max_extras, store=store)
 
     def explain(self, context: ContextLike, *, budget: float | None = None,
-                max_extras: int | None = None, store: Memory | None = None) -> Explanation:
+                max_extras: int | None = None, store: Memory | None = None, full: bool = False) -> Explanation:
         """Like :meth:`recommend`, plus near misses and every rule that matched.
 
-        An explanation is a what-if: it is never logged as a decision.
+        Near misses and missing inputs come ranked (what the agent or customer can change
+        first), the top five of each; ``full=True`` lists them all. An explanation is a
+        what-if: it is never logged as a decision.
         """
         return decide(self, [parse_context(context)], budget=budget, max_extras=max_extras, store=store,  # type: ignore[return-value]
-                      explain=True)[0]
+                      explain=True, full=full)[0]
 
     def record_outcome(self, store: Any, decision_id: str, gesture_id: str, outcome: str, *,
                        idempotency_key: str, note: str | None = None, actual_cost: float | None = None,

@@ -206,7 +206,7 @@ class ScriptText:
 
 
 def recommendation(cand: "Candidate", ctx: Context, book: "RuleBook", row: Sequence[Any],
-                   missing: set[str]) -> dict[str, Any]:
+                   missing: dict[str, int]) -> dict[str, Any]:
     """The explained recommendation for a chosen candidate; ``row`` is ``book.read_row(ctx)``."""
     g = cand.gesture
     texts = book.texts
@@ -224,7 +224,8 @@ def recommendation(cand: "Candidate", ctx: Context, book: "RuleBook", row: Seque
     reason = f"{first.because} [{first.rule_id}: {facts}]"
     text = book.scripts[g.id]
     script, unfilled = text.fill([book.value(ctx, p) for p in text.paths], shared)
-    missing.update(unfilled)
+    for path in unfilled:
+        missing.setdefault(path, 0)
     if g.agent_note:
         reason = f"{reason} {g.agent_note}"
     if cand.notes:
@@ -252,8 +253,29 @@ def _hint(atom: Atom, actual: Any) -> str:
     return f"would qualify at {atom.field} {_SYM[atom.op]} {_show(atom.value)}; is {_show(actual)}"
 
 
+#: Fields an agent can change in the conversation: ask the customer, or record a consent.
+_CONSENT = ("customer.consents",)
+_ASK = ("customer.life_events", "customer.interests", "customer.preferences.", "customer.attributes.",
+        "interaction.attributes.", "customer.name", "customer.tier")
+_CHANGE_ORDER = {"missing": 0, "consent": 1, "ask": 2, "fixed": 3}
+
+
+def change_kind(atom: Atom, actual: Any) -> str:
+    """What it takes to flip a failed test: data the context lacks, a consent, a question the
+    agent can ask, or a fact of the case that no one can change now."""
+    if actual is None or (atom.op == "exists" and atom.value):
+        return "missing"
+    if atom.field in _CONSENT:
+        return "consent"
+    if atom.field.startswith(_ASK):
+        return "ask"
+    return "fixed"
+
+
 def near_misses(ctx: Context, book: "RuleBook", matched: set[str], truth: set[Any]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
+    """Rules that failed on exactly one test, what can change first (missing data, consent,
+    a question to ask), then fixed facts; higher priority first within each."""
+    out: list[tuple[tuple[int, int, str], dict[str, Any]]] = []
     for rule in book.rules:
         if rule.id in matched:
             continue
@@ -266,6 +288,9 @@ def near_misses(ctx: Context, book: "RuleBook", matched: set[str], truth: set[An
         if best is None:
             continue
         actual = book.value(ctx, best.field)
-        out.append({"rule_id": rule.id, "pack": rule.source, "gestures": rule.gesture_ids, "because": rule.because,
-                    "failed": condition_result(best, actual), "hint": _hint(best, actual)})
-    return out
+        kind = change_kind(best, actual)
+        out.append(((_CHANGE_ORDER[kind], -rule.priority, rule.id), {
+            "rule_id": rule.id, "pack": rule.source, "gestures": rule.gesture_ids, "because": rule.because,
+            "failed": condition_result(best, actual), "hint": _hint(best, actual), "change": kind}))
+    out.sort(key=lambda item: item[0])
+    return [miss for _, miss in out]

@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 _spec = HookspecMarker("recommender")
 
 __all__ = [
+    "recommender_declare_verticals",
+    "recommender_register_issue_codes",
+    "recommender_business_profile",
     "recommender_register_gestures",
     "recommender_register_rule_packs",
     "recommender_enrich_context",
@@ -39,6 +42,50 @@ __all__ = [
 ]
 
 # -- registration ------------------------------------------------------------------
+
+
+@_spec
+def recommender_declare_verticals() -> "list[str] | None":
+    """Name the trades (``business.vertical`` values) this plugin serves, called once when
+    the plugin is registered.
+
+    :returns: a list of verticals, or ``None`` for a plugin that serves every business.
+        A plugin that declares verticals applies only to businesses of those verticals,
+        unless the plugin configuration selects it explicitly (``PluginConfig``), which
+        widens or narrows it. All results are collected, one per plugin.
+
+    .. versionadded:: 0.2
+    """
+
+
+@_spec
+def recommender_register_issue_codes(register: Callable[[Any], None], business: "Business") -> None:
+    """Add the trade's issue codes to the vocabulary, called once when the rulebook of
+    ``business`` is built.
+
+    :param register: call ``register({"code": "flat_tire", "family": "routine",
+        "aliases": ["puncture"]})`` once per code (or with an :class:`~recommender.issues.IssueCode`).
+        ``family`` is one of :data:`recommender.issues.FAMILIES`; an unknown family is an error
+        with a suggestion. A code another source put in a different family is an error naming both.
+    :param business: the tenant being built.
+    :returns: nothing. All implementations are called.
+
+    .. versionadded:: 0.2
+    """
+
+
+@_spec
+def recommender_business_profile(business: "Business") -> "dict[str, Any] | None":
+    """A trade's defaults for the business profile (:class:`~recommender.profile.Profile`),
+    e.g. what counts as loyal at a gym, called when a business's profile is first needed.
+
+    :param business: the business (``id``, ``vertical``).
+    :returns: ``None`` or a partial profile dict. All results are collected and merged over
+        the core defaults in call order; configuration and a tenant's stored profile override
+        them. Invalid keys or values drop this plugin's layer with a warning naming the key.
+
+    .. versionadded:: 0.2
+    """
 
 
 @_spec

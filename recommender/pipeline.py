@@ -19,6 +19,7 @@ when hooks run under a time limit.
 from __future__ import annotations
 
 import hashlib
+from datetime import date
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, Sequence
@@ -30,7 +31,10 @@ from .errors import ContextError
 from .explain import near_misses, recommendation, withheld
 from .memory_protocol import Memory, Offer
 from .plugins import PluginHost, Step
-from .ranking import Candidate, Decision, arbitrate, rank_key, scorer
+from .extras import day_of, draw
+from .issues import Assessment, assess
+from .profile import Profile, derive_customer
+from .ranking import Candidate, Decision, Limits, arbitrate, rank_key, scorer
 from .results import Explanation, PluginWarning, Recommendation, RecommendationResult
 from .tenants import Tenant
 
@@ -59,9 +63,14 @@ class _Draft:
     row: Sequence[Any] = ()
     matched: dict[int, int] = field(default_factory=dict)  # rule index -> first branch that fired
     mismatched: list[str] = field(default_factory=list)
+    profile: Profile = field(default_factory=Profile)
+    assessment: Assessment = field(default_factory=lambda: Assessment(None, 0))
+    notes: list[str] = field(default_factory=list)
+    day: date | None = None
     cands: dict[str, Candidate] = field(default_factory=dict)
     holds: list[tuple[Candidate, Any]] = field(default_factory=list)
-    missing: set[str] = field(default_factory=set)
+    #: absent field -> how many rules its absence kept from matching (script gaps count 0)
+    missing: dict[str, int] = field(default_factory=dict)
     decision: Decision | None = None
     recs: list[dict[str, Any]] = field(default_factory=list)
     vetoed: list[dict[str, Any]] = field(default_factory=list)
@@ -71,8 +80,9 @@ class _Draft:
 
 
 def decide(rec: "Recommender", contexts: Sequence[Context], *, budget: float | None, max_extras: int | None,
-           store: Memory | None = None, explain: bool = False) -> list[RecommendationResult]:
-    """The results for ``contexts``, in order. With ``explain``, :class:`Explanation` objects."""
+           store: Memory | None = None, explain: bool = False, full: bool = False) -> list[RecommendationResult]:
+    """The results for ``contexts``, in order. With ``explain``, :class:`Explanation` objects;
+    ``full`` lists every near miss and missing input instead of the top few."""
     limit = rec.max_extras if max_extras is None else max_extras
     drafts = [_start(rec, ctx) for ctx in contexts]
     plain = []
@@ -82,11 +92,11 @@ def decide(rec: "Recommender", contexts: Sequence[Context], *, budget: float | N
         else:
             plain.append(d)
     _stages(plain, store, budget, limit)
-    return _finish(drafts, store, explain)
+    return _finish(drafts, store, explain, full)
 
 
 async def decide_async(rec: "Recommender", ctx: Context, *, budget: float | None, max_extras: int | None,
-                       explain: bool = False) -> RecommendationResult:
+                       explain: bool = False, full: bool = False) -> RecommendationResult:
     """:func:`decide` for one context and no store, on an event loop: hooks that run under a
     time limit run on a worker thread (with our stages between them) while the loop serves
     others; everything else is short CPU work and runs right here."""
@@ -96,10 +106,10 @@ async def decide_async(rec: "Recommender", ctx: Context, *, budget: float | None
         d = await rec.host.achain(_plugin_steps(rec, d, None, budget, limit), d, d.warnings)
     else:
         _stages([d], None, budget, limit)
-    return _finish([d], None, explain)[0]
+    return _finish([d], None, explain, full)[0]
 
 
-def _stages(drafts: list["_Draft"], store: Memory | None, budget: float | None, max_extras: int) -> None:
+def _stages(drafts: list["_Draft"], store: Memory | None, budget: float | None, max_extras: int | None) -> None:
     """Our stages up to choose, each over the whole batch before the next."""
     for d in drafts:
         _read(d, store)
@@ -113,16 +123,17 @@ def _stages(drafts: list["_Draft"], store: Memory | None, budget: float | None, 
         _choose(d, budget, max_extras)
 
 
-def _finish(drafts: list["_Draft"], store: Memory | None, explain: bool) -> list[RecommendationResult]:
+def _finish(drafts: list["_Draft"], store: Memory | None, explain: bool, full: bool = False) -> list[RecommendationResult]:
     """Assemble and validate the results (logged to the store, unless explanations)."""
-    fields = [_assemble(d) for d in drafts]
+    fields = [_assemble(d, full) for d in drafts]
     if explain:
         out: list[RecommendationResult] = []
         for d, f in zip(drafts, fields):
             book = d.tenant.book
             matched_ids = {book.rules[ri].id for ri in d.matched}
+            misses = near_misses(d.ctx, book, matched_ids, book.atom_truth(d.ctx))
             out.append(Explanation.model_validate(dict(
-                f, near_misses=near_misses(d.ctx, book, matched_ids, book.atom_truth(d.ctx)),
+                f, near_misses=misses if full else misses[:SHOWN],
                 rules_evaluated=len(book.rules), rules_matched=sorted(matched_ids))))
         return out
     results = _RESULTS.validate_python(fields)  # one validation of every result tree
@@ -137,14 +148,40 @@ def _finish(drafts: list["_Draft"], store: Memory | None, explain: bool) -> list
 
 def _start(rec: "Recommender", ctx: Context) -> _Draft:
     tenant = rec._tenant(ctx.business)
-    return _Draft(ctx, tenant, list(tenant.warnings))
+    profile, warnings = rec.profile_for(ctx.business)
+    return _Draft(ctx, tenant, [*tenant.warnings, *warnings], profile=profile)
 
 
 def _read(d: _Draft, store: Memory | None) -> None:
-    """What the store remembers fills fields the caller left unset; then the row of rule fields."""
+    """What the store remembers fills fields the caller left unset; then what is derived from
+    the vocabulary and the business's profile; then the row of rule fields."""
     if store is not None:
         d.ctx = merge_unset(d.ctx, store.enrich(d.ctx))
+    _derive(d)
     d.row = d.tenant.book.read_row(d.ctx)
+
+
+def _derive(d: _Draft) -> None:
+    """``interaction.family``/``severity`` and ``customer.loyal``/``high_value``/``returning``,
+    unless the caller gave them; unknown inputs leave them unknown."""
+    ctx, vocab = d.ctx, d.tenant.vocabulary
+    d.assessment = a = assess(ctx, vocab, d.profile)
+    i = ctx.interaction
+    if a.family is None:
+        d.notes.append(vocab.unknown_note(i.issue))
+    iupd: dict[str, Any] = {}
+    if i.family is None and a.family is not None:
+        iupd["family"] = a.family
+    if i.severity is None:
+        iupd["severity"] = a.severity
+    cupd = derive_customer(ctx, d.profile)
+    if iupd or cupd:
+        update: dict[str, Any] = {}
+        if iupd:
+            update["interaction"] = i.model_copy(update=iupd)
+        if cupd:
+            update["customer"] = ctx.customer.model_copy(update=cupd)
+        d.ctx = ctx.model_copy(update=update)
 
 
 def _match(d: _Draft) -> None:
@@ -184,32 +221,82 @@ def _absence(d: _Draft) -> None:
         d.missing = d.tenant.book.blocked_by_absence(d.row, set(d.matched))
 
 
-def _choose(d: _Draft, budget: float | None, max_extras: int) -> None:
+def _limits(d: _Draft, budget: float | None, max_extras: int | None) -> Limits:
+    ctx, profile = d.ctx, d.profile
+    listing = profile.listing.model_dump()
+    if max_extras is not None:
+        listing["exceed"] = max_extras
+    if d.assessment.severity >= 3:  # a major case steps up to a senior owner as well
+        listing["recover"] += 1
+    drawn, d.day = True, day_of(ctx)
+    if any(c.gesture.tier == "exceed" for c in d.cands.values()):
+        ident = ctx.customer.id or ctx.customer.name or context_hash(ctx)
+        drawn = draw(ctx, profile, d.assessment, ident, d.day).won
+    return Limits(money=profile.limit_for(ctx.staff.level), currency=profile.currency, listing=listing,
+                  budget=ctx.interaction.budget if budget is None else budget, extra_drawn=drawn,
+                  extras_rate=profile.extras_rate, no_contact=d.assessment.family == "contact_preference")
+
+
+def _choose(d: _Draft, budget: float | None, max_extras: int | None) -> None:
     ctx, tenant = d.ctx, d.tenant
     out = {w["gesture_id"] for w in d.vetoed}
-    d.decision = arbitrate([c for g, c in d.cands.items() if g not in out], ctx,
-                           budget=ctx.interaction.budget if budget is None else budget, max_extras=max_extras)
+    d.decision = arbitrate([c for g, c in d.cands.items() if g not in out], ctx, _limits(d, budget, max_extras))
     d.recs = [recommendation(c, ctx, tenant.book, d.row, d.missing) for c in d.decision.chosen]
     d.adjust, d.round_start = bool(tenant.adjusters and d.recs), len(d.vetoed)
 
 
-def _assemble(d: _Draft) -> dict[str, Any]:
+#: Near misses and missing inputs shown by default (``full=True`` shows them all).
+SHOWN = 5
+
+
+def _held(d: _Draft, cand: Candidate, reason: str, detail: str) -> dict[str, Any]:
+    """A withheld gesture; one awaiting approval carries what would be said, and why."""
+    out = withheld(cand, reason, detail)
+    if reason == "needs_approval":
+        rec = recommendation(cand, d.ctx, d.tenant.book, d.row, {})
+        out["script"], out["agent_reason"] = rec["script"], rec["agent_reason"]
+    return out
+
+
+#: Derived fields, by the inputs a caller gives to derive them (their absence is what to ask).
+_SOURCES = {"customer.loyal": ("customer.tenure_years", "customer.visits"),
+            "customer.high_value": ("customer.lifetime_value",),
+            "customer.returning": ("customer.visits",),
+            "interaction.family": (), "interaction.severity": ()}
+
+
+def _missing_inputs(missing: dict[str, int]) -> list[str]:
+    """Absent inputs, those that would change the most rules first; a derived field is
+    reported as the inputs it is derived from."""
+    counts: dict[str, int] = {}
+    for f, n in missing.items():
+        for src in _SOURCES.get(f, (f,)):
+            counts[src] = max(counts.get(src, 0), n)
+    return sorted(counts, key=lambda f: (-counts[f], f))
+
+
+def _assemble(d: _Draft, full: bool = False) -> dict[str, Any]:
     assert d.decision is not None
-    held = [withheld(c, reason, detail) for c, reason, detail in d.decision.withheld] + d.vetoed
+    held = [_held(d, c, reason, detail) for c, reason, detail in d.decision.withheld] + d.vetoed
     for cand, hold in d.holds:
         reason = "needs_approval" if hold.reason == "abuse_review" else hold.reason
         held.append(withheld(cand, reason, hold.detail, hold.available_on))
     version = d.tenant.book.version
     chash = context_hash(d.ctx)
+    day = d.day.isoformat() if d.day else ""
+    missing = _missing_inputs(d.missing)
+    a = d.assessment
     return dict(
         recommendations=d.recs,
         needs_approval=[w for w in held if w["reason"] == "needs_approval"],
         withheld=[w for w in held if w["reason"] != "needs_approval"],
-        missing_inputs=sorted(d.missing),
+        assessment={"family": a.family, "severity": a.severity, "band": a.band, "reasons": a.reasons},
+        missing_inputs=missing if full else missing[:SHOWN],
         type_mismatches=sorted(d.mismatched),
         warnings=d.warnings,
-        receipt={"id": hashlib.sha256(f"{version}:{chash}".encode()).hexdigest()[:24],
-                 "context_hash": chash, "ruleset_version": version},
+        notes=d.notes,
+        receipt={"id": hashlib.sha256(f"{version}:{chash}:{day}".encode()).hexdigest()[:24],
+                 "context_hash": chash, "ruleset_version": version, "day": d.day},
         ruleset_version=version,
         business=d.ctx.business.id,
     )
@@ -219,7 +306,7 @@ def _assemble(d: _Draft) -> dict[str, Any]:
 
 
 def _plugin_steps(rec: "Recommender", d: _Draft, store: Memory | None, budget: float | None,
-                  max_extras: int) -> list[Step]:
+                  max_extras: int | None) -> list[Step]:
     """One context of a business with plugins: its enrichers, our stages, its adjusters, and,
     if an adjuster vetoed a gesture (which frees its place), our choice once more and the
     adjusters again. Folded through :meth:`PluginHost.chain`, all of it runs on one worker
@@ -232,7 +319,7 @@ def _plugin_steps(rec: "Recommender", d: _Draft, store: Memory | None, budget: f
             *adjust, Step(None, "", partial(_choose_again, budget, max_extras)), *adjust]
 
 
-def _ours(store: Memory | None, budget: float | None, max_extras: int, d: _Draft, _: list[PluginWarning]) -> _Draft:
+def _ours(store: Memory | None, budget: float | None, max_extras: int | None, d: _Draft, _: list[PluginWarning]) -> _Draft:
     _read(d, store)
     _match(d)
     _candidates(d, store)
@@ -241,7 +328,7 @@ def _ours(store: Memory | None, budget: float | None, max_extras: int, d: _Draft
     return d
 
 
-def _choose_again(budget: float | None, max_extras: int, d: _Draft, _: list[PluginWarning]) -> _Draft:
+def _choose_again(budget: float | None, max_extras: int | None, d: _Draft, _: list[PluginWarning]) -> _Draft:
     """After the adjusters: choose once more without what they vetoed (then adjust again)."""
     if d.adjust and len(d.vetoed) > d.round_start:
         _choose(d, budget, max_extras)

@@ -55,7 +55,10 @@ class PluginConfig(BaseModel):
     verticals: dict[str, list[str]] = Field(default_factory=dict)
     default: list[str] | None = None
 
-    def select(self, business_id: str, vertical: str | None, available: Sequence[str]) -> list[str]:
+    def select(self, business_id: str, vertical: str | None, available: Sequence[str],
+               serves: Mapping[str, list[str] | None] | None = None) -> list[str]:
+        """The plugins for a business. Without a configured entry for it, a plugin that
+        declares its verticals (``serves``) applies only to businesses of those verticals."""
         if business_id in self.businesses:
             wanted = self.businesses[business_id]
         elif vertical is not None and vertical in self.verticals:
@@ -63,7 +66,8 @@ class PluginConfig(BaseModel):
         elif self.default is not None:
             wanted = self.default
         else:
-            return list(available)
+            declared = serves or {}
+            return [name for name in available if declared.get(name) is None or vertical in (declared[name] or ())]
         return [name for name in available if name in wanted]
 
 
@@ -74,6 +78,8 @@ class PluginInfo:
     version: str | None = None
     path: str | None = None
     hooks: list[str] = field(default_factory=list)
+    #: the verticals the plugin declares it serves (None: every business)
+    verticals: list[str] | None = None
 
 
 class PluginHost:
@@ -124,7 +130,20 @@ class PluginHost:
             return False
         hooks = sorted(h.name for h in self.pm.get_hookcallers(self.pm.get_plugin(name)) or [])
         self.infos[name] = PluginInfo(name=name, source=source, version=version, path=path, hooks=hooks)
+        self.infos[name].verticals = self._verticals(name)
         return True
+
+    def _verticals(self, name: str) -> list[str] | None:
+        """What the plugin's ``recommender_declare_verticals`` says (None: every business)."""
+        hook = "recommender_declare_verticals"
+        for _, fn, args in self.impls(hook, [name]):
+            ok, got = self.call(name, hook, fn, args, {}, self.load_warnings)
+            if not ok or got is None:
+                return None
+            if isinstance(got, (list, tuple)) and all(isinstance(v, str) and v for v in got):
+                return list(got)
+            self._warn(name, hook, f"malformed data: expected a list of vertical names, got {got!r}")
+        return None
 
     def _check(self, name: str, where: str) -> bool:
         """Misspelled hook names are only caught by check_pending: leave such a plugin out."""

@@ -9,11 +9,16 @@ Score (deterministic, documented in docs/ranking.md)::
 with tier weights recover 3, meet 2, exceed 1. A long, valuable relationship raises the
 value of a gesture; a gesture that is expensive relative to what is at stake falls.
 
+(an unknown tenure or lifetime value weighs as none: the score only orders gestures and is
+never shown as a claim about the customer).
+
 Arbitration then walks the candidates in order (recover, then meet: the baseline; then
 the exceed extras; each by score) and withholds, with a reason: a second gesture of an
-exclusive group (kept, or already awaiting approval), gestures above the serving staff
-member's authority (``needs_approval``), one that conflicts with a chosen gesture, gestures
-past the per-interaction budget, and extras past the cap.
+exclusive group (kept, or already awaiting approval), a gesture that would contact a
+customer whose issue is being contacted, extras when the extras draw did not fall on this
+interaction, gestures above the serving staff member's authority or money limit
+(``needs_approval``), one that conflicts with a chosen gesture, gestures past the
+per-interaction budget, and gestures past the listing cap of their tier.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from typing import Any, Callable
 from .context import STAFF_LEVELS, Context
 from .packs import Gesture, Rule
 
-__all__ = ["Candidate", "score", "scorer", "arbitrate", "rank_key", "TIER_WEIGHT", "Decision"]
+__all__ = ["Candidate", "score", "scorer", "arbitrate", "rank_key", "TIER_WEIGHT", "Decision", "Limits"]
 
 TIER_WEIGHT = {"recover": 3.0, "meet": 2.0, "exceed": 1.0}
 BASELINE = ("recover", "meet")
@@ -40,14 +45,14 @@ def rank_key(tier: str, score: float, gesture_id: str) -> tuple[int, float, str]
 
 def relationship(ctx: Context) -> float:
     c = ctx.customer
-    return 1 + min(c.tenure_years or 0.0, 20.0) / 5 + math.log10(1 + c.lifetime_value) / 2
+    return 1 + min(c.tenure_years or 0.0, 20.0) / 5 + math.log10(1 + (c.lifetime_value or 0.0)) / 2
 
 
 def scorer(ctx: Context) -> Callable[[str, int, float | None], float]:
     """The documented score for one context, as ``score(tier, priority, cost)``: what depends
     only on the customer (relationship, stake) is computed once."""
     rel = relationship(ctx)
-    stake = max(ctx.customer.lifetime_value, 100.0)
+    stake = max(ctx.customer.lifetime_value or 0.0, 100.0)
 
     def score(tier: str, priority: int, cost: float | None) -> float:
         return round(100 * TIER_WEIGHT[tier] * (0.5 + priority / 100) * rel / (1 + (cost or 0.0) / stake), 2)
@@ -83,15 +88,32 @@ class Decision:
     withheld: list[tuple[Candidate, str, str]]  # (candidate, reason, detail)
 
 
-def arbitrate(cands: list[Candidate], ctx: Context, *, budget: float | None, max_extras: int) -> Decision:
-    staff_rank = _RANK[ctx.staff.level]
+@dataclass
+class Limits:
+    """What one interaction may be given: the serving staff's money limit, the listing caps
+    per tier, the budget, whether the extras draw was won, and whether the customer's issue
+    is how we contact them."""
+
+    money: float
+    currency: str
+    listing: dict[str, int]
+    budget: float | None = None
+    extra_drawn: bool = True
+    extras_rate: float = 0.0
+    no_contact: bool = False
+
+
+def arbitrate(cands: list[Candidate], ctx: Context, limits: Limits) -> Decision:
+    staff = ctx.staff.level
+    staff_rank = _RANK[staff]
+    budget = limits.budget
     chosen: list[Candidate] = []
     withheld: list[tuple[Candidate, str, str]] = []
     groups: dict[str, str] = {}  # exclusive group -> the chosen gesture holding it
     asked: dict[str, str] = {}  # exclusive group -> the gesture already awaiting approval for it
     barred: set[str] = set()  # gestures some chosen gesture conflicts with
+    listed = {tier: 0 for tier in _TIER_ORDER}
     spent = 0.0
-    extras = 0
     for cand in sorted(cands, key=Candidate.sort_key):
         g = cand.gesture
         group = g.exclusive_group
@@ -99,13 +121,27 @@ def arbitrate(cands: list[Candidate], ctx: Context, *, budget: float | None, max
             withheld.append((cand, "exclusive_group",
                              f"only one gesture of group {group!r}; {groups[group]} ranks higher"))
             continue
+        if limits.no_contact and g.contacts_customer:
+            withheld.append((cand, "contact_preference",
+                             "the customer's issue is how we contact them: no gesture that contacts them again"))
+            continue
+        if g.tier == "exceed" and not limits.extra_drawn:
+            withheld.append((cand, "extras_rate",
+                             f"kept rare so it stays a surprise: an extra goes to about {limits.extras_rate:.0%} of "
+                             "interactions, and not to this one today"))
+            continue
+        over = None
         if _RANK[g.authority] > staff_rank:
+            over = f"needs {g.authority} staff authority; {staff} staff is serving"
+        elif cand.cost is not None and cand.cost > limits.money + 1e-9:
+            over = (f"costs {cand.cost:.2f} {limits.currency}; {staff} staff may give up to "
+                    f"{limits.money:.2f} {limits.currency} on their own")
+        if over:
             if group and group in asked:  # one approval request per group is enough
                 withheld.append((cand, "exclusive_group",
                                  f"only one gesture of group {group!r}; {asked[group]} ranks higher and awaits approval"))
                 continue
-            withheld.append((cand, "needs_approval",
-                             f"needs {g.authority} staff authority; {ctx.staff.level} staff is serving"))
+            withheld.append((cand, "needs_approval", over))
             if group:
                 asked[group] = g.id
             continue
@@ -124,11 +160,12 @@ def arbitrate(cands: list[Candidate], ctx: Context, *, budget: float | None, max
                 withheld.append((cand, "over_budget",
                                  f"costs {cand.cost:.2f}; {budget - spent:.2f} of the {budget:.2f} budget is left"))
                 continue
-        if g.tier not in BASELINE:
-            if extras >= max_extras:
-                withheld.append((cand, "cap", f"at most {max_extras} extra gesture(s) per interaction"))
-                continue
-            extras += 1
+        cap = limits.listing[g.tier]
+        if listed[g.tier] >= cap:
+            withheld.append((cand, "listing_cap", f"at most {cap} {g.tier} gesture(s) are listed; "
+                                                  "this one ranks below them"))
+            continue
+        listed[g.tier] += 1
         if g.exclusive_group:
             groups[g.exclusive_group] = g.id
         spent += cand.cost or 0.0

@@ -16,6 +16,7 @@ __all__ = [
     "PluginWarning",
     "NearMiss",
     "Suppression",
+    "Assessment",
     "RecommendationResult",
     "Explanation",
 ]
@@ -77,10 +78,13 @@ class Withheld(_Out):
     cost: float | None
     score: float
     reason: Literal["needs_approval", "over_budget", "cost_unknown", "exclusive_group", "conflict", "cap",
+                    "listing_cap", "extras_rate", "contact_preference",
                     "suppressed", "vetoed", "abuse_review", "goodwill_cap"]
     detail: str
     rules: list[str] = Field(default_factory=list)
     available_on: date | None = None
+    script: str | None = Field(default=None, description="needs_approval only: what would be said to the customer")
+    agent_reason: str | None = Field(default=None, description="needs_approval only: why, for the approver")
 
 
 class Receipt(_Out):
@@ -89,6 +93,16 @@ class Receipt(_Out):
     id: str
     context_hash: str
     ruleset_version: str
+    day: date | None = Field(default=None, description="The day the extras draw was made for")
+
+
+class Assessment(_Out):
+    """The case as the rules saw it: the issue's family and the severity, with its reasons."""
+
+    family: str | None = Field(description="The issue's family (null: an unknown issue code)")
+    severity: int = Field(ge=0, le=4, description="0 none, 1 minor, 2 moderate, 3 major, 4 critical")
+    band: Literal["none", "minor", "moderate", "major", "critical"]
+    reasons: list[str] = Field(default_factory=list)
 
 
 class PluginWarning(_Out):
@@ -106,6 +120,8 @@ class NearMiss(_Out):
     because: str
     failed: ConditionResult
     hint: str
+    change: Literal["missing", "consent", "ask", "fixed"] = Field(
+        default="fixed", description="What it takes to flip: missing data, a consent, a question to ask, or a fact")
 
 
 class Suppression(_Out):
@@ -118,7 +134,9 @@ class RecommendationResult(_Out):
     recommendations: list[Recommendation]
     needs_approval: list[Withheld] = Field(default_factory=list)
     withheld: list[Withheld] = Field(default_factory=list, description="Matched but dropped: budget, exclusivity, cap, policy")
-    missing_inputs: list[str] = Field(default_factory=list, description="Fields rules asked about that the context lacked")
+    assessment: Assessment | None = None
+    missing_inputs: list[str] = Field(default_factory=list, description=(
+        "Fields rules asked about that the context lacked, those that would change most first"))
     type_mismatches: list[str] = Field(default_factory=list)
     warnings: list[PluginWarning] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)

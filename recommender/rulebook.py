@@ -200,8 +200,9 @@ class RuleBook:
         fired, _ = self._atoms.match(lambda p: self.value(ctx, p))
         return set(fired)
 
-    def blocked_by_absence(self, row: Sequence[Any], matched: set[int]) -> set[str]:
-        """Absent fields that alone kept a rule from matching: giving them could change the answer.
+    def blocked_by_absence(self, row: Sequence[Any], matched: set[int]) -> dict[str, int]:
+        """Absent fields that alone kept a rule from matching, each with how many rules it
+        kept from matching: giving them could change the answer, the most-counted most.
 
         ``row`` is :meth:`read_row`'s. Evaluated by durable-rules, one lazily compiled matcher
         per nullable field ``f``, run only when ``f`` is absent: for each branch testing ``f``,
@@ -211,7 +212,7 @@ class RuleBook:
         (a test on a missing field never holds, except ``exists: false``), and what it fires
         for given values is kept in the rulebook's memo of shared parts (:attr:`shared`).
         """
-        out: set[str] = set()
+        out: dict[str, int] = {}
         absent = [i for i in self.nullable_positions if row[i] is None]
         if not absent:
             return out
@@ -224,21 +225,24 @@ class RuleBook:
             check = self._absence.get(f)
             if check is None:
                 check = self._absence_matcher(f)
-            if not check.always <= matched:
-                out.add(f)
-                continue
+            blocked = len(check.always - matched)
             if check.rest is None:
+                if blocked:
+                    out[f] = blocked
                 continue
             if check.needs is not None:  # ask only if some variant's other fields are all present
                 for need in check.needs:
                     if not need & gone:
                         break
                 else:
+                    if blocked:
+                        out[f] = blocked
                     continue
             values = [row[p] for p in check.positions]
             fired = check.fired(values) if shared is None else check.fired_shared(values, shared)
-            if any(ri not in matched for ri in fired):
-                out.add(f)
+            blocked += len({ri for ri in fired if ri not in matched} - check.always)
+            if blocked:
+                out[f] = blocked
         return out
 
     def _absence_matcher(self, f: str) -> _Absence:

@@ -16,8 +16,10 @@ from pydantic import ValidationError
 
 from .context import Business
 from .errors import RulePackError
+from .issues import IssueCode, Vocabulary
 from .packs import Gesture, Pack, load_packs, pack_from_data
 from .plugins import PluginConfig, PluginHost
+from .profile import ProfileError, merge_profiles
 from .results import PluginWarning
 from .rulebook import RuleBook
 
@@ -35,6 +37,8 @@ class Tenant:
     observers: list[tuple[str, Callable[..., Any], list[str]]]
     #: plugin name -> (gesture ids, rule ids) it contributed
     contributions: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
+    #: the issue codes in force: the core's plus the selected plugins'
+    vocabulary: Vocabulary = field(default_factory=Vocabulary)
 
 
 def _collect(host: PluginHost, name: str, fn: Callable[..., Any], args: list[str], business: Business,
@@ -85,14 +89,68 @@ def build_key(host: PluginHost, config: PluginConfig, business: Business) -> tup
     selected registration hook asks for it. Businesses with equal keys share one rulebook,
     so a new ``business.id`` or ``vertical`` in a request does not compile a new one."""
     selected = selection(host, config, business)
-    per_business = any("business" in args for hook in _REGISTRATION for _, _, args in host.impls(hook, selected))
+    per_business = any("business" in args for hook in (*_REGISTRATION, "recommender_register_issue_codes")
+                       for _, _, args in host.impls(hook, selected))
     return (tuple(selected), (business.id, business.vertical) if per_business else None)
 
 
 def selection(host: PluginHost, config: PluginConfig, business: Business) -> list[str]:
     builtins = [n for n, i in host.infos.items() if i.source == "builtin"]
     others = [n for n, i in host.infos.items() if i.source != "builtin"]
-    return builtins + config.select(business.id, business.vertical, others)
+    serves = {n: host.infos[n].verticals for n in others}
+    return builtins + config.select(business.id, business.vertical, others, serves)
+
+
+def _vocabulary(host: PluginHost, selected: list[str], business: Business,
+                warnings: list[PluginWarning]) -> Vocabulary:
+    """The core issue codes plus each selected plugin's; a plugin whose codes are invalid
+    or clash is left out with a warning naming the code."""
+    vocab = Vocabulary()
+    hook = "recommender_register_issue_codes"
+    for name, fn, args in host.impls(hook, selected):
+        codes: list[IssueCode] = []
+
+        def register(item: Any) -> None:
+            data = item.model_dump() if isinstance(item, IssueCode) else item
+            if not isinstance(data, dict):
+                raise TypeError(f"register() takes an issue code dict, got {type(item).__name__}")
+            try:
+                codes.append(IssueCode.model_validate({**data, "source": f"plugin:{name}"}))
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"])
+                raise ValueError(f"invalid issue code {data.get('code', '?')!r}: {where}: {first['msg']}") from None
+
+        ok, _ = host.call(name, hook, fn, args, {"register": register, "business": business}, warnings)
+        if not ok:
+            continue
+        trial = Vocabulary(vocab.codes.values())
+        try:
+            for code in codes:
+                trial.add(code)
+        except ValueError as exc:
+            host.warn(name, hook, f"issue codes left out: {exc}", warnings)
+            continue
+        vocab = trial
+    return vocab
+
+
+def profile_layers(host: PluginHost, selected: list[str], business: Business,
+                   warnings: list[PluginWarning]) -> list[dict[str, Any]]:
+    """Each selected plugin's profile defaults for ``business`` that validate (in call order)."""
+    hook = "recommender_business_profile"
+    layers: list[dict[str, Any]] = []
+    for name, fn, args in host.impls(hook, selected):
+        ok, got = host.call(name, hook, fn, args, {"business": business}, warnings)
+        if not ok or got is None:
+            continue
+        try:
+            merge_profiles(got, where=f"plugin {name}")
+        except ProfileError as exc:
+            host.warn(name, hook, f"profile left out: {exc}", warnings)
+            continue
+        layers.append(dict(got))
+    return layers
 
 
 def build_tenant(host: PluginHost, config: PluginConfig, business: Business) -> Tenant:
@@ -138,4 +196,5 @@ def build_tenant(host: PluginHost, config: PluginConfig, business: Business) -> 
         adjusters=host.impls("recommender_adjust_recommendations", selected),
         observers=host.impls("recommender_record_outcome", selected),
         contributions=contributions,
+        vocabulary=_vocabulary(host, selected, business, warnings),
     )
