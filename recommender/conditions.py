@@ -9,6 +9,8 @@ Negations are pushed down to the tests, so the engine only ever sees flat conjun
 
 from __future__ import annotations
 
+import difflib
+import math
 import re
 from dataclasses import dataclass
 from dataclasses import field as dc_field
@@ -16,12 +18,18 @@ from typing import Any, Iterable, Literal, Union
 
 from ruamel.yaml import YAML
 
+from . import pack_limits
 from .context import field_kind, known_paths
 
-__all__ = ["Atom", "Node", "parse_when", "to_dnf", "OPS", "ConditionError", "negate"]
+__all__ = ["Atom", "Node", "parse_when", "parse_when_all", "to_dnf", "check_branches", "OPS", "ConditionError",
+           "negate", "did_you_mean"]
 
 OPS = ("eq", "ne", "lt", "le", "gt", "ge", "in", "not_in", "exists", "contains", "not_contains")
 _SYMBOLS = {"==": "eq", "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge"}
+#: other engines' names, only for "did you mean" (a pack says what it means: never accepted)
+_OP_ALIASES = {"lte": "le", "gte": "ge", "neq": "ne", "equals": "eq", "is": "eq", "nin": "not_in",
+               "not in": "not_in", "notin": "not_in", "has": "contains", "includes": "contains",
+               "matches": "contains", "exist": "exists"}
 _NEGATE = {
     "eq": "ne", "ne": "eq", "lt": "ge", "ge": "lt", "gt": "le", "le": "gt",
     "in": "not_in", "not_in": "in", "contains": "not_contains", "not_contains": "contains",
@@ -34,8 +42,10 @@ _ALLOWED: dict[str, tuple[str, ...]] = {
     "datetime": ("exists",),
 }
 ValueKind = Literal["number", "string", "bool", "list", "any"]
-MAX_BRANCHES = 64
-MAX_IN_VALUES = 50
+#: kept for callers that read them here; the caps themselves live in ``pack_limits``
+MAX_BRANCHES = pack_limits.MAX_BRANCHES
+MAX_IN_VALUES = pack_limits.MAX_IN_VALUES
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class ConditionError(ValueError):
@@ -123,6 +133,8 @@ def _parse_scalar(text: str) -> Any:
     from io import StringIO
 
     if _NUMBER.match(text):
+        if len(text) > 40:  # int() refuses 4300+ digits; no threshold needs 40
+            raise ValueError(f"the number {text[:20]}... has {len(text)} characters")
         return float(text) if any(c in text for c in ".eE") else int(text)
     if text in _KEYWORDS:
         return _KEYWORDS[text]
@@ -134,11 +146,14 @@ def _parse_scalar(text: str) -> Any:
         return text
 
 
-def _suggest(path: str) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(path, known_paths(), n=1, cutoff=0.6)
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices``, or ``""``."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _suggest(path: str) -> str:
+    return did_you_mean(path, known_paths())
 
 
 def _atom(raw: Any, line: int | None, where: str) -> Atom:
@@ -147,7 +162,10 @@ def _atom(raw: Any, line: int | None, where: str) -> Atom:
         if len(parts) < 2:
             raise ConditionError(f"condition {raw!r} is not 'field op value'", line, where)
         fld, op = parts[0], parts[1]
-        value: Any = _parse_scalar(parts[2]) if len(parts) == 3 else None
+        try:
+            value: Any = _parse_scalar(parts[2]) if len(parts) == 3 else None
+        except ValueError as exc:
+            raise ConditionError(f"value of {fld} {op}: {exc}", line, where) from None
     elif isinstance(raw, dict):
         unknown = set(raw) - {"field", "op", "value"}
         if unknown or "field" not in raw or "op" not in raw:
@@ -161,16 +179,39 @@ def _atom(raw: Any, line: int | None, where: str) -> Atom:
         raise ConditionError(f"expected a condition, 'all', 'any' or 'not', got {type(raw).__name__}", line, where)
     op = _SYMBOLS.get(op, op)
     if op not in OPS:
-        raise ConditionError(f"unknown operator {op!r}; use one of {', '.join(OPS)}", line, where)
+        hint = f" (did you mean {_OP_ALIASES[op]!r}?)" if op in _OP_ALIASES else did_you_mean(op, OPS)
+        raise ConditionError(f"unknown operator {op!r}{hint}; use one of {', '.join(OPS)}", line, where)
+    if isinstance(value, list) and len(value) > pack_limits.MAX_IN_VALUES:  # before copying it
+        raise ConditionError(f"{op!r} takes at most {pack_limits.MAX_IN_VALUES} values", line, where)
     return _typed(fld, op, _plain(value), line, where)
 
 
 def _plain(value: Any) -> Any:
+    """Plain Python values (ruamel's scalar subclasses carry formatting we do not want)."""
     if isinstance(value, list):
         return [_plain(v) for v in value]
     if isinstance(value, str):
         return str(value)
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
     return value
+
+
+def _check_value(fld: str, value: Any, line: int | None, where: str) -> None:
+    """Numbers the engine compares exactly, strings without control characters."""
+    if isinstance(value, bool):
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConditionError(f"value of {fld} must be a finite number, got {value}", line, where)
+    if isinstance(value, (int, float)) and abs(value) > pack_limits.MAX_EXACT_NUMBER:
+        raise ConditionError(f"value of {fld} is beyond +-2**53 ({pack_limits.MAX_EXACT_NUMBER}): durable-rules "
+                             f"cannot compare it exactly", line, where)
+    if isinstance(value, str) and _CONTROL.search(value):
+        raise ConditionError(f"value of {fld} contains a control character: {value!r}", line, where)
 
 
 def _value_kind(value: Any) -> ValueKind | None:
@@ -199,17 +240,18 @@ def _typed(fld: str, op: str, value: Any, line: int | None, where: str) -> Atom:
     if op in ("in", "not_in"):
         if not isinstance(value, list) or not value:
             raise ConditionError(f"{op!r} takes a non-empty list, got {value!r}", line, where)
-        if len(value) > MAX_IN_VALUES:
-            raise ConditionError(f"{op!r} takes at most {MAX_IN_VALUES} values", line, where)
         kinds = {_value_kind(v) for v in value}
         if len(kinds) != 1 or None in kinds:
             raise ConditionError(f"{op!r} values must all be numbers or all strings, got {value!r}", line, where)
         vkind = kinds.pop()
+        for v in value:
+            _check_value(fld, v, line, where)
         value = tuple(value)
     else:
         vkind = _value_kind(value)
         if vkind is None:
             raise ConditionError(f"value of {fld} {op} must be a number, string or boolean, got {value!r}", line, where)
+        _check_value(fld, value, line, where)
     assert vkind is not None  # both branches above raise otherwise
     if kind == "open":
         kind = vkind if op not in ("contains", "not_contains") else "string"
@@ -223,7 +265,22 @@ def _typed(fld: str, op: str, value: Any, line: int | None, where: str) -> Atom:
     expected = "string" if kind == "list" else kind
     if vkind != expected:
         raise ConditionError(f"{fld} is a {expected}, but the value {value!r} is a {vkind}", line, where)
+    if kind == "string" and op in ("contains", "not_contains"):
+        _check_pattern(fld, value, line, where)
     return Atom(fld, op, value, _as_value_kind(kind), line)
+
+
+def _check_pattern(fld: str, pattern: str, line: int | None, where: str) -> None:
+    """A ``contains`` on text becomes a durable-rules regex: ASCII only (the engine matches
+    bytes, and its case folding is ASCII-only), not empty, and short (see ``pack_limits``)."""
+    if not pattern:
+        raise ConditionError(f"'contains' on {fld} takes a non-empty text", line, where)
+    if not pattern.isascii():
+        raise ConditionError(f"'contains' on {fld} takes an ASCII text; {pattern!r} is not (the engine matches "
+                             "bytes): test the whole value with eq or in instead", line, where)
+    if len(pattern) > pack_limits.MAX_PATTERN_CHARS:
+        raise ConditionError(f"'contains' on {fld} takes at most {pack_limits.MAX_PATTERN_CHARS} characters, "
+                             f"got {len(pattern)}", line, where)
 
 
 def _as_value_kind(kind: str) -> ValueKind:
@@ -233,25 +290,70 @@ def _as_value_kind(kind: str) -> ValueKind:
 
 
 def parse_when(raw: Any, where: str = "when", line: int | None = None) -> Node:
-    """Parse a ``when`` tree from YAML data (ruamel nodes keep their line numbers)."""
-    if isinstance(raw, dict) and len(raw) == 1 and next(iter(raw)) in ("all", "any", "not"):
-        (key,) = raw
-        sub, sub_line = raw[key], _line(raw, key) or line
-        if key == "not":
-            return Not(parse_when(sub, f"{where}.not", sub_line))
-        if not isinstance(sub, list) or not sub:
-            raise ConditionError(f"'{key}' takes a non-empty list of conditions", sub_line, f"{where}.{key}")
-        children = tuple(
-            parse_when(item, f"{where}.{key}[{i}]", _line(sub, i) or sub_line) for i, item in enumerate(sub)
-        )
-        return All(children) if key == "all" else AnyOf(children)
-    if isinstance(raw, list):
-        return parse_when({"all": raw}, where, line)
-    return _atom(raw, _line(raw) if isinstance(raw, dict) else line, where)
+    """Parse a ``when`` tree from YAML data (ruamel nodes keep their line numbers); raise the
+    first problem (:func:`parse_when_all` reports them all)."""
+    node, errors = parse_when_all(raw, where, line)
+    if errors:
+        raise errors[0]
+    assert node is not None
+    return node
+
+
+def parse_when_all(raw: Any, where: str = "when", line: int | None = None) -> tuple[Node | None, list[ConditionError]]:
+    """Parse a ``when`` tree, checking every test: the tree (None if anything is wrong) and
+    every problem found. Nesting and the number of tests are capped (``pack_limits``)."""
+    parser = _Parser()
+    node = parser.parse(raw, where, line, 0)
+    return (node if not parser.errors else None), parser.errors
+
+
+class _Parser:
+    def __init__(self) -> None:
+        self.errors: list[ConditionError] = []
+        self.tests = 0
+
+    def parse(self, raw: Any, where: str, line: int | None, depth: int) -> Node | None:
+        if depth > pack_limits.MAX_CONDITION_DEPTH:
+            self.errors.append(ConditionError(
+                f"conditions nested deeper than {pack_limits.MAX_CONDITION_DEPTH} levels of all/any/not", line, where))
+            return None
+        if isinstance(raw, dict) and len(raw) == 1 and next(iter(raw)) in ("all", "any", "not"):
+            (key,) = raw
+            sub, sub_line = raw[key], _line(raw, key) or line
+            if key == "not":
+                child = self.parse(sub, f"{where}.not", sub_line, depth + 1)
+                return None if child is None else Not(child)
+            if not isinstance(sub, list) or not sub:
+                self.errors.append(ConditionError(f"'{key}' takes a non-empty list of conditions", sub_line,
+                                                  f"{where}.{key}"))
+                return None
+            children = [self.parse(item, f"{where}.{key}[{i}]", _line(sub, i) or sub_line, depth + 1)
+                        for i, item in enumerate(sub)]
+            if any(c is None for c in children):
+                return None
+            done = tuple(c for c in children if c is not None)
+            return All(done) if key == "all" else AnyOf(done)
+        if isinstance(raw, list):
+            return self.parse({"all": raw}, where, line, depth)
+        self.tests += 1
+        if self.tests > pack_limits.MAX_CONDITION_TESTS:
+            if self.tests == pack_limits.MAX_CONDITION_TESTS + 1:
+                self.errors.append(ConditionError(
+                    f"more than {pack_limits.MAX_CONDITION_TESTS} tests in one rule; split the rule", line, where))
+            return None
+        try:
+            return _atom(raw, _line(raw) if isinstance(raw, dict) else line, where)
+        except ConditionError as exc:
+            self.errors.append(exc)
+            return None
 
 
 def to_dnf(node: Node, negated: bool = False) -> list[tuple[Atom, ...]]:
-    """Disjunctive normal form: a list of conjunctions, negations pushed into the tests."""
+    """Disjunctive normal form: a list of conjunctions, negations pushed into the tests.
+
+    Raises :class:`ConditionError` as soon as an intermediate form holds more than four
+    times ``MAX_BRANCHES`` alternatives (nothing is truncated: a rule is never changed).
+    """
     if isinstance(node, Atom):
         return [(negate(node) if negated else node,)]
     if isinstance(node, Not):
@@ -259,22 +361,45 @@ def to_dnf(node: Node, negated: bool = False) -> list[tuple[Atom, ...]]:
     conj = isinstance(node, All) != negated  # De Morgan
     parts = [to_dnf(c, negated) for c in node.children]
     if not conj:
-        out = [branch for p in parts for branch in p]
+        out = _unique([branch for p in parts for branch in p])
     else:
         out = [()]
         for p in parts:
-            out = [a + b for a in out for b in p]
-            if len(out) > MAX_BRANCHES * 4:
-                break
+            out = _unique([a + b for a in out for b in p])
+    return out
+
+
+def _unique(branches: list[tuple[Atom, ...]]) -> list[tuple[Atom, ...]]:
     result: list[tuple[Atom, ...]] = []
     seen: set[tuple[Any, ...]] = set()
-    for branch in out:
+    for branch in branches:
         uniq = tuple(dict.fromkeys(branch))
         key = tuple(sorted(a.key for a in uniq))
         if key not in seen:
             seen.add(key)
             result.append(uniq)
+    if len(result) > pack_limits.MAX_BRANCHES * 4:
+        raise ConditionError(f"condition expands to more than {pack_limits.MAX_BRANCHES} alternatives; split the rule")
     return result
+
+
+def check_branches(branches: list[tuple[Atom, ...]], where: str, line: int | None) -> list[ConditionError]:
+    """What DNF may still produce that the engine cannot run: too many alternatives, or a
+    negated pattern match on text (``not_contains``, written or from a ``not``)."""
+    if len(branches) > pack_limits.MAX_BRANCHES:
+        return [ConditionError(f"condition expands to more than {pack_limits.MAX_BRANCHES} alternatives; "
+                               "split the rule", line, where)]
+    errors: list[ConditionError] = []
+    seen: set[tuple[str, str, str]] = set()
+    for branch in branches:
+        for atom in branch:
+            if atom.op == "not_contains" and atom.kind == "string" and atom.key not in seen:
+                seen.add(atom.key)
+                errors.append(ConditionError(
+                    f"{atom.field} cannot be tested for not containing {atom.value!r} (directly or under 'not'): "
+                    "durable-rules cannot negate a pattern match on text; test whole values with ne or not_in",
+                    atom.line or line, where))
+    return errors
 
 
 def fields_of(branches: Iterable[tuple[Atom, ...]]) -> set[str]:

@@ -14,6 +14,7 @@ __all__ = [
     "RecommenderError",
     "RulePackError",
     "PackProblem",
+    "sort_problems",
     "ContextError",
     "EngineError",
     "PluginError",
@@ -40,6 +41,14 @@ class PackProblem:
         where = f"{self.path}:{self.line}" if self.line else self.path
         field = f" {self.field_path}:" if self.field_path else ""
         return f"{where}:{field} {self.message}"
+
+
+def sort_problems(problems: Sequence[PackProblem]) -> list[PackProblem]:
+    """Problems grouped by file (in the order files first appear), then by line."""
+    order: dict[str, int] = {}
+    for p in problems:
+        order.setdefault(p.path, len(order))
+    return sorted(problems, key=lambda p: (order[p.path], p.line or 0))
 
 
 class RulePackError(RecommenderError):

@@ -13,13 +13,13 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, Callable, Sequence
 
-from .conditions import Atom, ValueKind
+from .conditions import Atom, ValueKind, did_you_mean
 from .context import Context, field_kind, field_nullable
 from .engine import Matcher
 from .compiler import compile_branches
 from .errors import PackProblem, RulePackError
 from .explain import BranchText, ScriptText, SharedParts, rule_texts, script_texts
-from .packs import Gesture, Pack, Rule
+from .packs import Gesture, Pack, Rule, located, rulebook_problems
 from .templates import placeholders
 
 __all__ = ["RuleBook", "getter"]
@@ -97,14 +97,14 @@ class RuleBook:
     @classmethod
     def build(cls, packs: Sequence[Pack]) -> "RuleBook":
         """Check packs together (ids, references, field kinds) and compile them."""
-        problems: list[PackProblem] = []
+        problems: list[PackProblem] = rulebook_problems(packs)
         gestures: dict[str, Gesture] = {}
         for pack in packs:
             for g in pack.gestures:
                 if g.id in gestures:
                     other = gestures[g.id]
-                    problems.append(PackProblem(pack.source, None, f"gestures.{g.id}",
-                                                f"gesture id {g.id!r} is defined twice: in {other.source} and in {pack.source}",
+                    problems.append(PackProblem(pack.source, g.line, f"gestures.{g.id}",
+                                                f"gesture id {g.id!r} is defined twice: in {located(other)} and in {located(g)}",
                                                 "duplicate"))
                 else:
                     gestures[g.id] = g
@@ -115,14 +115,14 @@ class RuleBook:
             for rule in pack.rules:
                 if rule.id in seen_rules:
                     problems.append(PackProblem(pack.source, rule.line, f"rules.{rule.id}",
-                                                f"rule id {rule.id!r} is defined twice: in {seen_rules[rule.id]} and in {pack.source}",
+                                                f"rule id {rule.id!r} is defined twice: in {seen_rules[rule.id]} and in {located(rule)}",
                                                 "duplicate"))
                     continue
-                seen_rules[rule.id] = pack.source
+                seen_rules[rule.id] = located(rule)
                 for gid in rule.gesture_ids:
                     if gid not in gestures:
                         problems.append(PackProblem(pack.source, rule.then_line or rule.line, f"rules.{rule.id}.then",
-                                                    f"unknown gesture {gid!r}"))
+                                                    f"unknown gesture {gid!r}{did_you_mean(gid, gestures)}"))
                 for branch in rule.branches:
                     for atom in branch:
                         if atom.op == "exists":
@@ -136,8 +136,8 @@ class RuleBook:
         for g in gestures.values():
             for other_id in g.conflicts_with:
                 if other_id not in gestures:
-                    problems.append(PackProblem(g.source, None, f"gestures.{g.id}.conflicts_with",
-                                                f"unknown gesture {other_id!r}"))
+                    problems.append(PackProblem(g.source, g.line, f"gestures.{g.id}.conflicts_with",
+                                                f"unknown gesture {other_id!r}{did_you_mean(other_id, gestures)}"))
         if problems:
             raise RulePackError(problems)
         # `exists` on a key is sent with the kind its typed tests use, so test order never matters.

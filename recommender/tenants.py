@@ -62,7 +62,7 @@ def _collect(host: PluginHost, name: str, fn: Callable[..., Any], args: list[str
         elif isinstance(item, Pack):
             packs.append(item)
         elif isinstance(item, (str, Path)):
-            packs.extend(load_packs([item]))
+            packs.extend(load_packs([item], origin="core" if builtin else f"plugin:{name}"))
         elif isinstance(item, dict):
             label = "memory" if builtin else f"plugin:{name}"
             packs.append(pack_from_data(item, f"<{label}:{item.get('pack', '?')}>"))

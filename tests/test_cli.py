@@ -81,7 +81,7 @@ def test_rules_check_reports_file_line_and_exits_1(rules_dir, tmp_path):
     (bad / "b.yaml").write_text(PACK.replace("then: waive_fee", "then: waive_feee"))
     p = run("rules", "check", str(bad))
     assert p.returncode == 1
-    assert p.stdout.strip() == f"{bad / 'b.yaml'}:12: rules.loyal.then: unknown gesture 'waive_feee'"
+    assert p.stdout.strip() == f"{bad / 'b.yaml'}:12: rules.loyal.then: unknown gesture 'waive_feee' (did you mean 'waive_fee'?)"
 
 
 def test_invalid_rules_for_recommend_exit_2(tmp_path):

@@ -56,7 +56,7 @@ def test_bad_yaml_names_file_and_line(tmp_path):
 
 def test_unknown_gesture_is_reported_at_the_rule_line(tmp_path):
     out = problems(tmp_path, GOOD.replace("then: waive_fee", "then: waive_feee"))
-    assert out == [f"{tmp_path / 'p.yaml'}:17: rules.loyal.then: unknown gesture 'waive_feee'"]
+    assert out == [f"{tmp_path / 'p.yaml'}:17: rules.loyal.then: unknown gesture 'waive_feee' (did you mean 'waive_fee'?)"]
 
 
 def test_unknown_field_suggests_the_right_one(tmp_path):

@@ -11,9 +11,9 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from ..errors import ContextError, RecommenderError, RulePackError
+from ..errors import ContextError, RecommenderError, RulePackError, sort_problems
 from ..results import Explanation, RecommendationResult
-from .app import app, fail, out, read_json_input
+from .app import app, err, fail, out, read_json_input
 
 RulesOpt = typer.Option(None, "--rules", "-r", help="Rule pack file or folder (repeatable); default: the shipped packs.")
 PluginsDirOpt = typer.Option(None, "--plugins-dir", help="Folder of drop-in plugin modules (*.py).")
@@ -60,6 +60,8 @@ def _run(source: str, rules: Optional[List[Path]], plugins_dir: Optional[Path], 
         result = call(ctx, budget=budget, max_extras=max_extras, store=store)
     except ContextError as exc:
         fail(f"{'<stdin>' if source == '-' else source}: {exc}")
+    except RecursionError:
+        fail(f"{'<stdin>' if source == '-' else source}: the context is nested too deeply")
     except RecommenderError as exc:
         fail(str(exc), 1)
     if as_json:
@@ -132,7 +134,8 @@ app.add_typer(rules_app, name="rules")
 
 @rules_app.command("check")
 def rules_check(paths: List[Path] = typer.Argument(..., help="Rule pack files or folders.")) -> None:
-    """Validate packs; print 'file:line: message' per problem and exit 1 if any."""
+    """Validate packs in one pass: print 'file:line: field: message' for every problem of every
+    file (and between files), then exit 1 if there was any."""
     from ..packs import load_packs
     from ..rulebook import RuleBook
 
@@ -140,9 +143,12 @@ def rules_check(paths: List[Path] = typer.Argument(..., help="Rule pack files or
         packs = load_packs(paths)
         book = RuleBook.build(packs)
     except RulePackError as exc:
-        for problem in exc.problems:
+        for problem in sort_problems(exc.problems):
             out.print(str(problem), markup=False)
+        err.print(f"{len(exc.problems)} problem(s)", markup=False)
         raise typer.Exit(1)
+    except RecommenderError as exc:  # e.g. the engine refusing a ruleset: still no traceback
+        fail(str(exc), 1)
     out.print(f"ok: {len(packs)} pack(s), {len(book.gestures)} gestures, {len(book.rules)} rules, "
               f"version {book.version}", markup=False)
 

@@ -1,0 +1,119 @@
+"""Reading one rule pack file, bounded before anything is expanded.
+
+YAML aliases are refused while the file is parsed. An alias (``*w0``) shares a node, and
+nested aliases describe exponentially large data in a few hundred bytes (a 900-byte pack of
+20 nested aliases expands to a million conditions); everything after parsing (validation,
+the digest, DNF) walks the expanded tree. Refusing aliases outright keeps packs plain data
+that reads the same to a person as to the loader; an anchor alone (``&w0``) shares nothing
+and is ignored.
+
+Also while parsing: the file's size, the YAML nesting depth and node count, and the number
+of rules and gestures are capped (``pack_limits``), so an oversized file stops at the line
+that crossed the cap instead of loading for minutes. Bytes must be UTF-8.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.composer import Composer
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import AliasEvent
+from ruamel.yaml.nodes import MappingNode, ScalarNode
+
+from . import pack_limits
+from .errors import PackProblem, RulePackError
+
+__all__ = ["read_pack_file", "parse_pack_text"]
+
+
+class _Refused(Exception):
+    def __init__(self, line: int | None, field_path: str, message: str):
+        self.line, self.field_path, self.message = line, field_path, message
+        super().__init__(message)
+
+
+def _line(event: Any) -> int | None:
+    mark = getattr(event, "start_mark", None)
+    return mark.line + 1 if mark is not None else None
+
+
+class _PackComposer(Composer):
+    """ruamel's composer, refusing aliases and counting nodes, depth and list items."""
+
+    def __init__(self, loader: Any = None) -> None:
+        super().__init__(loader)
+        self.nodes = 0
+        #: while the top-level ``rules``/``gestures`` list is composed: (key, cap)
+        self.counted: tuple[str, int] | None = None
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.parser.peek_event()
+        if isinstance(event, AliasEvent):
+            anchor = self.anchors.get(event.anchor)
+            where = f" (to the anchor &{event.anchor} at line {anchor.start_mark.line + 1})" if anchor else ""
+            raise _Refused(_line(event), "", f"YAML alias *{event.anchor}{where} is not allowed in a rule pack: "
+                                              "aliases are refused (they can hide exponentially large data); "
+                                              "write the value out")
+        self.nodes += 1
+        if self.nodes > pack_limits.MAX_YAML_NODES:
+            raise _Refused(_line(event), "", f"more than {pack_limits.MAX_YAML_NODES} YAML nodes in one pack file; "
+                                              "split it into several packs")
+        if self.depth >= pack_limits.MAX_YAML_DEPTH:
+            raise _Refused(_line(event), "", f"YAML nested deeper than {pack_limits.MAX_YAML_DEPTH} levels")
+        if self.counted is not None and self.depth == 2 and isinstance(index, int):
+            key, cap = self.counted
+            if index >= cap:
+                raise _Refused(_line(event), key, f"more than {cap} {key} in one pack; split it into several packs")
+        if self.depth == 1 and isinstance(parent, MappingNode) and isinstance(index, ScalarNode):
+            caps = {"rules": pack_limits.MAX_RULES_PER_PACK, "gestures": pack_limits.MAX_GESTURES_PER_PACK}
+            if index.value in caps:
+                self.counted = (index.value, caps[index.value])
+                try:
+                    return super().compose_node(parent, index)
+                finally:
+                    self.counted = None
+        return super().compose_node(parent, index)
+
+
+def parse_pack_text(text: str, path: str) -> Any:
+    """Parse a pack's YAML text (ruamel nodes keep line numbers); raise ``RulePackError``."""
+    yaml = YAML(typ="rt", pure=True)
+    yaml.Composer = _PackComposer
+    try:
+        return yaml.load(text)
+    except _Refused as exc:
+        raise RulePackError([PackProblem(path, exc.line, exc.field_path, exc.message)]) from None
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        raise RulePackError([PackProblem(path, line, "", f"invalid YAML: {exc.problem or exc}")]) from None
+    except (YAMLError, ValueError, RecursionError) as exc:
+        # ruamel raises a few unmarked errors (unacceptable characters, a number too long
+        # for int(), ...): still one problem for this file, never a traceback
+        raise RulePackError([PackProblem(path, None, "", f"invalid YAML: {exc}")]) from None
+
+
+def read_pack_file(path: Path) -> Any:
+    """Read one pack file: at most ``MAX_PACK_BYTES`` of UTF-8, parsed as bounded YAML."""
+    where = str(path)
+    cap = pack_limits.MAX_PACK_BYTES
+    try:
+        with path.open("rb") as f:
+            raw = f.read(cap + 1)
+    except OSError as exc:
+        raise RulePackError([PackProblem(where, None, "", f"cannot read: {exc.strerror or exc}")]) from None
+    if len(raw) > cap:
+        raise RulePackError([PackProblem(where, None, "", f"the file is larger than {cap // 1024} KiB, the cap for "
+                                                          "one pack; split it into several packs")])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise RulePackError([PackProblem(where, line, "", f"not valid UTF-8: byte 0x{raw[exc.start]:02x} at offset "
+                                                          f"{exc.start}; save the file as UTF-8")]) from None
+    if not text.strip():
+        raise RulePackError([PackProblem(where, None, "", "the file is empty")])
+    return parse_pack_text(text, where)
