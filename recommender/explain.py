@@ -174,7 +174,7 @@ def rule_texts(rules: Sequence["Rule"], fields: Sequence[str]) -> dict[str, tupl
     pos = {f: i for i, f in enumerate(fields)}
     def branch(r: "Rule", atoms: Sequence[Atom]) -> BranchText:
         tests = tuple(TestText.of(a, pos.get(a.field, -1)) for a in atoms)
-        return BranchText({"rule_id": r.id, "pack": r.source, "priority": r.priority, "because": r.because},
+        return BranchText({"rule_id": r.id, "pack": r.label, "priority": r.priority, "because": r.because},
                           tests, any(t.seq for t in tests))
 
     return {r.id: tuple(branch(r, b) for b in r.branches) for r in rules}
@@ -236,7 +236,7 @@ def recommendation(cand: "Candidate", ctx: Context, book: "RuleBook", row: Seque
     return {"gesture_id": g.id, "title": g.title, "category": g.category, "tier": g.tier, "cost": cand.cost,
             "score": cand.score, "authority": g.authority, "script": script,
             "agent_reason": reason, "rules": rules, "follow_up_days": g.follow_up_days, "due_date": due,
-            "source": g.source}
+            "source": g.label}
 
 
 def withheld(cand: "Candidate", reason: str, detail: str, available_on: Any = None) -> dict[str, Any]:
@@ -290,7 +290,7 @@ def near_misses(ctx: Context, book: "RuleBook", matched: set[str], truth: set[An
         actual = book.value(ctx, best.field)
         kind = change_kind(best, actual)
         out.append(((_CHANGE_ORDER[kind], -rule.priority, rule.id), {
-            "rule_id": rule.id, "pack": rule.source, "gestures": rule.gesture_ids, "because": rule.because,
+            "rule_id": rule.id, "pack": rule.label, "gestures": rule.gesture_ids, "because": rule.because,
             "failed": condition_result(best, actual), "hint": _hint(best, actual), "change": kind}))
     out.sort(key=lambda item: item[0])
     return [miss for _, miss in out]

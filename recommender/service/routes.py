@@ -323,7 +323,7 @@ async def get_gestures(request: Request, principal: Principal = Depends(require(
     svc = _state(request)
     tenant = _tenant(principal, None)
     book = await _book(svc, tenant)
-    gestures = [GestureOut(**g.model_dump(), source=g.source) for g in book.gestures.values()]
+    gestures = [GestureOut(**g.model_dump(), source=g.label) for g in book.gestures.values()]
     return _json(GesturesOut(ruleset_version=book.version, business=tenant, gestures=gestures), book.version)
 
 
@@ -333,7 +333,7 @@ async def get_rulepacks(request: Request, principal: Principal = Depends(require
     svc = _state(request)
     tenant = _tenant(principal, None)
     book = await _book(svc, tenant)
-    packs = [PackOut(name=p.name, version=p.version, description=p.description, source=p.source, digest=p.digest,
+    packs = [PackOut(name=p.name, version=p.version, description=p.description, source=p.label, digest=p.digest,
                      gestures=len(p.gestures), rules=len(p.rules)) for p in book.packs]
     return _json(RulePacksOut(ruleset_version=book.version, business=tenant, packs=packs), book.version)
 
@@ -342,8 +342,14 @@ async def get_rulepacks(request: Request, principal: Principal = Depends(require
 async def get_plugins(request: Request, principal: Principal = Depends(require(None))) -> Response:
     svc = _state(request)
     info: list[Any] = getattr(svc.recommender, "plugin_info", lambda: [])()
-    plugins = [PluginOut.model_validate(_jsonable(i)) for i in info]
+    plugins = [PluginOut.model_validate(_jsonable(_without_server_path(i))) for i in info]
     return _json(PluginsOut(ruleset_version=svc.version(), plugins=plugins), svc.version())
+
+
+def _without_server_path(info: dict[str, Any]) -> dict[str, Any]:
+    """A drop-in plugin's ``path`` is a file on the server: only its name is shown."""
+    path = info.get("path")
+    return {**info, "path": path.rsplit("/", 1)[-1]} if isinstance(path, str) and "/" in path else info
 
 
 @router.get("/customers/{customer_id}", response_model=CustomerView, tags=["memory"],
