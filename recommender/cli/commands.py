@@ -153,6 +153,30 @@ def rules_check(paths: List[Path] = typer.Argument(..., help="Rule pack files or
               f"version {book.version}", markup=False)
 
 
+@rules_app.command("test")
+def rules_test(
+    paths: List[Path] = typer.Argument(..., help="Scenario files or folders (*.yaml): docs/scenarios.md."),
+    rules: Optional[List[Path]] = RulesOpt,
+    plugins: bool = typer.Option(True, "--plugins/--no-plugins", help="Load installed plugins (default: yes)."),
+    as_json: bool = JsonOpt,
+    strict: bool = typer.Option(False, "--strict", help="Count scenarios marked known_issue as failures."),
+) -> None:
+    """Run scenario files: print 'file:line: scenario: expected ..., got ...' per failure, then
+    'N passed, M failed'; exit 1 if any failed, 2 for an invalid file."""
+    from ..scenarios import run_paths
+
+    try:
+        report = run_paths(paths, rules=rules, autoload=plugins, strict=strict)
+    except RecommenderError as exc:
+        fail(escape(str(exc)))
+    if as_json:
+        print(report.to_json())
+    else:
+        for line in report.lines():
+            out.print(line, markup=False)
+    raise typer.Exit(report.exit_code)
+
+
 @rules_app.command("schema")
 def rules_schema() -> None:
     """Print the JSON Schema of rule pack files (for editor completion)."""
