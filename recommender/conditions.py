@@ -323,18 +323,9 @@ class _Parser:
             if key == "not":
                 child = self.parse(sub, f"{where}.not", sub_line, depth + 1)
                 return None if child is None else Not(child)
-            if not isinstance(sub, list) or not sub:
-                self.errors.append(ConditionError(f"'{key}' takes a non-empty list of conditions", sub_line,
-                                                  f"{where}.{key}"))
-                return None
-            children = [self.parse(item, f"{where}.{key}[{i}]", _line(sub, i) or sub_line, depth + 1)
-                        for i, item in enumerate(sub)]
-            if any(c is None for c in children):
-                return None
-            done = tuple(c for c in children if c is not None)
-            return All(done) if key == "all" else AnyOf(done)
-        if isinstance(raw, list):
-            return self.parse({"all": raw}, where, line, depth)
+            return self.children(key, sub, f"{where}.{key}", sub_line, depth)
+        if isinstance(raw, list):  # a plain list means all of it
+            return self.children("all", raw, where, line, depth)
         self.tests += 1
         if self.tests > pack_limits.MAX_CONDITION_TESTS:
             if self.tests == pack_limits.MAX_CONDITION_TESTS + 1:
@@ -346,6 +337,16 @@ class _Parser:
         except ConditionError as exc:
             self.errors.append(exc)
             return None
+
+    def children(self, key: str, sub: Any, where: str, line: int | None, depth: int) -> Node | None:
+        if not isinstance(sub, list) or not sub:
+            self.errors.append(ConditionError(f"'{key}' takes a non-empty list of conditions", line, where))
+            return None
+        children = [self.parse(item, f"{where}[{i}]", _line(sub, i) or line, depth + 1) for i, item in enumerate(sub)]
+        if any(c is None for c in children):
+            return None
+        done = tuple(c for c in children if c is not None)
+        return All(done) if key == "all" else AnyOf(done)
 
 
 def to_dnf(node: Node, negated: bool = False) -> list[tuple[Atom, ...]]:

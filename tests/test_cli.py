@@ -146,3 +146,38 @@ def test_store_that_is_down_is_a_clear_error(rules_dir):
             stdin='{"interaction": {"issue": "x"}}')
     assert p.returncode == 1 and "secret" not in p.stderr and "127.0.0.1:1" in p.stderr
     assert "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b'{"interaction": {"issue": "caf\xe9"}}', "ctx.json:1: not valid UTF-8 (byte 0xe9 at offset 30)"),
+    (b'{"interaction": {"issue": "x", "attributes": {"a": ' + b"[" * 10_000 + b"]" * 10_000 + b"}}}",
+     "ctx.json: invalid JSON: nested too deeply"),
+    (b'{"interaction": {"issue": "x", "cost": ' + b"7" * 5_000 + b"}}",
+     "ctx.json: invalid JSON: a number of 5000 digits"),
+    (b"", "ctx.json: the context file is empty"),
+    (b"  \n\n", "ctx.json: the context file is empty"),
+])
+def test_a_bad_context_file_exits_2_naming_the_file_and_the_reason(rules_dir, tmp_path, content, reason):
+    f = tmp_path / "ctx.json"
+    f.write_bytes(content)
+    for command in ("recommend", "explain"):
+        p = run(command, str(f), "--rules", str(rules_dir))
+        assert p.returncode == 2, p.stderr
+        assert "Traceback" not in p.stderr + p.stdout
+        assert f"error: {tmp_path / reason}" in p.stderr.replace("\n", ""), p.stderr
+
+
+def test_an_empty_stdin_says_so(rules_dir):
+    p = run("recommend", "-", "--rules", str(rules_dir), stdin="")
+    assert p.returncode == 2 and "<stdin>: the context input is empty" in p.stderr
+
+
+def test_rules_check_never_prints_a_traceback_for_a_hostile_pack(tmp_path):
+    (tmp_path / "utf8.yaml").write_bytes(PACK.encode().replace(b"Waive", b"W\xe2ive"))
+    (tmp_path / "inf.yaml").write_text(PACK.replace("pack: cli", "pack: cli2").replace("id: waive_fee", "id: w2")
+                                       .replace("id: loyal", "id: l2").replace("then: waive_fee", "then: w2")
+                                       .replace("cost le 40", "cost le .inf"))
+    p = run("rules", "check", str(tmp_path))
+    assert p.returncode == 1 and "Traceback" not in p.stdout + p.stderr
+    assert f"{tmp_path / 'inf.yaml'}:11: rules[0].when[1]: value of interaction.cost must be a finite number" in p.stdout
+    assert f"{tmp_path / 'utf8.yaml'}:4: not valid UTF-8: byte 0xe2 at offset 50" in p.stdout

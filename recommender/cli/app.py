@@ -53,16 +53,41 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 
 def read_json_input(source: str, what: str = "context") -> Any:
-    """Read JSON from a file path or ``-`` (stdin); bad input exits 2 naming the source."""
+    """Read JSON from a file path or ``-`` (stdin). Bad input exits 2 naming the source and
+    the reason, never with a traceback: unreadable, empty, not UTF-8, malformed JSON, nested
+    too deeply, or a number too long to read. Values are checked by the caller (the context
+    model), as the HTTP service does."""
+    name = "<stdin>" if source == "-" else source
     try:
-        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+        if source == "-":
+            stdin = getattr(sys.stdin, "buffer", None)
+            raw = stdin.read() if stdin is not None else sys.stdin.read().encode()
+        else:
+            raw = Path(source).read_bytes()
     except OSError as exc:
         fail(f"cannot read {what} file {source}: {exc.strerror or exc}")
+    if not raw.strip():
+        fail(f"{name}: the {what} {'input' if source == '-' else 'file'} is empty")
     try:
-        return json.loads(text)
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        fail(f"{name}:{line}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})")
+    try:
+        return json.loads(text, parse_int=_json_int)
     except json.JSONDecodeError as exc:
-        name = "<stdin>" if source == "-" else source
         fail(f"{name}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}")
+    except RecursionError:
+        fail(f"{name}: invalid JSON: nested too deeply")
+    except ValueError as exc:  # from _json_int
+        fail(f"{name}: invalid JSON: {exc}")
+
+
+def _json_int(text: str) -> int:
+    limit = sys.get_int_max_str_digits()
+    if limit and len(text.lstrip("-")) > limit:  # int() would fail naming sys.set_int_max_str_digits
+        raise ValueError(f"a number of {len(text.lstrip('-'))} digits (at most {limit})")
+    return int(text)
 
 
 def parse_when(text: Optional[str], option: str, now: Optional[datetime] = None) -> Optional[datetime]:
