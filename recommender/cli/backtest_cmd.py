@@ -1,9 +1,9 @@
 """``recommender backtest``: run past interactions (or the decision log) through rule sets.
 
-Exit codes: 0 done; 1 ``--decisions`` changed more than ``--max-change`` (or the engine
-failed: a Dask scheduler unreachable, a worker error); 2 usage or input errors (unknown or
-unreadable file, a mapping that names a column the CSV lacks, invalid rule packs, a file
-with no usable row). Bad rows are reported one per line on stderr and skipped; they never
+Exit codes: 0 done; 1 ``--decisions`` changed more than ``--max-change``, a ``--population``
+property fails (or the engine failed: a Dask scheduler unreachable, a worker error); 2 usage
+or input errors (unknown or unreadable file, a mapping that names a column the CSV lacks,
+invalid rule packs, a file with no usable row). Bad rows are reported one per line on stderr and skipped; they never
 change the exit code while at least one row is usable.
 """
 
@@ -260,12 +260,16 @@ def backtest_cmd(
                                      help="--decisions: exit 1 when a larger share of decisions changes."),
     top: int = typer.Option(TOP, "--top", min=1, help="Rows shown per table (the JSON and HTML have all)."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar on stderr."),
+    population: bool = typer.Option(
+        False, "--population", help="Check the advice over the history as a population instead: recover coverage, "
+        "cost by severity, the extras share, money limits, listing and near misses; exit 1 when one fails."),
 ) -> None:
     """Run past interactions through a rule set: fires, cost and coverage per gesture, rule, tier and segment."""
     if decisions:
         if history is not None:
             fail("give either a HISTORY file or --decisions, not both")
-        for name, value in (("--compare", compare), ("--mapping", mapping), ("--workers", workers), ("--dask", dask)):
+        for name, value in (("--compare", compare), ("--mapping", mapping), ("--workers", workers), ("--dask", dask),
+                            ("--population", population)):
             if value:
                 fail(f"{name} does not apply to --decisions")
         _decisions(rules, plugins_dir, url, tenant, since, until, max_change, as_json, html, top, no_progress)
@@ -277,6 +281,12 @@ def backtest_cmd(
         fail("missing HISTORY: a JSON Lines or CSV file of past interactions (or --decisions to replay the log)")
     if workers is not None and dask is not None:
         fail("give --workers N (a local cluster) or --dask ADDRESS, not both")
+    if population:
+        for name, value in (("--compare", compare), ("--html", html), ("--workers", workers), ("--dask", dask)):
+            if value:
+                fail(f"{name} does not apply to --population")
+        _population(history, rules, plugins_dir, mapping, as_json)
+        return
     _history(history, rules, plugins_dir, mapping, as_json, html, compare, workers, dask, dask_timeout, chunk_size,
              top, no_progress)
 
@@ -341,6 +351,40 @@ def _history(history: Path, rules: Optional[List[Path]], plugins_dir: Optional[P
     if report.rows_skipped:
         out.print(f"[yellow]skipped {report.rows_skipped:,} bad row(s) of {report.rows_read:,}[/yellow] "
                   "(listed on stderr and in --json)")
+
+
+def _population(history: Path, rules: Optional[List[Path]], plugins_dir: Optional[Path], mapping: Optional[Path],
+                as_json: bool) -> None:
+    from ..backtest.io import HistoryInputError, open_source
+    from ..backtest.population import format_report, population_check, read_contexts
+    from ..backtest.run import BacktestError, RuleSet, recommender_for
+
+    try:
+        source = open_source(history, mapping)
+        contexts, bad = read_contexts(source)
+    except HistoryInputError as exc:
+        fail(str(exc))
+    for line, reason in bad[:MAX_BAD_SHOWN]:
+        err.print(f"{history}:{line}: {reason}", markup=False, highlight=False)
+    if bad:
+        err.print(f"skipped {len(bad):,} bad row(s) of {len(bad) + len(contexts):,} read", markup=False)
+    if not contexts:
+        fail(f"{history}: no usable row")
+    try:
+        rec = recommender_for(RuleSet.of(_rules_list(rules), plugins_dir))
+        report = population_check(rec, contexts)
+    except BacktestError as exc:
+        fail(str(exc))
+    except RecommenderError as exc:
+        fail(str(exc), 1)
+    if as_json:
+        sys.stdout.write(report.model_dump_json(indent=2) + "\n")
+    else:
+        out.print(f"population check · history {escape(str(history))} · {report.rows:,} interactions · "
+                  f"rulebook {rec.ruleset_version}")
+        out.print(format_report(report), markup=False)
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 def _check_sqlite_exists(url: Optional[str]) -> None:
