@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
 from pathlib import Path
@@ -12,17 +13,23 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import (
     ArgumentError,
+    DataError,
     DBAPIError,
+    InterfaceError,
     NoSuchModuleError,
     OperationalError,
     SQLAlchemyError,
+    StatementError,
 )
 from sqlalchemy.pool import StaticPool
 
 from .errors import InvalidStoreInput, SchemaOutOfDate, StoreUnavailable
+from .values import dumps
 
 __all__ = ["default_url", "normalize_url", "mask_url", "make_engine", "upgrade", "current_revision",
            "head_revision", "translate_errors", "ENV_URL"]
+
+log = logging.getLogger("recommender.memory")
 
 #: Environment variable that names the database when no URL is given.
 ENV_URL = "RECOMMENDER_DB_URL"
@@ -86,7 +93,7 @@ def make_engine(url: URL, **kwargs: Any) -> Engine:
         connect_args["connect_timeout"] = 5
     try:
         return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
-                             connect_args=connect_args, **kwargs)
+                             connect_args=connect_args, json_serializer=dumps, **kwargs)
     except (NoSuchModuleError, ImportError) as exc:
         raise InvalidStoreInput(f"cannot use {mask_url(url)}: the database driver is not installed ({exc}); "
                                 "install psycopg[binary]") from None
@@ -103,7 +110,8 @@ def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
             raise StoreUnavailable(mask_url(url), f"cannot create {path.parent}: {exc.strerror or exc}") from None
         url = url.set(database=str(path))
     extra: dict[str, Any] = {"poolclass": StaticPool} if memory else {}
-    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **extra, **kwargs)
+    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, json_serializer=dumps,
+                           **extra, **kwargs)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
@@ -127,17 +135,52 @@ def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
     return engine
 
 
+#: SQLSTATE classes and codes that mean "the database cannot serve us now", not "a bug in
+#: the statement": connection (08), authorization (28), unknown database (3D) or schema
+#: (3F), a missing table or column (42P01, 42703: the schema is missing or older), no
+#: privilege (42501), a read-only standby (25006), a serialization failure or deadlock
+#: (40), out of resources (53), operator intervention or a statement timeout (57), system
+#: errors (58).
+_UNAVAILABLE_CLASSES = ("08", "28", "3D", "3F", "40", "53", "57", "58")
+_UNAVAILABLE_CODES = ("42501", "42P01", "42703", "25006")
+
+
+def _sqlstate(exc: DBAPIError) -> str:
+    orig = exc.orig
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return code if isinstance(code, str) else ""
+
+
 @contextlib.contextmanager
 def translate_errors(url: URL) -> Iterator[None]:
-    """Turn driver-level connection failures into :class:`StoreUnavailable` naming the URL."""
+    """Turn driver-level failures into the store's errors, the same on every database.
+
+    * the database unreachable, refusing us (authentication, privileges), down, read-only or
+      out of resources -> :class:`StoreUnavailable` naming the URL (password masked);
+    * a value it cannot store (too long, out of range, a NUL, invalid Unicode) ->
+      :class:`InvalidStoreInput`;
+    * anything else (a bug) propagates.
+    """
     try:
         yield
-    except OperationalError as exc:
-        raise StoreUnavailable(mask_url(url), _reason(exc, url)) from None
-    except DBAPIError as exc:
-        if exc.connection_invalidated:
-            raise StoreUnavailable(mask_url(url), _reason(exc, url)) from None
+    except StatementError as exc:
+        orig = exc.orig
+        if isinstance(orig, InvalidStoreInput):  # from the JSON serializer
+            raise orig from None
+        if isinstance(exc, DBAPIError):
+            state = _sqlstate(exc)
+            if (isinstance(exc, (OperationalError, InterfaceError)) or exc.connection_invalidated
+                    or state[:2] in _UNAVAILABLE_CLASSES or state in _UNAVAILABLE_CODES):
+                raise StoreUnavailable(mask_url(url), _reason(exc, url)) from None
+            if isinstance(exc, DataError):
+                log.warning("database %s refused a value: %s", mask_url(url), _reason(exc, url))
+                raise InvalidStoreInput("a value is too long, out of range or not storable text for the database "
+                                        "(details in the server log)") from None
+        elif isinstance(orig, (UnicodeError, ValueError, OverflowError)):
+            raise InvalidStoreInput(f"a value cannot be stored: {type(orig).__name__}") from None
         raise
+    except UnicodeEncodeError:
+        raise InvalidStoreInput("a value is not valid Unicode text (a lone surrogate)") from None
 
 
 def _reason(exc: SQLAlchemyError, url: URL) -> str:

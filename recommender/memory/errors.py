@@ -52,9 +52,16 @@ class SchemaOutOfDate(StoreError):
 
 
 class InvalidStoreInput(StoreError, ValueError):
-    """An argument is malformed (an id, a scope, a preference key, a date)."""
+    """An argument is malformed (an id, a scope, a preference key, a date, a NUL in a note).
+
+    ``field`` names the offending argument or context path when there is one
+    (``customer_id``, ``note``, ``interaction.occurred_at``)."""
 
     code = "invalid"
+
+    def __init__(self, message: str, *, field: str | None = None):
+        self.field = field
+        super().__init__(message)
 
 
 class UnknownDecision(StoreError, LookupError):

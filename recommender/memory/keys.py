@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from datetime import datetime
 from typing import TYPE_CHECKING, Iterable
@@ -19,6 +20,7 @@ from sqlalchemy import Connection, insert, select, update
 from .errors import InvalidStoreInput
 from .models import ApiKey, table_of
 from .store import check_tenant
+from .values import check_text
 
 if TYPE_CHECKING:
     from .store import Store
@@ -28,6 +30,7 @@ __all__ = ["KeyStore", "KeyInfo", "SCOPES"]
 SCOPES = ("recommend", "outcome", "admin")
 PREFIX = "rk"
 _K = table_of(ApiKey)
+_ID = re.compile(r"[0-9a-f]{16}")
 
 
 class KeyInfo(BaseModel):
@@ -74,8 +77,7 @@ class KeyStore:
         if bad or not wanted:
             raise InvalidStoreInput(f"invalid scope(s) {', '.join(map(repr, bad)) or '(none given)'}: "
                                     f"choose from {', '.join(SCOPES)}")
-        if len(name) > 200:
-            raise InvalidStoreInput("a key name has at most 200 characters")
+        check_text(name, "name", max_length=200, empty=True)
         key_id = secrets.token_hex(8)
         secret = secrets.token_urlsafe(32)
         now = self.store._now()
@@ -92,16 +94,21 @@ class KeyStore:
     def list(self, tenant: str | None = None) -> list[KeyInfo]:
         query = select(_K).order_by(_K.c.created_at, _K.c.id)
         if tenant is not None:
+            check_tenant(tenant)
             query = query.where(_K.c.tenant == tenant)
         return self.store._read(lambda conn: [_info(r) for r in conn.execute(query)])
 
     def get(self, key_id: str) -> KeyInfo | None:
+        if not isinstance(key_id, str) or not _ID.fullmatch(key_id):
+            return None
         return self.store._read(
             lambda conn: (lambda r: _info(r) if r is not None else None)(
                 conn.execute(select(_K).where(_K.c.id == key_id)).first()))
 
     def revoke(self, key_id: str) -> bool:
         """Revoke a key; False when no live key has that id."""
+        if not isinstance(key_id, str) or not _ID.fullmatch(key_id):
+            return False
         now = self.store._now()
 
         def write(conn: Connection) -> bool:
@@ -118,6 +125,8 @@ class KeyStore:
         if len(parts) != 3 or parts[0] != PREFIX or not parts[1] or not parts[2]:
             return None
         key_id, secret = parts[1], parts[2]
+        if not _ID.fullmatch(key_id) or not secret.isascii():  # never sent to the database
+            return None
         row = self.store._read(lambda conn: conn.execute(select(_K).where(_K.c.id == key_id)).first())
         if row is None:
             hmac.compare_digest(_hash(secret), _hash(""))  # same work either way

@@ -9,7 +9,7 @@ review, and goodwill over a year stays within 10 % of the customer's lifetime va
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta, timezone, tzinfo
+from datetime import date, datetime, timezone, tzinfo
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -25,6 +25,7 @@ from pydantic import (
 
 from ..packs import CATEGORIES
 from .errors import InvalidStoreInput
+from .values import local_date, next_day
 
 __all__ = ["Policy", "ContactRule", "AbuseRule", "GoodwillRule", "Budget", "RECEIVED"]
 
@@ -184,10 +185,10 @@ class Policy(_P):
         return self.budgets.get(tenant) or self.budgets.get("*")
 
     def budget_day(self, when: datetime) -> date:
-        return when.astimezone(self.tz).date()
+        return local_date(when, self.tz)
 
     def next_budget_day(self, when: datetime) -> date:
-        return self.budget_day(when) + timedelta(days=1)
+        return next_day(self.budget_day(when))
 
     def lookback_days(self) -> float:
         """The longest window any rule looks back over."""

@@ -7,13 +7,14 @@ core's :class:`~recommender.memory_protocol.Memory` seam (``enrich``, ``screen``
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import threading
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
@@ -42,6 +43,7 @@ from .models import (
     table_of,
 )
 from .policy import RECEIVED, ContactRule, Policy
+from .values import MIN_TIME, check_json, check_occurred_at, check_text, local_date, shift
 from .records import (
     BudgetLine,
     CustomerView,
@@ -74,6 +76,8 @@ _B = table_of(BudgetUsage)
 _TENANT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$")
 _KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _RETRIES = 3
+#: Screenings kept per thread until their decision is logged (explanations never log one).
+_SCREENED_MAX = 4096
 
 
 def _utc_now() -> datetime:
@@ -87,16 +91,21 @@ def as_utc(value: datetime | date) -> datetime:
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
-def check_tenant(tenant: str) -> str:
-    if not isinstance(tenant, str) or not _TENANT_RE.match(tenant):
-        raise InvalidStoreInput(f"invalid tenant id {tenant!r}: letters, digits and _.:- (at most 128)")
+def check_tenant(tenant: str, field: str = "tenant") -> str:
+    if not isinstance(tenant, str) or not _TENANT_RE.fullmatch(tenant):
+        raise InvalidStoreInput(f"{field}: invalid tenant id {str(tenant)[:140]!r}: letters, digits and _.:- "
+                                "(at most 128)", field=field)
     return tenant
 
 
-def _check_customer(customer_id: str) -> str:
-    if not isinstance(customer_id, str) or not customer_id or len(customer_id) > 2000:
-        raise InvalidStoreInput(f"invalid customer id {customer_id!r}: 1 to 2000 characters")
-    return customer_id
+def _check_customer(customer_id: str, field: str = "customer_id") -> str:
+    return check_text(customer_id, field, max_length=2000)
+
+
+def _check_decision_id(decision_id: str) -> str:
+    if not isinstance(decision_id, str) or len(decision_id) > 36:
+        raise UnknownDecision(str(decision_id)[:80])
+    return check_text(decision_id, "decision_id", max_length=36)
 
 
 @dataclass(frozen=True)
@@ -177,8 +186,17 @@ class Store:
         return as_utc(now if now is not None else self.clock())
 
     def _ctx_now(self, ctx: "Context") -> datetime:
+        """The decision's reference time: ``interaction.occurred_at`` (years 1900-2200), else now."""
         occurred = ctx.interaction.occurred_at
-        return as_utc(occurred) if occurred is not None else self._now()
+        return check_occurred_at(as_utc(occurred)) if occurred is not None else self._now()
+
+    def _check_ids(self, ctx: "Context") -> None:
+        """The context's ids the store looks up by, refused alike on every database."""
+        check_tenant(ctx.business.id, "business.id")
+        if ctx.customer.id is not None:
+            _check_customer(ctx.customer.id, "customer.id")
+        if ctx.staff.id is not None:
+            check_text(ctx.staff.id, "staff.id", max_length=2000)
 
     def _write(self, fn: Callable[[Connection], Any]) -> Any:
         """Run ``fn`` in one transaction, retrying a lost race on a unique key."""
@@ -203,7 +221,7 @@ class Store:
             select(_O.c.decision_id, _O.c.gesture_id, _O.c.category, _O.c.tier, _O.c.outcome, _O.c.cost,
                    _O.c.recorded_at)
             .where(_O.c.tenant == tenant, _O.c.customer_id == customer_id,
-                   _O.c.recorded_at <= now, _O.c.recorded_at >= now - timedelta(days=lookback_days))
+                   _O.c.recorded_at <= now, _O.c.recorded_at >= shift(now, -lookback_days))
         ).all()
         return [_Event(r.decision_id, r.gesture_id, r.category, r.tier, r.outcome,
                        None if r.cost is None else float(r.cost), r.recorded_at) for r in rows]
@@ -221,6 +239,7 @@ class Store:
         customer_id = ctx.customer.id
         if not customer_id:
             return {}
+        self._check_ids(ctx)
         tenant = ctx.business.id
         now = self._ctx_now(ctx)
         policy = self.policy
@@ -230,9 +249,11 @@ class Store:
                 select(_C.c.preferences, _C.c.interests)
                 .where(_C.c.tenant == tenant, _C.c.customer_id == customer_id)
             ).first()
+            # Visits dated before 1900 (logged before dates were bounded) are not history.
             visits = conn.execute(
                 select(_V.c.issue, _V.c.occurred_at)
-                .where(_V.c.tenant == tenant, _V.c.customer_id == customer_id, _V.c.occurred_at < now)
+                .where(_V.c.tenant == tenant, _V.c.customer_id == customer_id, _V.c.occurred_at < now,
+                       _V.c.occurred_at >= MIN_TIME)
                 .order_by(_V.c.occurred_at.desc()).limit(200)
             ).all()
             events = self._history(conn, tenant, customer_id, now, policy.recent_gestures_days)
@@ -243,14 +264,15 @@ class Store:
         interaction: dict[str, Any] = {}
         if visits:
             last = visits[0].occurred_at
-            customer["last_visit_days"] = round(max((now - last).total_seconds(), 0.0) / 86400, 2)
-            horizon = now - timedelta(days=policy.history_days)
+            days = round(max((now - last).total_seconds(), 0.0) / 86400, 2)
+            customer["last_visit_days"] = min(days, _max_last_visit_days())
+            horizon = shift(now, -policy.history_days)
             issues: list[str] = []
             for v in visits:
                 if v.occurred_at >= horizon and v.issue not in issues:
                     issues.append(v.issue)
             customer["prior_issues"] = issues[:100]
-        repeat_horizon = now - timedelta(days=policy.repeat_issue_days)
+        repeat_horizon = shift(now, -policy.repeat_issue_days)
         interaction["repeat_issue"] = any(v.issue == ctx.interaction.issue and v.occurred_at >= repeat_horizon
                                           for v in visits)
         recent: list[str] = []
@@ -264,7 +286,8 @@ class Store:
                 customer["preferences"] = dict(profile.preferences)
             if profile.interests:
                 customer["interests"] = list(profile.interests)[:100]
-        out: dict[str, Any] = {"interaction": interaction}
+        out: dict[str, Any] = {"interaction": _valid_updates(ctx, "interaction", interaction)}
+        customer = _valid_updates(ctx, "customer", customer)
         if customer:
             out["customer"] = customer
         return out
@@ -276,9 +299,11 @@ class Store:
         authority limits rule out now. One hold per offer, the first that applies of:
         ``suppressed``, ``goodwill_cap``, ``over_budget`` (budget, then authority limit),
         ``abuse_review``."""
-        self._local.screened = (ctx, {o.gesture_id: (o.category, o.tier) for o in offers})
+        held: dict[str, str] = {}
+        self._screened()[id(ctx)] = (ctx, {o.gesture_id: (o.category, o.tier) for o in offers}, held)
         if not offers:
             return []
+        self._check_ids(ctx)
         now = self._ctx_now(ctx) if now is None else as_utc(now)
         tenant = ctx.business.id
         customer_id = ctx.customer.id
@@ -304,10 +329,19 @@ class Store:
                     or self._abuse_hold(offer, events, now))
             if hold is not None:
                 holds.append(hold)
+                held[hold.gesture_id] = hold.reason
         return holds
 
+    def _screened(self) -> dict[int, tuple[Any, dict[str, tuple[str, str]], dict[str, str]]]:
+        """This thread's screenings by context, until :meth:`record_decision` logs them: what
+        each offer was (category, tier) and which ones the store held (gesture -> reason)."""
+        screened = getattr(self._local, "screened", None)
+        if screened is None or len(screened) >= _SCREENED_MAX:
+            screened = self._local.screened = {}
+        return screened
+
     def _date(self, when: datetime) -> date:
-        return when.astimezone(self.policy.tz).date()
+        return local_date(when, self.policy.tz)
 
     def _contact_hold(self, offer: Offer, events: list[_Event], now: datetime) -> Hold | None:
         best: Hold | None = None
@@ -326,8 +360,10 @@ class Store:
                 or "lifetime_value" not in ctx.customer.model_fields_set):
             return None
         ltv = ctx.customer.lifetime_value
+        if ltv is None:  # stated as unknown: no proportion to keep
+            return None
         cap = rule.share * ltv + rule.floor
-        horizon = now - timedelta(days=rule.period_days)
+        horizon = shift(now, -rule.period_days)
         given = sorted((e for e in events if e.outcome == "delivered" and e.cost and e.at >= horizon),
                        key=lambda e: e.at)
         total = sum(e.cost or 0.0 for e in given)
@@ -338,7 +374,7 @@ class Store:
         for e in given:
             remaining -= e.cost or 0.0
             if remaining + cost <= cap + budgets.EPSILON:
-                available = self._date(e.at + timedelta(days=rule.period_days))
+                available = self._date(shift(e.at, rule.period_days))
                 break
         detail = (f"goodwill cap: {total:.2f} given to this customer in the last {_days(rule.period_days)}; "
                   f"{cost:.2f} more would exceed {rule.share:.0%} of lifetime value {ltv:.2f}"
@@ -374,10 +410,10 @@ class Store:
         rule = self.policy.abuse
         if not rule.enabled or not offer.cost or not events:
             return None
-        times = _abuse_times(events, rule.category, now - timedelta(days=rule.window_days))
+        times = _abuse_times(events, rule.category, shift(now, -rule.window_days))
         if len(times) < rule.threshold:
             return None
-        available = self._date(times[rule.threshold - 1] + timedelta(days=rule.window_days))
+        available = self._date(shift(times[rule.threshold - 1], rule.window_days))
         return Hold(offer.gesture_id, "abuse_review",
                     f"customer flagged for review: {len(times)} {rule.category} gestures accepted or delivered "
                     f"in the last {_days(rule.window_days)} (threshold {rule.threshold}); "
@@ -390,19 +426,31 @@ class Store:
         """Log a decision (and the customer's visit); return the decision id (a UUID)."""
         decision_id = str(uuid.uuid4())
         created = self._now(now)
-        occurred = as_utc(ctx.interaction.occurred_at) if ctx.interaction.occurred_at else created
+        self._check_ids(ctx)
+        occurred = (check_occurred_at(as_utc(ctx.interaction.occurred_at)) if ctx.interaction.occurred_at
+                    else created)
         tenant = ctx.business.id
         customer_id = ctx.customer.id
-        screened = getattr(self._local, "screened", None)
-        known: Mapping[str, tuple[str, str]] = screened[1] if screened and screened[0] is ctx else {}
+        screening = self._screened().pop(id(ctx), None)
+        if screening is not None and screening[0] is not ctx:
+            screening = None
+        known: Mapping[str, tuple[str, str]] = screening[1] if screening else {}
+        store_held: Mapping[str, str] = screening[2] if screening else {}
 
         recs = [{"gesture_id": r.gesture_id, "title": r.title, "category": r.category, "tier": r.tier,
                  "cost": r.cost, "score": r.score, "rules": [m.rule_id for m in r.rules]}
                 for r in result.recommendations]
+        # ``source: store``: held by this store's screening (contact policy, goodwill cap,
+        # budgets, authority limits, abuse review), which a replay of the log applies again.
         held = [{"gesture_id": w.gesture_id, "title": w.title, "tier": w.tier, "cost": w.cost, "score": w.score,
                  "reason": w.reason, "detail": w.detail, "rules": list(w.rules),
-                 "available_on": w.available_on.isoformat() if w.available_on else None}
+                 "available_on": w.available_on.isoformat() if w.available_on else None,
+                 "source": "store" if w.gesture_id in store_held else "recommender"}
                 for w in [*result.needs_approval, *result.withheld]]
+        check_json(ctx.model_dump(exclude_none=True), "")  # JSON mode would turn NaN into null
+        logged_context = ctx.model_dump(mode="json", exclude_none=True)
+        check_json(recs, "recommendations")
+        check_json(held, "withheld")
         gesture_rows: list[dict[str, Any]] = []
         rule_rows: list[dict[str, Any]] = []
         for pos, r in enumerate(result.recommendations):
@@ -429,7 +477,7 @@ class Store:
                 store_id=ctx.business.store_id, staff_id=ctx.staff.id, staff_level=ctx.staff.level,
                 issue=ctx.interaction.issue, context_hash=result.receipt.context_hash,
                 receipt_id=result.receipt.id, ruleset_version=result.ruleset_version,
-                recommendations=recs, held=held, context=ctx.model_dump(mode="json", exclude_none=True)))
+                recommendations=recs, held=held, context=logged_context))
             if gesture_rows:
                 conn.execute(insert(_DG), gesture_rows)
             if rule_rows:
@@ -464,20 +512,24 @@ class Store:
         decision (:class:`TenantMismatch`).
         """
         if outcome not in OUTCOME_KINDS:
-            raise InvalidStoreInput(f"invalid outcome {outcome!r}: one of {', '.join(OUTCOME_KINDS)}")
+            raise InvalidStoreInput(f"outcome: invalid outcome {str(outcome)[:40]!r}: one of "
+                                    f"{', '.join(OUTCOME_KINDS)}", field="outcome")
         if not isinstance(idempotency_key, str) or not idempotency_key.strip() or len(idempotency_key) > 200:
-            raise InvalidStoreInput("an idempotency key (1 to 200 characters) is required")
-        if note is not None and len(note) > 2000:
-            raise InvalidStoreInput("note is longer than 2000 characters")
+            raise InvalidStoreInput("idempotency_key: an idempotency key (1 to 200 characters) is required",
+                                    field="idempotency_key")
+        check_text(idempotency_key, "idempotency_key", max_length=200)
+        check_text(gesture_id, "gesture_id", max_length=200)
+        if note is not None:
+            check_text(note, "note", max_length=2000, empty=True)
         if actual_cost is not None:
             if isinstance(actual_cost, bool) or not isinstance(actual_cost, (int, float)) \
-                    or not math.isfinite(actual_cost) or actual_cost < 0:
-                raise InvalidStoreInput(f"invalid actual cost {actual_cost!r}: a finite number >= 0")
+                    or not math.isfinite(actual_cost) or not 0 <= actual_cost <= 1e12:
+                raise InvalidStoreInput(f"actual_cost: invalid actual cost {actual_cost!r}: a finite number "
+                                        "from 0 to 1e12", field="actual_cost")
             actual_cost = float(actual_cost)
         if tenant is not None:
             check_tenant(tenant)
-        if not isinstance(decision_id, str) or len(decision_id) > 36:
-            raise UnknownDecision(str(decision_id)[:80])
+        _check_decision_id(decision_id)
         recorded_at = self._now(now)
         policy = self.policy
 
@@ -542,6 +594,10 @@ class Store:
     def get_decision(self, decision_id: str, tenant: str | None = None) -> DecisionRecord:
         """A logged decision with its gestures and outcomes."""
 
+        _check_decision_id(decision_id)
+        if tenant is not None:
+            check_tenant(tenant)
+
         def load(conn: Connection) -> DecisionRecord:
             row = conn.execute(select(_D).where(_D.c.id == decision_id)).first()
             if row is None:
@@ -593,21 +649,23 @@ class Store:
         _check_customer(customer_id)
         prefs = dict(preferences or {})
         for key, value in prefs.items():
-            if not isinstance(key, str) or not _KEY_RE.match(key):
-                raise InvalidStoreInput(f"invalid preference key {key!r}: a letter or _, then letters, digits, _")
+            if not isinstance(key, str) or not _KEY_RE.fullmatch(key):
+                raise InvalidStoreInput(f"preferences: invalid preference key {str(key)[:80]!r}: a letter or _, then letters, "
+                                        "digits, _ (at most 64)", field="preferences")
+            where = f"preferences.{key}"
             if value is not None and not isinstance(value, (bool, int, float, str)):
-                raise InvalidStoreInput(f"preference {key}: a string, number or true/false, got {type(value).__name__}")
+                raise InvalidStoreInput(f"{where}: a string, number or true/false, got {type(value).__name__}",
+                                        field=where)
             if isinstance(value, float) and not math.isfinite(value):
-                raise InvalidStoreInput(f"preference {key}: not a finite number")
-            if isinstance(value, str) and len(value) > 2000:
-                raise InvalidStoreInput(f"preference {key}: longer than 2000 characters")
-        add = [str(i) for i in interests]
-        drop = {str(i) for i in remove_interests}
-        for item in add:
-            if not item or len(item) > 200:
-                raise InvalidStoreInput(f"invalid interest {item!r}: 1 to 200 characters")
-        if note is not None and (not note.strip() or len(note) > 2000):
-            raise InvalidStoreInput("a note has 1 to 2000 characters")
+                raise InvalidStoreInput(f"{where}: numbers must be finite (no NaN or Infinity)", field=where)
+            if isinstance(value, int) and not isinstance(value, bool) and not -2**53 <= value <= 2**53:
+                raise InvalidStoreInput(f"{where}: integers must lie within +-2**53", field=where)
+            if isinstance(value, str):
+                check_text(value, where, max_length=2000, empty=True)
+        add = [check_text(i, "interests", max_length=200) for i in interests]
+        drop = {check_text(i, "remove_interests", max_length=200) for i in remove_interests}
+        if note is not None:
+            check_text(note, "note", max_length=2000)
         when = self._now(now)
 
         def write(conn: Connection) -> None:
@@ -666,7 +724,7 @@ class Store:
         if tenant is not None:
             check_tenant(tenant)
         days = self.policy.lookback_days()
-        latest = self._now() - timedelta(days=days)
+        latest = shift(self._now(), -days)
         if cutoff > latest:
             raise InvalidStoreInput(
                 f"before {cutoff:%Y-%m-%d %H:%M} UTC is inside the policy's {_days(days)} look-back; "
@@ -725,7 +783,7 @@ class Store:
 
         check_tenant(tenant)
         end = as_utc(until) if until is not None else self._now()
-        start = as_utc(since) if since is not None else end - timedelta(days=30)
+        start = as_utc(since) if since is not None else shift(end, -30)
         if start > end:
             raise InvalidStoreInput(f"since ({start.isoformat()}) is after until ({end.isoformat()})")
         return self._read(lambda conn: build_report(conn, tenant, start, end))
@@ -774,7 +832,7 @@ def _contact_rule_hold(rule: ContactRule, offer: Offer, events: list[_Event], no
     what = offer.gesture_id if rule.per_gesture else rule.label()
     if rule.suppress_days is not None:
         last = times[0]
-        until = last + timedelta(days=rule.suppress_days)
+        until = shift(last, rule.suppress_days)
         if until > now:
             ago = (now - last).total_seconds() / 86400
             outcome = max((e for e in relevant if e.at == last), key=lambda e: RECEIVED.index(e.outcome)
@@ -784,10 +842,10 @@ def _contact_rule_hold(rule: ContactRule, offer: Offer, events: list[_Event], no
                         f"{to_date(last).isoformat()} ({ago:.0f} days ago); not again within "
                         f"{_days(rule.suppress_days)}", to_date(until))
     if rule.max_count is not None:
-        horizon = now - timedelta(days=rule.window_days)
+        horizon = shift(now, -rule.window_days)
         in_window = [t for t in times if t >= horizon]
         if len(in_window) >= rule.max_count:
-            until = in_window[rule.max_count - 1] + timedelta(days=rule.window_days)
+            until = shift(in_window[rule.max_count - 1], rule.window_days)
             return Hold(offer.gesture_id, "suppressed",
                         f"contact policy ({rule.label()}): frequency cap of {rule.max_count} per "
                         f"{_days(rule.window_days)} reached ({len(in_window)} received)", to_date(until))
@@ -802,11 +860,11 @@ def _abuse_times(events: list[_Event], category: str, horizon: datetime) -> list
 
 def _customer_view(tenant: str, customer_id: str, prof: Any, visits: Sequence[Any], gestures: Sequence[Any],
                    events: list[_Event], policy: Policy, now: datetime) -> CustomerView:
-    horizon = now - timedelta(days=policy.goodwill.period_days)
+    horizon = shift(now, -policy.goodwill.period_days)
     given = sum(e.cost or 0.0 for e in events if e.outcome == "delivered" and e.at >= horizon)
     abuse = policy.abuse
     flagged = abuse.enabled and len(_abuse_times(events, abuse.category,
-                                                 now - timedelta(days=abuse.window_days))) >= abuse.threshold
+                                                 shift(now, -abuse.window_days))) >= abuse.threshold
     notes = [Note(at=datetime.fromisoformat(n["at"]), text=n["text"]) for n in (prof.notes if prof else [])]
     return CustomerView(
         tenant=tenant, id=customer_id, known=bool(prof or visits or gestures),
@@ -833,6 +891,58 @@ def open_store(url: str | None = None, *, policy: Policy | str | Path | None = N
     cannot be reached and :class:`SchemaOutOfDate` when migrations are due.
     """
     return Store(url, policy=policy, clock=clock, upgrade=upgrade)
+
+
+@functools.lru_cache(maxsize=1)
+def _max_last_visit_days() -> float:
+    """The largest ``customer.last_visit_days`` the context accepts (a longer absence saturates)."""
+    from ..context import Customer
+
+    prop = Customer.model_json_schema()["properties"].get("last_visit_days", {})
+    for option in [prop, *prop.get("anyOf", [])]:
+        if "maximum" in option:
+            return float(option["maximum"])
+    return 100_000.0
+
+
+def _valid_updates(ctx: "Context", section: str, updates: dict[str, Any]) -> dict[str, Any]:
+    """The enrichment ``updates`` of one context section that the context accepts.
+
+    History is read back from rows that may predate today's bounds (a NUL kept by SQLite, an
+    interest longer than today's limit): a value the context would refuse is dropped (a list
+    or map loses just its bad items) rather than failing every later request of the customer.
+    """
+    from pydantic import ValidationError
+
+    from ..context import Customer, Interaction
+
+    def valid(key: str, value: Any) -> bool:
+        try:
+            if section == "customer":
+                Customer.model_validate({key: value})
+            else:
+                Interaction.model_validate({"issue": ctx.interaction.issue, key: value})
+        except (ValidationError, ValueError, TypeError):
+            return False
+        try:
+            check_json(value, key)
+        except InvalidStoreInput:
+            return False
+        return True
+
+    out: dict[str, Any] = {}
+    for key, value in updates.items():
+        if valid(key, value):
+            out[key] = value
+        elif isinstance(value, list):
+            kept = [v for v in value if valid(key, [v])]
+            if kept:
+                out[key] = kept
+        elif isinstance(value, dict):
+            kept_map = {k: v for k, v in value.items() if valid(key, {k: v})}
+            if kept_map:
+                out[key] = kept_map
+    return out
 
 
 def _count(conn: Connection, where: Any, table: Any) -> int:

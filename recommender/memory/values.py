@@ -1,0 +1,136 @@
+"""What the store accepts, and time arithmetic that cannot overflow.
+
+SQLite and PostgreSQL must accept and reject the same values, or a customer's history
+would depend on the database behind it. PostgreSQL's ``text`` and ``jsonb`` cannot hold a
+NUL character (SQLite can), neither driver can encode a lone UTF-16 surrogate, and
+``jsonb`` refuses NaN and Infinity (SQLite's JSON keeps them). So every string and JSON
+value is checked here before it reaches either database, and refused with
+:class:`InvalidStoreInput` naming the field, whatever the database.
+
+Times: a decision's reference time is ``interaction.occurred_at``, which must lie in the
+years 1900 to 2200 (the context's own window). History read back may be older or newer
+(rows logged before that window was enforced), so every window the store computes
+saturates at the ends of the calendar instead of raising ``OverflowError``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from datetime import date, datetime, timedelta, timezone, tzinfo
+from typing import Any
+
+from .errors import InvalidStoreInput
+
+__all__ = ["check_text", "check_json", "dumps", "check_occurred_at", "shift", "local_date", "next_day",
+           "in_window", "MIN_TIME", "MAX_TIME", "MIN_YEAR", "MAX_YEAR"]
+
+#: The years a decision may be dated in (``interaction.occurred_at``), as in the context.
+MIN_YEAR, MAX_YEAR = 1900, 2200
+MIN_TIME = datetime(MIN_YEAR, 1, 1, tzinfo=timezone.utc)
+MAX_TIME = datetime(MAX_YEAR, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc)
+_FIRST = datetime.min.replace(tzinfo=timezone.utc)
+_LAST = datetime.max.replace(tzinfo=timezone.utc)
+
+_BAD_CHAR = re.compile("[\x00\ud800-\udfff]")
+_MAX_DEPTH = 64
+
+
+def _bad_text(value: str) -> str | None:
+    """Why ``value`` cannot be stored on every database (None if it can)."""
+    hit = _BAD_CHAR.search(value)
+    if hit is None:
+        return None
+    if hit.group() == "\x00":
+        return "must not contain NUL (\\u0000) characters"
+    return f"must be valid Unicode text (a lone surrogate at position {hit.start()})"
+
+
+def check_text(value: Any, field: str, *, max_length: int, empty: bool = False) -> str:
+    """``value`` as a string the store can keep, else :class:`InvalidStoreInput` naming ``field``."""
+    if not isinstance(value, str):
+        raise InvalidStoreInput(f"{field}: expected a string, got {type(value).__name__}", field=field)
+    if not empty and not value.strip():
+        raise InvalidStoreInput(f"{field}: must not be empty", field=field)
+    if len(value) > max_length:
+        raise InvalidStoreInput(f"{field}: at most {max_length} characters, got {len(value)}", field=field)
+    reason = _bad_text(value)
+    if reason is not None:
+        raise InvalidStoreInput(f"{field}: {reason}", field=field)
+    return value
+
+
+def check_json(value: Any, field: str) -> None:
+    """Raise :class:`InvalidStoreInput` (naming the path) for a JSON value some database would refuse:
+    a string or key with NUL or a lone surrogate, a non-finite number, a non-JSON type, or nesting
+    deeper than 64 levels. Dates and datetimes pass (a model dumped in Python mode holds them)."""
+    stack: list[tuple[Any, str, int]] = [(value, field, 0)]
+    while stack:
+        item, path, depth = stack.pop()
+        if depth > _MAX_DEPTH:
+            raise InvalidStoreInput(f"{path}: nested deeper than {_MAX_DEPTH} levels", field=path)
+        if item is None or isinstance(item, (bool, int, date)):  # a date(time) is written as ISO text
+            continue
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                raise InvalidStoreInput(f"{path}: numbers must be finite (no NaN or Infinity)", field=path)
+        elif isinstance(item, str):
+            reason = _bad_text(item)
+            if reason is not None:
+                raise InvalidStoreInput(f"{path}: {reason}", field=path)
+        elif isinstance(item, dict):
+            for key, sub in item.items():
+                if not isinstance(key, str):
+                    raise InvalidStoreInput(f"{path}: keys must be strings", field=path)
+                where = f"{path}.{key}" if path else key
+                reason = _bad_text(key)
+                if reason is not None:
+                    raise InvalidStoreInput(f"{where}: the key {reason}", field=where)
+                stack.append((sub, where, depth + 1))
+        elif isinstance(item, (list, tuple)):
+            for i, sub in enumerate(item):
+                stack.append((sub, f"{path}.{i}" if path else str(i), depth + 1))
+        else:
+            raise InvalidStoreInput(f"{path}: {type(item).__name__} is not a JSON value", field=path)
+
+
+def dumps(value: Any) -> str:
+    """The engines' JSON serializer: refuses what :func:`check_json` refuses, on both databases
+    (a safety net: callers check first, with better field names)."""
+    check_json(value, "")
+    return json.dumps(value, allow_nan=False)
+
+
+def check_occurred_at(when: datetime, field: str = "interaction.occurred_at") -> datetime:
+    """``when`` (aware, UTC) if it lies in the years 1900-2200, else :class:`InvalidStoreInput`."""
+    if not MIN_TIME <= when <= MAX_TIME:
+        raise InvalidStoreInput(f"{field}: date must lie between the years {MIN_YEAR} and {MAX_YEAR}, "
+                                f"got {when.isoformat()}", field=field)
+    return when
+
+
+def in_window(when: datetime) -> bool:
+    """True for a stored time inside the years 1900-2200 (older rows may lie outside)."""
+    return MIN_TIME <= when <= MAX_TIME
+
+
+def shift(when: datetime, days: float) -> datetime:
+    """``when`` moved by ``days``, saturating at the first or last representable instant."""
+    try:
+        return when + timedelta(days=days)
+    except OverflowError:
+        return _LAST if days > 0 else _FIRST
+
+
+def local_date(when: datetime, tz: tzinfo) -> date:
+    """The calendar day of ``when`` in ``tz`` (UTC's day where the zone's would not exist)."""
+    try:
+        return when.astimezone(tz).date()
+    except (OverflowError, ValueError):
+        return when.astimezone(timezone.utc).date()
+
+
+def next_day(day: date) -> date:
+    """The day after ``day`` (``date.max`` stays ``date.max``)."""
+    return day if day == date.max else day + timedelta(days=1)
