@@ -22,6 +22,7 @@ from ruamel.yaml.composer import Composer
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import AliasEvent
 from ruamel.yaml.nodes import MappingNode, ScalarNode
+from ruamel.yaml.reader import ReaderError
 
 from . import pack_limits
 from .errors import PackProblem, RulePackError
@@ -86,6 +87,11 @@ def parse_pack_text(text: str, path: str) -> Any:
         return yaml.load(text)
     except _Refused as exc:
         raise RulePackError([PackProblem(path, exc.line, exc.field_path, exc.message)]) from None
+    except ReaderError as exc:  # a character YAML does not allow (NUL, most control characters)
+        line = text.count("\n", 0, exc.position) + 1 if isinstance(exc.position, int) else None
+        what = f"#x{exc.character:04x}" if isinstance(exc.character, int) else repr(exc.character)
+        raise RulePackError([PackProblem(path, line, "", f"invalid YAML: unacceptable character {what} "
+                                                         f"({exc.reason})")]) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None

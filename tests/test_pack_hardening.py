@@ -220,6 +220,18 @@ def test_a_pack_with_invalid_utf8_is_one_problem_with_line_and_offset(tmp_path):
     assert_refused_cleanly(check(path), f"{path}:5: not valid UTF-8")
 
 
+def test_characters_yaml_refuses_are_one_problem_with_their_line(tmp_path):
+    path = write(tmp_path, GOOD.encode().replace(b"Waive the fee", b"Waive\x00the fee"))
+    assert problems([path]) == [f"{path}:5: invalid YAML: unacceptable character #x0000 "
+                                "(special characters are not allowed)"]
+
+
+def test_a_control_character_in_a_condition_value_is_refused(tmp_path):
+    text = GOOD.replace("customer.tenure_years ge 2", "{field: interaction.issue, op: eq, value: \"flat\\ttire\"}")
+    out = problems([write(tmp_path, text)])
+    assert len(out) == 1 and ":14: rules[0].when.all[0]: value of interaction.issue contains a control character" in out[0]
+
+
 def test_an_empty_pack_file_says_so(tmp_path):
     path = write(tmp_path, "\n\n")
     assert problems([path]) == [f"{path}: the file is empty"]
