@@ -16,6 +16,7 @@ import json
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -137,6 +138,42 @@ def test_at_most_5_near_misses_are_shown_by_default(report: PopulationReport) ->
 def test_the_report_agrees_with_its_properties(report: PopulationReport) -> None:
     assert len(report.properties) == 7
     assert report.ok == all(p.holds for p in report.properties)
+
+
+class _Tampered:
+    """A recommender whose listings break every promise: no recovery, an extra for everyone,
+    an expensive gesture listed for any staff, and far too many gestures."""
+
+    def __init__(self, rec: Recommender) -> None:
+        self.rec = rec
+
+    def profile_for(self, business: Any) -> Any:
+        return self.rec.profile_for(business)
+
+    def explain(self, ctx: Any) -> Any:
+        return self.rec.explain(ctx)
+
+    def recommend_many(self, ctxs: Any) -> Any:
+        out = self.rec.recommend_many(ctxs)
+        for res in out:
+            kept = [r.model_copy(update={"tier": "exceed", "cost": 1e6}) for r in res.recommendations
+                    if r.tier != "recover"]
+            res.recommendations = kept * 3
+        return out
+
+
+def test_the_check_reports_what_breaks(contexts: list[dict]) -> None:
+    bad = population_check(_Tampered(Recommender(autoload=False)), contexts[:600], explain_sample=20)
+    verdicts = {p.name: p.holds for p in bad.properties}
+    assert not bad.ok and bad.failed()
+    assert bad.negative_with_recover == 0 and not verdicts["every negative experience gets a recover gesture"]
+    assert not bad.cost_rises and not verdicts["mean recovery cost rises with severity band"]
+    assert bad.extras_share > 0.5 and not verdicts["extras go to 5-15% of interactions"]
+    assert bad.max_group is not None and bad.max_group.share > 0.5
+    assert bad.over_limit > 0 and not verdicts["no gesture above the staff's money limit outside needs_approval"]
+    assert bad.examples["over_limit"] and bad.examples["uncovered"][0]["severity"] >= 1
+    assert bad.listed_mean > 4 and not verdicts["at most 4 gestures listed on average"]
+    assert verdicts["at most 5 near misses shown by default"]
 
 
 # -- the command -----------------------------------------------------------------------

@@ -107,6 +107,7 @@ class PopulationReport(_M):
     over_limit: int
     over_limit_gestures: dict[str, int]
     above_authority: int             # listed gestures above the staff's authority (informative)
+    cost_unknown_listed: dict[str, int]  # listed gestures whose cost is unknown here (not checked against the limit)
     listed_mean: float | None
     listed_max: int
     listed_by_tier: dict[str, float]  # mean listed gestures of each tier per interaction
@@ -147,7 +148,7 @@ def attributes_of(ctx: Context, derived: dict[str, Any], family: str | None, sev
         own = getattr(c, name)
         return own if own is not None else derived.get(name)
 
-    repeats = i.repeat_count if i.repeat_count is not None else (None if i.repeat_issue is None else int(i.repeat_issue))
+    repeats = i.repeat_count if i.repeat_count is not None else None if i.repeat_issue is None else int(i.repeat_issue)
     return [
         ("vertical", ctx.business.vertical or "(none)"),
         ("business", ctx.business.id),
@@ -206,6 +207,7 @@ def population_check(rec: Any, contexts: Sequence[Context | dict[str, Any]], *, 
     group_rows: Counter[tuple[str, str]] = Counter()
     group_extras: Counter[tuple[str, str]] = Counter()
     over_gestures: Counter[str] = Counter()
+    unknown_cost: Counter[str] = Counter()
     warnings: Counter[str] = Counter()
     examples: dict[str, list[dict[str, Any]]] = defaultdict(list)
     profiles: dict[tuple[str, str | None], Any] = {}
@@ -254,7 +256,9 @@ def population_check(rec: Any, contexts: Sequence[Context | dict[str, Any]], *, 
                 group_extras[key] += got_extra
             limit = prof.limit_for(ctx.staff.level)
             for r in recs:
-                if r.cost is not None and r.cost > limit + 1e-9:
+                if r.cost is None:
+                    unknown_cost[r.gesture_id] += 1
+                elif r.cost > limit + 1e-9:
                     over += 1
                     over_gestures[r.gesture_id] += 1
                     if len(examples["over_limit"]) < EXAMPLES:
@@ -333,13 +337,15 @@ def population_check(rec: Any, contexts: Sequence[Context | dict[str, Any]], *, 
         uncovered_by=dict(uncovered.most_common()), bands=bands, cost_rises=rises, extras=extras,
         extras_share=None if extras_share is None else round(extras_share, 6), min_group=min_group,
         groups=groups, max_group=top, over_limit=over, over_limit_gestures=dict(over_gestures.most_common()),
-        above_authority=above, listed_mean=None if listed_mean is None else round(listed_mean, 4),
+        above_authority=above, cost_unknown_listed=dict(unknown_cost.most_common()),
+        listed_mean=None if listed_mean is None else round(listed_mean, 4),
         listed_max=listed_max,
         listed_by_tier={tier: round(tier_total[tier] / n, 4) if n else 0.0 for tier in ("recover", "meet", "exceed")},
         explained=len(sample), near_misses_max=nm_max,
         near_misses_mean=round(nm_total / len(sample), 4) if sample else None, missing_inputs_max=mi_max,
-        families=dict(families.most_common()), unknown_issue=unknown_issue, unknown_codes=dict(unknown.most_common(10)), plugin_warnings=dict(warnings.most_common()), properties=props,
-        examples=dict(examples))
+        families=dict(families.most_common()), unknown_issue=unknown_issue,
+        unknown_codes=dict(unknown.most_common(10)), plugin_warnings=dict(warnings.most_common()),
+        properties=props, examples=dict(examples))
 
 
 def format_report(report: PopulationReport, groups: int = 12) -> str:
@@ -370,8 +376,12 @@ def format_report(report: PopulationReport, groups: int = 12) -> str:
     tiers = ", ".join(f"{k} {v:.2f}" for k, v in report.listed_by_tier.items())
     lines.append(f"  listed per interaction: mean {report.listed_mean}, max {report.listed_max} ({tiers})")
     if report.over_limit_gestures:
-        lines.append("  above the money limit: " + ", ".join(f"{k} {v:,}" for k, v in report.over_limit_gestures.items()))
+        lines.append("  above the money limit: "
+                     + ", ".join(f"{k} {v:,}" for k, v in report.over_limit_gestures.items()))
     lines.append(f"  listed above the staff's authority: {report.above_authority:,}")
+    if report.cost_unknown_listed:
+        lines.append("  listed with an unknown cost (not checked against the limit): "
+                     + ", ".join(f"{k} {v:,}" for k, v in report.cost_unknown_listed.items()))
     lines.append(f"  near misses shown: max {report.near_misses_max}, mean {report.near_misses_mean} "
                  f"({report.explained:,} explained); missing inputs shown: max {report.missing_inputs_max}")
     lines.append(f"  unknown issue codes: {report.unknown_issue:,} interactions"
