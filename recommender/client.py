@@ -144,7 +144,8 @@ class RecommenderClient:
         return self.request("GET", "/healthz").json()
 
     def ready(self) -> dict[str, Any]:
-        """The readiness report (raises :class:`ServiceError` 503 when not ready)."""
+        """The readiness report (raises :class:`ServiceError` 503 when not ready); which check
+        failed and why only with an admin key."""
         return self.request("GET", "/readyz").json()
 
     def metrics(self) -> str:
@@ -165,7 +166,8 @@ def _error(resp: httpx.Response) -> ServiceError:
     if isinstance(body, dict) and "error" in body:
         return ServiceError(resp.status_code, str(body.get("error")), str(body.get("message", "")),
                             body.get("errors") or [], body.get("problems") or [], body)
-    if isinstance(body, dict) and "checks" in body:  # /readyz
-        failing = [f"{k}: {v.get('detail', '')}" for k, v in body["checks"].items() if not v.get("ok")]
+    if isinstance(body, dict) and "ready" in body:  # /readyz (checks only for an admin key)
+        checks = body.get("checks") or {}
+        failing = [f"{k}: {v.get('detail', '')}" for k, v in checks.items() if not v.get("ok")]
         return ServiceError(resp.status_code, "not_ready", "; ".join(failing) or "not ready", body=body)
     return ServiceError(resp.status_code, "http_error", resp.text[:500], body=body)

@@ -142,6 +142,9 @@ def test_catalogue_endpoints(http):
 def test_probes(http):
     assert http.get("/healthz").json()["status"] == "ok"
     ready = http.get("/readyz").json()
+    assert set(ready) == {"ready", "ruleset_version"} and ready["ready"] is True  # no details without a key
+    assert set(http.get("/readyz", headers={"X-API-Key": KEYS["acme"][0]}).json()) == {"ready", "ruleset_version"}
+    ready = http.get("/readyz", headers={"X-API-Key": KEYS["admin"][0]}).json()
     assert ready["ready"] is True and ready["checks"]["rules"]["ok"] is True
     assert "store" not in ready["checks"]
 

@@ -153,7 +153,8 @@ def test_budget_is_never_overspent_and_holds_show(env):
 
 def test_readyz_checks_the_store(env):
     http = env[0]
-    ready = http.get("/readyz").json()
+    assert http.get("/readyz").json() == {"ready": True, "ruleset_version": http.get("/healthz").json()["ruleset_version"]}
+    ready = http.get("/readyz", headers={"X-API-Key": env[1]["admin"]}).json()
     assert ready["ready"] is True and ready["checks"]["store"]["ok"] is True
 
 

@@ -7,7 +7,10 @@
 * :class:`~recommender.errors.RulePackError` (hot reload) -> 422 ``invalid_rule_pack`` with
   ``file:line`` problems;
 * missing/unknown API key -> 401, wrong scope or tenant -> 403, unknown id -> 404,
-  body over the size limit -> 413.
+  body over the size limit -> 413, a JSON body sent as another media type -> 415;
+* the memory store unreachable, refusing us (permissions) or without its schema -> 503
+  with a generic message: the database's name, user, host and driver message go to the
+  server log only, never to a client.
 """
 
 from __future__ import annotations
@@ -105,15 +108,35 @@ def error_response(status: int, code: str, message: str, *, errors: list[FieldEr
 STORE_STATUS = {"not_found": 404, "forbidden": 404, "conflict": 409, "over_budget": 409, "invalid": 422,
                 "unavailable": 503, "schema": 503}
 
+#: What a client is told when the store cannot serve (the details are logged).
+UNAVAILABLE_MESSAGE = "the memory store is unavailable; try again later"
 
-def store_error(exc: Exception) -> ServiceError | None:
-    """The HTTP error for a memory-store error (None if ``exc`` is not one)."""
+
+def store_error(exc: Exception, fields: dict[str, str] | None = None) -> ServiceError | None:
+    """The HTTP error for a memory-store error (None if ``exc`` is not one).
+
+    ``fields`` renames the store's argument names to the request's (``customer_id`` ->
+    ``path.customer_id``). An unavailable store is a 503 with a generic message: the
+    error itself (the URL, the database user, the driver's message) is logged here.
+    """
     code = getattr(exc, "code", None)
     if not isinstance(code, str) or code not in STORE_STATUS:
         return None
     status = STORE_STATUS[code]
-    message = "not found for this tenant" if code == "forbidden" else str(exc)
-    return ServiceError(status, "not_found" if code == "forbidden" else code, message)
+    if status == 503:
+        log.error("memory store unavailable: %s", exc)
+        return ServiceError(503, "unavailable", UNAVAILABLE_MESSAGE, headers={"Retry-After": "5"})
+    if code == "forbidden":
+        return ServiceError(404, "not_found", "not found for this tenant")
+    if code == "invalid":  # the store's messages read "field: reason"
+        field, message = getattr(exc, "field", None), str(exc)
+        if not isinstance(field, str):
+            return ServiceError(422, "invalid_request", message)
+        shown = (fields or {}).get(field, field)
+        reason = message[len(field) + 1:].strip() if message.startswith(f"{field}:") else message
+        return ServiceError(422, "invalid_request", f"{shown}: {reason}",
+                            errors=[FieldError(field=shown, message=reason)])
+    return ServiceError(status, code, str(exc))
 
 
 def _version(request: Request) -> str | None:
@@ -180,7 +203,8 @@ def recommender_error_response(exc: RecommenderError, version: str | None = None
                               problems=problems, version=version)
     mapped = store_error(exc)
     if mapped is not None:
-        return error_response(mapped.status, mapped.code, mapped.message, version=version)
+        return error_response(mapped.status, mapped.code, mapped.message, errors=mapped.errors,
+                              headers=mapped.headers, version=version)
     if isinstance(exc, PluginError):
         return error_response(502, "plugin_failed", str(exc), version=version)
     if isinstance(exc, EngineError):
@@ -214,6 +238,16 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:  # pragma: no cover - a bug
+        if _is_database_error(exc):  # one the store did not translate: still no details to clients
+            log.error("database error on %s %s", request.method, request.url.path, exc_info=exc)
+            return error_response(503, "unavailable", UNAVAILABLE_MESSAGE, headers={"Retry-After": "5"},
+                                  version=_version(request))
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(500, "internal_error", "internal error (logged on the server)",
                               version=_version(request))
+
+
+def _is_database_error(exc: BaseException) -> bool:
+    """A SQLAlchemy or database-driver error (without importing either when no store is used)."""
+    module = type(exc).__module__ or ""
+    return module.split(".")[0] in ("sqlalchemy", "psycopg", "sqlite3")

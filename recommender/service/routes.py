@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Annotated, Any, Callable, Literal
 
@@ -27,6 +28,8 @@ from .errors import (
 from .metrics import CONTENT_TYPE_LATEST
 
 __all__ = ["router", "root_router"]
+
+log = logging.getLogger("recommender.service")
 
 GestureId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,79}$")]
 
@@ -109,11 +112,14 @@ def _need_store(svc: Any, what: str) -> Any:
     return svc.store
 
 
-async def _store_call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+async def _store_call(fn: Callable[..., Any], *args: Any, _fields: dict[str, str] | None = None,
+                      **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` off the event loop; a store error becomes its HTTP error, the
+    store's argument names renamed by ``_fields`` (``customer_id`` -> ``path.customer_id``)."""
     try:
         return await run_in_threadpool(fn, *args, **kwargs)
     except RecommenderError as exc:
-        mapped = store_error(exc)
+        mapped = store_error(exc, _fields)
         if mapped is not None:
             raise mapped from None
         raise
@@ -203,7 +209,8 @@ class ReadyCheck(BaseModel):
 class ReadyOut(BaseModel):
     ready: bool
     ruleset_version: str
-    checks: dict[str, ReadyCheck]
+    checks: dict[str, ReadyCheck] | None = Field(default=None, description=(
+        "Each check with its detail: only for an admin key (or in --no-auth mode)"))
 
 
 # -- /v1 -------------------------------------------------------------------------
@@ -298,15 +305,17 @@ async def post_outcome(request: Request, body: OutcomeIn,
     store = _need_store(svc, "outcomes")
     key = idempotency_key or f"auto:{uuid.uuid4().hex}"
     tenant = principal.tenant_for(None)
+    fields = {"decision_id": "path.decision_id", "idempotency_key": "header.Idempotency-Key"}
     if tenant is None:  # no-auth mode: act for the tenant that owns the decision
-        tenant = (await _store_call(store.get_decision, decision_id)).tenant
+        tenant = (await _store_call(store.get_decision, decision_id, _fields=fields)).tenant
     record = getattr(svc.recommender, "record_outcome", None)  # the core also tells outcome plugins
     if record is not None:
         result = await _store_call(record, store, decision_id, body.gesture_id, body.outcome, idempotency_key=key,
-                                   note=body.note, actual_cost=body.actual_cost, tenant=tenant)
+                                   note=body.note, actual_cost=body.actual_cost, tenant=tenant, _fields=fields)
     else:  # pragma: no cover
         result = await _store_call(store.record_outcome, decision_id, body.gesture_id, body.outcome,
-                                   idempotency_key=key, note=body.note, actual_cost=body.actual_cost, tenant=tenant)
+                                   idempotency_key=key, note=body.note, actual_cost=body.actual_cost, tenant=tenant,
+                                   _fields=fields)
     if not result.replayed:
         svc.metrics.outcomes.labels(body.outcome).inc()
     return _json(result, svc.version(), 200 if result.replayed else 201)
@@ -367,7 +376,8 @@ async def get_customer(request: Request,
     svc = _state(request)
     store = _need_store(svc, "customers")
     t = _tenant(principal, tenant)
-    view = await _store_call(store.customer, t, customer_id, limit=limit)
+    view = await _store_call(store.customer, t, customer_id, limit=limit,
+                             _fields={"customer_id": "path.customer_id", "tenant": "query.tenant"})
     if not view.known:
         raise ServiceError(404, "not_found", f"no customer {customer_id!r} is known for tenant {t!r}")
     return _json(view, svc.version())
@@ -401,10 +411,14 @@ async def healthz(request: Request) -> Response:
                     headers={"X-Ruleset-Version": version})
 
 
-@root_router.get("/readyz", response_model=ReadyOut, tags=["probes"], summary="Rules loaded and store reachable",
+@root_router.get("/readyz", response_model=ReadyOut, response_model_exclude_none=True, tags=["probes"],
+                 summary="Rules loaded and store reachable",
                  responses={503: {"model": ReadyOut, "description": "Not ready"}})
 async def readyz(request: Request) -> Response:
+    """Ready or not. Which check failed, and why, only for an admin key: the details name the
+    database (its host, user and the driver's message), which is nobody else's business."""
     svc = _state(request)
+    detailed = await _asks_as_admin(request)
     checks: dict[str, ReadyCheck] = {}
     try:
         book = svc.recommender.rulebook
@@ -417,10 +431,29 @@ async def readyz(request: Request) -> Response:
             await run_in_threadpool(_ping, svc.store)
             checks["store"] = ReadyCheck(ok=True, detail=f"{svc.store.url} reachable, schema current")
         except Exception as exc:
+            if not detailed:
+                log.warning("readiness: the memory store is not ready: %s", exc)
             checks["store"] = ReadyCheck(ok=False, detail=str(exc))
     ready = all(c.ok for c in checks.values())
-    out = ReadyOut(ready=ready, ruleset_version=svc.version(), checks=checks)
-    return _json(out, svc.version(), 200 if ready else 503)
+    out = ReadyOut(ready=ready, ruleset_version=svc.version(), checks=checks if detailed else None)
+    return Response(out.model_dump_json(exclude_none=True), status_code=200 if ready else 503,
+                    media_type="application/json", headers={"X-Ruleset-Version": svc.version()})
+
+
+async def _asks_as_admin(request: Request) -> bool:
+    """True when the request carries a valid admin key (or the server runs without auth).
+    Never raises: a probe answers even when keys cannot be checked (the store is down)."""
+    verifier = _state(request).verifier
+    if isinstance(verifier, NoAuth):
+        return True
+    key = extract_key(request.headers)
+    if key is None or len(key) > 512:
+        return False
+    try:
+        principal = (await run_in_threadpool(verifier.verify, key)) if verifier.blocking else verifier.verify(key)
+    except Exception:  # noqa: BLE001 - the store is down: no details for anyone
+        return False
+    return principal is not None and principal.can("admin")
 
 
 def _ping(store: Any) -> None:
