@@ -821,38 +821,55 @@ def run_books(books: Sequence[ScenarioBook], *, rules: Sequence[str | Path] | No
                                               note=note)
                 continue
         runnable.extend(book.scenarios)
+    cache: dict[int, set[str]] = {}
     for profiles, members in _plan(runnable):
         configured = {b: p for b, p in profiles.items() if p is not None}
         rec = probe if not configured and probe is not None else build(configured)
         for sc in members:
-            results[id(sc)] = _run_one(rec, sc)
+            results[id(sc)] = _run_one(rec, sc, cache)
     ordered = [results[id(sc)] for book in books for sc in book.scenarios]
     return Report(ordered, strict=strict)
 
 
-def _unknown_gestures(rec: Any, sc: Scenario) -> list[Failure]:
-    """Expectations naming a gesture the business's rulebook does not have (a typo would
-    otherwise pass a not_listed silently)."""
+def _all_gestures(rec: Any, cache: dict[int, set[str]]) -> set[str]:
+    """Every gesture some business of this Recommender could have: the default business's
+    and those of each vertical a loaded plugin declares it serves."""
+    known = cache.get(id(rec))
+    if known is None:
+        known = set(rec.rulebook.gestures)
+        infos = getattr(getattr(rec, "host", None), "infos", {}) or {}
+        for vertical in sorted({v for i in infos.values() for v in (getattr(i, "verticals", None) or [])}):
+            known |= set(rec.rulebook_for({"vertical": vertical}).gestures)
+        cache[id(rec)] = known
+    return known
+
+
+def _unknown_gestures(rec: Any, sc: Scenario, cache: dict[int, set[str]]) -> list[Failure]:
+    """Expectations naming a gesture that cannot be meant: one the business's rules lack
+    (listed, offered, needs_approval, withheld: it could never pass), or one no business of
+    this run has (not_listed, not_offered: a typo would otherwise pass silently)."""
     try:
-        known = set(rec.rulebook_for(sc.run_context.get("business") or {}).gestures)
+        mine = set(rec.rulebook_for(sc.run_context.get("business") or {}).gestures)
+        anywhere = mine | _all_gestures(rec, cache)
     except Exception:  # noqa: BLE001 - the run itself reports a bad business
         return []
     e = sc.expect
     out = []
     for key in ("listed", "not_listed", "offered", "not_offered", "needs_approval", "withheld"):
+        known = anywhere if key.startswith("not_") else mine
         for ref in getattr(e, key):
             for gid in _alternatives(ref):
                 if gid not in known:
                     close = difflib.get_close_matches(gid, known, n=1)
                     hint = f" (did you mean {close[0]!r}?)" if close else ""
-                    out.append(Failure(e.line(key, ref) or sc.line,
-                                       f"{key}: no gesture {gid!r} in this business's rules{hint}"))
+                    where = "any business's rules" if key.startswith("not_") else "this business's rules"
+                    out.append(Failure(e.line(key, ref) or sc.line, f"{key}: no gesture {gid!r} in {where}{hint}"))
     return out
 
 
-def _run_one(rec: Any, sc: Scenario) -> Outcome:
+def _run_one(rec: Any, sc: Scenario, cache: dict[int, set[str]]) -> Outcome:
     try:
-        fails = _unknown_gestures(rec, sc)
+        fails = _unknown_gestures(rec, sc, cache)
         call = rec.explain if sc.expect.near_miss_hints else rec.recommend
         result = call(sc.run_context)
         fails += check(sc.expect, result, sc.line)
