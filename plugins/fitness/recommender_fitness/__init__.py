@@ -2,10 +2,17 @@
 
 Contributes (through the public hooks only):
 
+* the trade it serves: ``recommender_declare_verticals`` -> ``["fitness"]``, so the plugin
+  applies to businesses whose ``business.vertical`` is ``fitness`` (or that a
+  ``PluginConfig`` selects it for), never to another trade's;
+* the gym's issue codes (:data:`ISSUE_CODES`: joining, a visit, a booking are ``routine``;
+  a cancelled class or broken equipment is a ``service_failure``), each in its family;
+* the trade's profile defaults (:data:`PROFILE`): loyal from a year or 100 visits,
+  high-value from 600;
 * a rule pack (``fitness.yaml``, shipped as package data): free personal-training
   sessions for new members, a check-in and a comeback session when a regular's attendance
   drops, a freeze offered (never imposed) on a cancellation request, a waived cancellation
-  fee for long-standing or relocating members, birthday and visit-milestone touches;
+  fee for loyal or relocating members, birthday and visit-milestone touches;
 * context enrichment, for a fitness business only: ``interaction.attributes.fitness_topic``
   (the scope marker every rule requires), ``customer.attributes.attendance_drop`` (share
   of the usual monthly visits missed in the last 30 days), ``avg_monthly_visits``,
@@ -28,12 +35,18 @@ from recommender import hookimpl
 __all__ = [
     "PACK_PATH",
     "PREFIX",
+    "VERTICAL",
+    "ISSUE_CODES",
     "TOPICS",
+    "PROFILE",
     "MILESTONES",
     "MIN_REGULAR_MONTHLY_VISITS",
     "OutcomeTally",
     "TALLY",
     "attendance_drop",
+    "recommender_declare_verticals",
+    "recommender_register_issue_codes",
+    "recommender_business_profile",
     "recommender_register_rule_packs",
     "recommender_enrich_context",
     "recommender_record_outcome",
@@ -44,22 +57,40 @@ __version__ = "0.1.0"
 PACK_PATH = Path(__file__).with_name("fitness.yaml")
 PREFIX = "fitness_"
 VERTICAL = "fitness"
-#: interaction.issue -> interaction.attributes.fitness_topic ("general" for another issue
-#: at a business whose vertical is fitness).
+#: The gym's issue codes: code -> (family, fitness topic, aliases). Joining, a visit, a
+#: booking are ``routine``; a class we cancelled or equipment out of order is a
+#: ``service_failure`` (the member lost what they came for). A membership cancellation uses
+#: the core's ``cancellation_request`` (``routine``).
+ISSUE_CODES: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "membership_signup": ("routine", "joining", ("new_membership", "enrollment", "joining")),
+    "first_visit": ("routine", "visit", ()),
+    "checkin": ("routine", "visit", ("check_in", "front_desk_visit", "gym_visit")),
+    "membership_freeze": ("routine", "membership", ("freeze_request",)),
+    "membership_renewal": ("routine", "membership", ()),
+    "late_cancellation_fee": ("routine", "membership", ("late_fee", "no_show_fee")),
+    "pt_booking": ("routine", "training", ("personal_training_booking",)),
+    "class_booking": ("routine", "training", ()),
+    "class_cancelled": ("service_failure", "training", ("class_canceled", "cancelled_class")),
+    "facility_issue": ("service_failure", "visit", ("equipment_broken", "broken_equipment", "locker_issue")),
+    "gym_question": ("information_request", "general", ("parking_question", "opening_hours", "timetable_question")),
+    "billing_question": ("information_request", "membership", ()),
+}
+#: interaction.issue (codes, aliases and the core's cancellation_request) ->
+#: interaction.attributes.fitness_topic ("general" for another issue at a business whose
+#: vertical is fitness).
 TOPICS: dict[str, str] = {
-    "membership_signup": "joining",
-    "new_membership": "joining",
-    "enrollment": "joining",
-    "joining": "joining",
-    "first_visit": "visit",
-    "checkin": "visit",
-    "front_desk_visit": "visit",
+    **{name: topic for code, (_, topic, aliases) in ISSUE_CODES.items() for name in (code, *aliases)},
     "cancellation_request": "membership",
-    "membership_freeze": "membership",
-    "membership_renewal": "membership",
-    "pt_booking": "training",
-    "class_booking": "training",
-    "class_cancelled": "training",
+}
+#: The trade's profile defaults (docs/advice.md "The business profile"): most members leave
+#: within their first year, so a year (or a hundred visits: twice a week for a year) makes a
+#: loyal member; a year's dues are a few hundred, so 600 is a valuable member; a membership
+#: adviser gives a new member's two free training sessions (60) on their own.
+PROFILE: dict[str, Any] = {
+    "loyal_tenure_years": 1,
+    "loyal_visits": 100,
+    "high_value": 600,
+    "money_limits": {"synthetic": 10, "genuine": 75, "super": 250},
 }
 #: Visit counts worth celebrating.
 MILESTONES = frozenset({50, 100, 250, 500, 750, 1000, 1500, 2000})
@@ -90,6 +121,28 @@ def attendance_drop(visits_last_30_days: float, visits_last_year: float) -> floa
 
 
 @hookimpl
+def recommender_declare_verticals() -> list[str]:
+    """The plugin serves fitness centers only (unless a ``PluginConfig`` selects it)."""
+    return [VERTICAL]
+
+
+@hookimpl
+def recommender_register_issue_codes(register: Callable[[Any], None]) -> None:
+    """The gym's issue codes, each in its family (:data:`ISSUE_CODES`)."""
+    for code, (family, _, aliases) in ISSUE_CODES.items():
+        register({"code": code, "family": family, "aliases": list(aliases)})
+
+
+@hookimpl
+def recommender_business_profile(business: Any) -> dict[str, Any] | None:
+    """A gym's scale (:data:`PROFILE`); nothing for a business of another trade that a
+    ``PluginConfig`` gave this plugin too (its own trade's profile applies there)."""
+    if business.vertical not in (None, VERTICAL):
+        return None
+    return PROFILE
+
+
+@hookimpl
 def recommender_register_rule_packs(register: Callable[[Any], None]) -> None:
     """The center's gestures and rules, from the YAML pack shipped with the package."""
     register(PACK_PATH)
@@ -99,7 +152,8 @@ def recommender_register_rule_packs(register: Callable[[Any], None]) -> None:
 
 
 def _topic(context: Any) -> str | None:
-    """The fitness topic, or None when this is not a fitness business's interaction."""
+    """The fitness topic, or None when this is not a fitness business's interaction (with
+    no vertical given - the plugin selected by configuration - a known gym issue counts)."""
     issue, vertical = context.interaction.issue, context.business.vertical
     if vertical is None:
         return TOPICS.get(issue)
