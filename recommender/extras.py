@@ -74,5 +74,7 @@ def draw(ctx: "Context", profile: "Profile", assessment: "Assessment", customer_
     message = f"{ctx.business.id}|{customer_key}|{day.isoformat()}".encode()
     digest = hmac.new(profile.extras_key.encode(), message, hashlib.sha256).digest()
     roll = int.from_bytes(digest[:8], "big") / 2**64
+    if profile.extras_rate >= 1.0:  # "always": for testing a pack's extras, never for customers
+        return Draw(chance=1.0, roll=roll, day=day)
     chance = min(profile.extras_rate * aim(ctx, assessment) * steer, MAX_CHANCE, 4 * profile.extras_rate)
     return Draw(chance=chance, roll=roll, day=day)

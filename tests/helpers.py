@@ -7,7 +7,7 @@ from typing import Any
 from recommender import Recommender
 
 
-def gesture(gid: str, tier: str = "exceed", cost: Any = 0, **extra: Any) -> dict[str, Any]:
+def gesture(gid: str, tier: str = "meet", cost: Any = 0, **extra: Any) -> dict[str, Any]:
     return {"id": gid, "title": gid.replace("_", " ").title(), "category": extra.pop("category", "freebie"),
             "tier": tier, "cost": cost, "script": extra.pop("script", f"{gid} for you."), **extra}
 
@@ -21,8 +21,19 @@ def pack(gestures: list[dict[str, Any]], rules: list[dict[str, Any]], name: str 
     return {"pack": name, "version": "1", "gestures": gestures, "rules": rules}
 
 
+#: A profile that switches off the listing caps, the money limits and the extras draw, for
+#: tests of one mechanism at a time (tests of those three pass ``profiles=`` themselves).
+OPEN_PROFILE: dict[str, Any] = {
+    "listing": {"recover": 20, "meet": 20, "exceed": 20},
+    "money_limits": {"synthetic": 1e9, "genuine": 1e9, "super": 1e9},
+    "extras_rate": 1.0,
+}
+
+
 def make(gestures: list[dict[str, Any]], rules: list[dict[str, Any]], **kw: Any) -> Recommender:
-    """A Recommender with only this in-memory pack (no shipped packs, no installed plugins)."""
+    """A Recommender with only this in-memory pack (no shipped packs, no installed plugins),
+    and :data:`OPEN_PROFILE` unless ``profiles`` is given."""
+    kw.setdefault("profiles", {"default": OPEN_PROFILE})
     return Recommender([], packs=[pack(gestures, rules)], autoload=False, **kw)
 
 

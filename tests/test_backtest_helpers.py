@@ -19,7 +19,7 @@ version: "1"
 gestures:
   - {id: apology, title: Apologise, category: service_recovery, tier: recover, cost: 0, script: Sorry.}
   - {id: credit, title: Credit, category: service_recovery, tier: recover, cost: 10.10, script: A credit.}
-  - {id: waive, title: Waive the fee, category: fee_waiver, tier: exceed, cost: interaction.cost, script: On us.}
+  - {id: waive, title: Waive the fee, category: fee_waiver, tier: meet, cost: interaction.cost, script: On us.}
   - {id: tip, title: A tip, category: information, tier: meet, cost: 0.1, script: A tip.}
 rules:
   - {id: r-wait, when: interaction.wait_minutes ge 20, then: apology, because: A long wait.}
@@ -36,7 +36,7 @@ version: "2"
 gestures:
   - {id: apology, title: Apologise, category: service_recovery, tier: recover, cost: 0, script: Sorry.}
   - {id: credit, title: Credit, category: service_recovery, tier: recover, cost: 10.10, script: A credit.}
-  - {id: waive, title: Waive the fee, category: fee_waiver, tier: exceed, cost: interaction.cost, script: On us.}
+  - {id: waive, title: Waive the fee, category: fee_waiver, tier: meet, cost: interaction.cost, script: On us.}
   - {id: tip, title: A tip, category: information, tier: meet, cost: 0.1, script: A tip.}
   - {id: sorry_note, title: A note, category: personal_touch, tier: recover, cost: 1.25, script: A note.}
 rules:

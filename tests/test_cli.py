@@ -14,7 +14,7 @@ gestures:
   - id: waive_fee
     title: Waive the fee
     category: fee_waiver
-    tier: exceed
+    tier: meet
     cost: interaction.cost
     script: "On us, {customer.name|friend}."
 rules:
@@ -127,14 +127,18 @@ def test_plugins_check_reports_cross_plugin_conflicts(tmp_path):
 
 def test_recommend_with_a_store_logs_the_decision_and_explain_shows_suppression(rules_dir, tmp_path):
     url = f"sqlite:///{tmp_path / 'm.db'}"
+    # an extra given once is not repeated (the store's contact policy); the draw made certain here
+    (rules_dir / "cli.yaml").write_text(PACK.replace("tier: meet", "tier: exceed"))
+    profiles = tmp_path / "profiles.json"  # JSON: the rules folder's *.yaml files are packs
+    profiles.write_text('{"default": {"extras_rate": 1.0}}')
     ctx = json.dumps({"customer": {"id": "c-5", "tenure_years": 3}, "interaction": {"issue": "flat_tire", "cost": 20}})
-    p = run("recommend", "-", "--rules", str(rules_dir), "--json", "--url", url, stdin=ctx)
+    p = run("recommend", "-", "--rules", str(rules_dir), "--json", "--url", url, "--profiles", str(profiles), stdin=ctx)
     assert p.returncode == 0, p.stderr
     decision = json.loads(p.stdout)["decision_id"]
     assert decision
     p = run("outcome", decision, "waive_fee", "delivered", "--key", "k1", "--url", url)
     assert p.returncode == 0, p.stderr + p.stdout
-    p = run("explain", "-", "--rules", str(rules_dir), "--json", "--url", url, stdin=ctx)
+    p = run("explain", "-", "--rules", str(rules_dir), "--json", "--url", url, "--profiles", str(profiles), stdin=ctx)
     out = json.loads(p.stdout)
     assert out["recommendations"] == []
     (held,) = out["withheld"]
@@ -181,3 +185,17 @@ def test_rules_check_never_prints_a_traceback_for_a_hostile_pack(tmp_path):
     assert p.returncode == 1 and "Traceback" not in p.stdout + p.stderr
     assert f"{tmp_path / 'inf.yaml'}:11: rules[0].when[1]: value of interaction.cost must be a finite number" in p.stdout
     assert f"{tmp_path / 'utf8.yaml'}:4: not valid UTF-8: byte 0xe2 at offset 50" in p.stdout
+
+
+def test_profiles_file_sets_the_scale_and_bad_keys_exit_2(rules_dir, tmp_path):
+    ctx = json.dumps({"customer": {"tenure_years": 1}, "interaction": {"issue": "flat_tire", "cost": 20}})
+    loyal = tmp_path / "loyal.json"
+    (rules_dir / "cli.yaml").write_text(PACK.replace("customer.tenure_years ge 2", "customer.loyal eq true"))
+    assert json.loads(run("recommend", "-", "--rules", str(rules_dir), "--json", stdin=ctx).stdout)["recommendations"] == []
+    loyal.write_text('{"default": {"loyal_tenure_years": 1}}')
+    p = run("recommend", "-", "--rules", str(rules_dir), "--json", "--profiles", str(loyal), stdin=ctx)
+    assert [r["gesture_id"] for r in json.loads(p.stdout)["recommendations"]] == ["waive_fee"]
+    loyal.write_text('{"default": {"loyal_tenur_years": 1}}')
+    p = run("recommend", "-", "--rules", str(rules_dir), "--profiles", str(loyal), stdin=ctx)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert "profiles.default.loyal_tenur_years" in p.stderr and "loyal_tenure_years" in p.stderr

@@ -6,12 +6,13 @@ from recommender import ContextError, parse_context
 from recommender.context import field_kind
 
 
-def test_minimal_context_has_defaults():
+def test_minimal_context_invents_nothing():
+    # Unknown is not zero: an absent channel is not "pos", an absent lifetime value not 0.
     c = parse_context({"interaction": {"issue": "flat_tire"}})
-    assert c.interaction.channel == "pos"
+    assert c.interaction.channel is None
+    assert c.customer.lifetime_value is None
     assert c.staff.level == "genuine"
     assert c.business.id == "default"
-    assert c.customer.lifetime_value == 0
     assert c.customer.tenure_years is None and c.customer.is_new is None
 
 

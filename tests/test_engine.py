@@ -17,7 +17,7 @@ import pytest
 from recommender.compiler import LIMITS, compile_branches, encode_value
 from recommender.conditions import Atom
 from recommender.engine import Matcher
-from recommender.errors import EngineError
+from recommender.errors import ContextError, EngineError, RulePackError
 
 from helpers import ctx, gesture, make, rule
 
@@ -58,13 +58,17 @@ def test_raw_exponent_floats_without_a_dot_are_rejected_and_our_encoding_is_read
     assert rec.recommend(ctx(interaction={"attributes": {"tiny": 9e-06}})).gesture_ids() == []
 
 
-def test_raw_int64_saturates_and_we_send_big_ints_as_floats():
+def test_raw_int64_saturates_so_we_refuse_numbers_beyond_exact_comparison():
     h = dre.create_ruleset("pin_int", json.dumps({"a": {"all": [{"m": {"$gt": {"x": 10**19}}}]}}))
     assert raw_fired(h, {"sid": "1", "x": 10**20}) == []  # silently wrong in the engine
     dre.delete_ruleset(h)
-    rec = make([gesture("g")], [rule("r", f"interaction.attributes.big gt {10**19}", "g")])
-    assert rec.recommend(ctx(interaction={"attributes": {"big": 10**20}})).gesture_ids() == ["g"]
-    assert rec.recommend(ctx(interaction={"attributes": {"big": 10**18}})).gesture_ids() == []
+    # so neither a rule threshold nor a context value beyond +-2**53 gets that far
+    with pytest.raises(RulePackError, match="2\\*\\*53"):
+        make([gesture("g")], [rule("r", f"interaction.attributes.big gt {10**19}", "g")])
+    rec = make([gesture("g")], [rule("r", "interaction.attributes.big gt 1000", "g")])
+    with pytest.raises(ContextError, match="interaction.attributes.big"):
+        rec.recommend(ctx(interaction={"attributes": {"big": 2**63 - 1}}))
+    assert rec.recommend(ctx(interaction={"attributes": {"big": 2**53}})).gesture_ids() == ["g"]
 
 
 def test_raw_unknown_operator_is_accepted_and_never_matches():

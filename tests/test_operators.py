@@ -63,10 +63,12 @@ def test_all_any_not_combine():
     when = {"all": ["interaction.issue eq flat_tire",
                     {"any": ["customer.tenure_years ge 5", "customer.lifetime_value ge 1000"]},
                     {"not": "interaction.channel eq web"}]}
-    assert fires(when, ctx(customer={"tenure_years": 6}))
-    assert fires(when, ctx(customer={"tenure_years": 1, "lifetime_value": 1500}))
-    assert not fires(when, ctx(customer={"tenure_years": 1}))
+    assert fires(when, ctx(customer={"tenure_years": 6}, interaction={"channel": "pos"}))
+    assert fires(when, ctx(customer={"tenure_years": 1, "lifetime_value": 1500}, interaction={"channel": "phone"}))
+    assert not fires(when, ctx(customer={"tenure_years": 1}, interaction={"channel": "pos"}))
     assert not fires(when, ctx(customer={"tenure_years": 6}, interaction={"channel": "web"}))
+    # an unknown channel is neither web nor not web: the rule does not claim it
+    assert not fires(when, ctx(customer={"tenure_years": 6}))
 
 
 def test_not_of_any_is_de_morgan():

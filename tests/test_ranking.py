@@ -2,7 +2,7 @@
 
 from recommender.ranking import score
 
-from helpers import ctx, gesture, make, rule
+from helpers import OPEN_PROFILE, ctx, gesture, make, rule
 from recommender import parse_context
 
 ALWAYS = "interaction.issue eq flat_tire"
@@ -21,12 +21,12 @@ def test_baseline_comes_before_extras_and_extras_are_capped():
     gs = [gesture("recover_it", "recover", 50), gesture("meet_it", "meet", 0)] + \
          [gesture(f"extra{i}", "exceed", i) for i in range(5)]
     rules = [rule(f"r_{g['id']}", ALWAYS, g["id"], priority=90 if g["tier"] == "exceed" else 10) for g in gs]
-    rec = make(gs, rules)
+    rec = make(gs, rules, profiles={"default": {**OPEN_PROFILE, "listing": {"recover": 20, "meet": 20, "exceed": 3}}})
     res = rec.recommend(ctx())
     tiers = [r.tier for r in res.recommendations]
     assert tiers[:2] == ["recover", "meet"] and tiers[2:] == ["exceed"] * 3
     assert [r.gesture_id for r in res.recommendations[2:]] == ["extra0", "extra1", "extra2"]  # cheapest score highest
-    assert sorted(w.gesture_id for w in res.withheld if w.reason == "cap") == ["extra3", "extra4"]
+    assert sorted(w.gesture_id for w in res.withheld if w.reason == "listing_cap") == ["extra3", "extra4"]
     assert len(rec.recommend(ctx(), max_extras=1).recommendations) == 3
 
 

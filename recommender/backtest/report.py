@@ -88,7 +88,7 @@ def tenure_band(years: float | None) -> str:
 
 
 def segments_of(ctx: Context) -> tuple[tuple[str, str], ...]:
-    return (("tenure", tenure_band(ctx.customer.tenure_years)), ("channel", ctx.interaction.channel),
+    return (("tenure", tenure_band(ctx.customer.tenure_years)), ("channel", ctx.interaction.channel or "unknown"),
             ("issue", ctx.interaction.issue))
 
 

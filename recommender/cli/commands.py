@@ -20,7 +20,10 @@ PluginsDirOpt = typer.Option(None, "--plugins-dir", help="Folder of drop-in plug
 BusinessOpt = typer.Option(None, "--business", help="Tenant id: overrides business.id of the context.")
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
 BudgetOpt = typer.Option(None, "--budget", min=0, help="Per-interaction budget for gesture cost.")
-ExtrasOpt = typer.Option(None, "--max-extras", min=0, help="Cap on 'exceed' extras (default 3).")
+ExtrasOpt = typer.Option(None, "--max-extras", min=0, help="Cap on 'exceed' extras listed (default: the profile's, 1).")
+ProfilesOpt = typer.Option(None, "--profiles", help="YAML/JSON file of business profiles by business id "
+                                                    "('default' for every business); see docs/advice.md.")
+AllOpt = typer.Option(False, "--all", help="List every near miss and missing input, not only the top five.")
 UrlOpt = typer.Option(None, "--url", envvar="RECOMMENDER_DB_URL",
                       help="Memory store URL (sqlite:///path or postgresql://...): enrich from history, apply "
                            "contact policy and budgets, log the decision.")
@@ -45,10 +48,27 @@ def _context(source: str, business: Optional[str]) -> Any:
     return data
 
 
+def read_profiles(path: Optional[Path]) -> dict[str, Any] | None:
+    """The ``--profiles`` file: a mapping of business ids to partial profiles."""
+    if path is None:
+        return None
+    from ruamel.yaml import YAML
+
+    try:
+        data = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        fail(f"--profiles {path}: cannot read: {exc.strerror or exc}")
+    except Exception as exc:  # YAML syntax, invalid UTF-8
+        fail(f"--profiles {path}: not valid YAML or JSON: {str(exc).splitlines()[0]}")
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        fail(f"--profiles {path}: expected a mapping of business ids ('default' for all) to profiles")
+    return data
+
+
 def _run(source: str, rules: Optional[List[Path]], plugins_dir: Optional[Path], business: Optional[str],
          as_json: bool, budget: Optional[float], max_extras: Optional[int], explain: bool,
-         url: Optional[str] = None) -> None:
-    rec = build_recommender(rules, plugins_dir)
+         url: Optional[str] = None, profiles: Optional[Path] = None, full: bool = False) -> None:
+    rec = build_recommender(rules, plugins_dir, profiles=read_profiles(profiles))
     ctx = _context(source, business)
     try:
         store = None
@@ -56,8 +76,10 @@ def _run(source: str, rules: Optional[List[Path]], plugins_dir: Optional[Path], 
             from ..memory import open_store
 
             store = open_store(url)
-        call = rec.explain if explain else rec.recommend
-        result = call(ctx, budget=budget, max_extras=max_extras, store=store)
+        if explain:
+            result = rec.explain(ctx, budget=budget, max_extras=max_extras, store=store, full=full)
+        else:
+            result = rec.recommend(ctx, budget=budget, max_extras=max_extras, store=store)
     except ContextError as exc:
         fail(f"{'<stdin>' if source == '-' else source}: {exc}")
     except RecursionError:
@@ -71,6 +93,12 @@ def _run(source: str, rules: Optional[List[Path]], plugins_dir: Optional[Path], 
 
 
 def print_result(result: RecommendationResult) -> None:
+    a = result.assessment
+    if a is not None:
+        why = f": {'; '.join(a.reasons)}" if a.reasons else ""
+        out.print(f"[dim]case:[/dim] {escape(a.family or 'unknown issue')}, severity {a.severity} ({a.band}){escape(why)}")
+    for note in result.notes:
+        out.print(f"[yellow]note[/yellow]: {escape(note)}")
     if result.recommendations:
         table = Table(title="Recommended now", show_lines=True)
         for col in ("#", "gesture", "tier", "cost", "score", "say", "why"):
@@ -84,6 +112,8 @@ def print_result(result: RecommendationResult) -> None:
         out.print("No gesture recommended for this context.")
     for w in result.needs_approval:
         out.print(f"[yellow]needs approval[/yellow]: {escape(w.title)} ({escape(w.detail)})")
+        if w.script:
+            out.print(f"  would say: {escape(w.script)}")
     for w in result.withheld:
         out.print(f"[dim]withheld[/dim]: {escape(w.title)} \\[{w.reason}] {escape(w.detail)}")
     for pw in result.warnings:
@@ -93,7 +123,7 @@ def print_result(result: RecommendationResult) -> None:
     if isinstance(result, Explanation):
         out.print(f"rules matched: {', '.join(result.rules_matched) or 'none'} (of {result.rules_evaluated})")
         for nm in result.near_misses:
-            out.print(f"[cyan]near miss[/cyan] {nm.rule_id} -> {', '.join(nm.gestures)}: {escape(nm.hint)}")
+            out.print(f"[cyan]near miss[/cyan] ({nm.change}) {nm.rule_id} -> {', '.join(nm.gestures)}: {escape(nm.hint)}")
     decision = f" · decision {result.decision_id}" if result.decision_id else ""
     out.print(f"[dim]receipt {result.receipt.id} · ruleset {result.ruleset_version}{decision}[/dim]")
 
@@ -108,9 +138,11 @@ def recommend(
     budget: Optional[float] = BudgetOpt,
     max_extras: Optional[int] = ExtrasOpt,
     url: Optional[str] = UrlOpt,
+    profiles: Optional[Path] = ProfilesOpt,
 ) -> None:
     """Recommend gestures for one interaction context."""
-    _run(context, rules, plugins_dir, business, as_json, budget, max_extras, explain=False, url=url)
+    _run(context, rules, plugins_dir, business, as_json, budget, max_extras, explain=False, url=url,
+         profiles=profiles)
 
 
 @app.command()
@@ -123,9 +155,12 @@ def explain(
     budget: Optional[float] = BudgetOpt,
     max_extras: Optional[int] = ExtrasOpt,
     url: Optional[str] = UrlOpt,
+    profiles: Optional[Path] = ProfilesOpt,
+    full: bool = AllOpt,
 ) -> None:
-    """Recommend, and show every matched rule and near miss (never logged as a decision)."""
-    _run(context, rules, plugins_dir, business, as_json, budget, max_extras, explain=True, url=url)
+    """Recommend, and show matched rules and near misses, what can change first (never logged)."""
+    _run(context, rules, plugins_dir, business, as_json, budget, max_extras, explain=True, url=url,
+         profiles=profiles, full=full)
 
 
 rules_app = typer.Typer(help="Check rule packs and print their JSON Schema.", no_args_is_help=True)
