@@ -9,21 +9,41 @@ screening). A log without that column cannot be replayed: :class:`DecisionLogErr
 
 Use ``store.iter_decisions(...)`` instead when the store provides it (see
 :func:`decisions_of`).
+
+A replay must see what the store saw: :class:`ReplayMemory` stands in for the store while a
+logged decision is recommended again. Its ``enrich`` adds nothing (the logged context is
+already enriched) and its ``screen`` returns the holds logged with the decision (contact
+policy, goodwill cap, budgets, authority limits, abuse review), so held gestures are taken out
+before ranking exactly as they were when the decision was made, and cannot come back to win
+an exclusive group or a listing place from the gesture actually given.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Iterator
+from datetime import date, datetime, time, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Iterator, Literal, cast
 
 from ..errors import RecommenderError
+from ..memory_protocol import Hold, Offer
 
-__all__ = ["StoredDecision", "DecisionLogError", "iter_decisions", "decisions_of", "POLICY_REASONS"]
+if TYPE_CHECKING:
+    from ..context import Context
+    from ..results import RecommendationResult
+
+__all__ = ["StoredDecision", "DecisionLogError", "iter_decisions", "decisions_of", "POLICY_REASONS",
+           "ReplayMemory", "store_holds", "replay_context", "decision_day"]
 
 #: Withheld reasons only the store's screening produces (contact policy, goodwill proportion).
 POLICY_REASONS = frozenset({"suppressed", "goodwill_cap"})
+_HOLD_REASONS = frozenset({"suppressed", "over_budget", "goodwill_cap", "abuse_review"})
+#: How the store words its budget and authority holds and its abuse flag (logs written before
+#: held entries carried ``source``): the ranking's own budget and approval holds read otherwise.
+_STORE_BUDGET = re.compile(r" daily budget for |staff level's limit of ")
+_STORE_ABUSE = "customer flagged for review"
 
 
 class DecisionLogError(RecommenderError):
@@ -42,6 +62,10 @@ class StoredDecision:
     ruleset_version: str = ""
     costs: dict[str, float | None] = field(default_factory=dict)
     held: list[dict[str, Any]] = field(default_factory=list)
+    #: When the interaction happened (``interaction.occurred_at``, else when it was logged).
+    occurred_at: datetime | None = None
+    receipt_id: str = ""
+    context_hash: str = ""
 
 
 def _json(value: Any) -> Any:
@@ -81,6 +105,7 @@ def iter_decisions(store: Any, tenant: str | None = None, since: datetime | None
     if until is not None:
         base.append(c.created_at < _naive_utc(until))
     cols = [c.id, c.created_at, c.tenant, c.customer_id, c.ruleset_version, c.recommendations, c.held, c.context]
+    cols += [getattr(c, name) for name in ("occurred_at", "receipt_id", "context_hash") if name in table.c]
     last: tuple[Any, str] | None = None
     while True:
         where = list(base)
@@ -116,7 +141,9 @@ def _decision(row: Any) -> StoredDecision:
         id=row.id, customer_id=row.customer_id, context=ctx if isinstance(ctx, dict) else None,
         gestures=list(costs), cost_total=sum(v for v in costs.values() if v is not None),
         tenant=row.tenant, created_at=row.created_at, ruleset_version=row.ruleset_version or "",
-        costs=costs, held=[h for h in (_json(row.held) or []) if isinstance(h, dict)])
+        costs=costs, held=[h for h in (_json(row.held) or []) if isinstance(h, dict)],
+        occurred_at=getattr(row, "occurred_at", None), receipt_id=getattr(row, "receipt_id", None) or "",
+        context_hash=getattr(row, "context_hash", None) or "")
 
 
 def decisions_of(store: Any, tenant: str | None = None, since: datetime | None = None,
@@ -126,3 +153,114 @@ def decisions_of(store: Any, tenant: str | None = None, since: datetime | None =
     if callable(method):
         return iter(method(tenant=tenant, since=since, until=until))
     return iter_decisions(store, tenant=tenant, since=since, until=until)
+
+
+# -- replaying a decision as the store saw it ----------------------------------------------
+
+
+def _day(value: Any) -> date | None:
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value)[:10]) if value else None
+    except ValueError:
+        return None
+
+
+def store_holds(decision: Any) -> list[Hold]:
+    """The holds the store's screening put on ``decision`` when it was made.
+
+    Logged held entries say where they came from (``source: store``). For logs written before
+    that, the store's holds are told apart by their reason (contact policy, goodwill cap), or
+    by how the store words a budget, authority-limit or abuse hold (the ranking's own
+    ``over_budget`` and ``needs_approval`` read otherwise).
+    """
+    out: dict[str, Hold] = {}
+    for h in getattr(decision, "held", None) or []:
+        gid, reason, detail = h.get("gesture_id"), h.get("reason"), str(h.get("detail") or "")
+        if not isinstance(gid, str) or gid in out:
+            continue
+        source = h.get("source")
+        if source is not None and source != "store":
+            continue
+        if reason == "needs_approval" and (source == "store" or detail.startswith(_STORE_ABUSE)):
+            reason = "abuse_review"
+        elif source is None and not (reason in POLICY_REASONS
+                                     or (reason == "over_budget" and _STORE_BUDGET.search(detail))):
+            continue
+        if reason not in _HOLD_REASONS:
+            continue
+        out[gid] = Hold(gid, cast(Literal["suppressed", "over_budget", "goodwill_cap", "abuse_review"], reason),
+                        detail, _day(h.get("available_on")))
+    return list(out.values())
+
+
+class ReplayMemory:
+    """The memory store as one logged decision saw it (a :class:`~recommender.memory_protocol.Memory`).
+
+    ``enrich`` adds nothing: the logged context was logged after enrichment. ``screen`` returns
+    the holds logged with the decision for the gestures offered now, so the pipeline takes them
+    out before ranking, as it did then. ``record_decision`` logs nothing and returns the logged
+    decision's id. A gesture the rules did not offer then was never screened: a replay with
+    changed rules offers it unscreened (the store's state of that day is not kept).
+    """
+
+    def __init__(self, decision: Any) -> None:
+        self.decision_id = str(getattr(decision, "id", ""))
+        self.holds = store_holds(decision)
+
+    def enrich(self, ctx: "Context") -> dict[str, Any]:
+        return {}
+
+    def screen(self, ctx: "Context", offers: list[Offer]) -> list[Hold]:
+        offered = {o.gesture_id for o in offers}
+        return [h for h in self.holds if h.gesture_id in offered]
+
+    def record_decision(self, ctx: "Context", result: "RecommendationResult") -> str:
+        return self.decision_id
+
+
+def _utc(when: datetime) -> datetime:
+    return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
+
+
+def decision_day(decision: Any, today: date | None = None) -> date | None:
+    """The day the decision was made for (its extras draw). The receipt seals it: the logged
+    receipt id is a hash of the ruleset version, the context hash and that day, so of the days
+    around when the decision was logged (and today: a store's clock may differ from the
+    recommender's) the one that reproduces the receipt is it; else the logged day."""
+    when = getattr(decision, "occurred_at", None) or getattr(decision, "created_at", None)
+    logged = _utc(when).date() if isinstance(when, datetime) else None
+    receipt, chash = getattr(decision, "receipt_id", ""), getattr(decision, "context_hash", "")
+    version = getattr(decision, "ruleset_version", "")
+    if not (receipt and chash and version):
+        return logged
+    candidates: list[date] = []
+    for base in (logged, today or datetime.now(timezone.utc).date()):
+        if base is not None:
+            candidates += [base, base - timedelta(days=1), base + timedelta(days=1)]
+    for day in dict.fromkeys(candidates):
+        if hashlib.sha256(f"{version}:{chash}:{day.isoformat()}".encode()).hexdigest()[:24] == receipt:
+            return day
+    return logged
+
+
+def replay_context(decision: Any, today: date | None = None) -> dict[str, Any] | None:
+    """The logged context to recommend again. A decision made on another day than today
+    without ``interaction.occurred_at`` gets it set to that day, so whatever depends on the
+    day (the extras draw, a plugin's "this year") is decided for the day the decision was
+    made; on its own day the context is left exactly as logged."""
+    ctx = getattr(decision, "context", None)
+    if not isinstance(ctx, dict):
+        return None
+    interaction = ctx.get("interaction")
+    if not isinstance(interaction, dict) or interaction.get("occurred_at") is not None:
+        return ctx
+    today = today or datetime.now(timezone.utc).date()
+    day = decision_day(decision, today)
+    if day is None or day == today:
+        return ctx
+    when = getattr(decision, "occurred_at", None) or getattr(decision, "created_at", None)
+    at = _utc(when) if isinstance(when, datetime) and _utc(when).date() == day else \
+        datetime.combine(day, time(12), tzinfo=timezone.utc)
+    return {**ctx, "interaction": {**interaction, "occurred_at": at.isoformat()}}

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from ..context import parse_context
 from ..errors import ContextError, RecommenderError
-from .decisions import POLICY_REASONS
+from .decisions import ReplayMemory, replay_context
 from .io import RowError, Source, decode, iter_raw
 from .report import DiffTally, Partial, Tally, negative_reasons, segments_of, to_cents
 
@@ -304,26 +304,14 @@ class ReplayTally:
     new_versions: dict[str, int] = field(default_factory=dict)
 
 
-def _policy_held(decision: Any) -> set[str]:
-    """Gestures the store's screening (not the rules) held back when the decision was made."""
-    held = getattr(decision, "held", None) or []
-    ctx = decision.context or {}
-    budget = (ctx.get("interaction") or {}).get("budget") if isinstance(ctx, dict) else None
-    out = set()
-    for h in held:
-        reason = h.get("reason")
-        if reason in POLICY_REASONS or (reason == "over_budget" and budget is None):
-            out.add(h.get("gesture_id"))
-    return out
-
-
 def replay_decisions(decisions: Iterable[Any], ruleset: RuleSet, progress: Progress | None = None) -> ReplayTally:
     """Recommend each logged decision's context again with ``ruleset`` (a what-if: nothing is logged).
 
     A decision *changes* when the set of recommended gestures differs from the logged one.
-    Gestures the store's policy held back at the time (contact rules, goodwill proportion,
-    tenant budget) are not counted as gained when the replay, which runs without the
-    store, recommends them again.
+    Each replay runs through a :class:`~recommender.backtest.decisions.ReplayMemory`: the holds
+    the store's screening logged with the decision (contact policy, goodwill cap, budgets,
+    authority limits, abuse review) are applied before ranking, exactly as when the decision
+    was made, so with unchanged rules nothing changes.
     """
     rec = recommender_for(ruleset if ruleset.version is not None else ruleset.pinned())
     t = ReplayTally()
@@ -333,26 +321,25 @@ def replay_decisions(decisions: Iterable[Any], ruleset: RuleSet, progress: Progr
             progress(1)
         version = getattr(d, "ruleset_version", "") or "?"
         t.stored_versions[version] = t.stored_versions.get(version, 0) + 1
-        if d.context is None:
+        context = replay_context(d)
+        if context is None:
             t.no_context += 1
             continue
         try:
-            result = rec.recommend(d.context)
+            result = rec.recommend(context, store=ReplayMemory(d))
         except ContextError as exc:
             t.invalid.append((d.id, "; ".join(f"{p or '<context>'}: {m}" for p, m in exc.errors)))
             continue
         t.replayed += 1
         t.new_versions[result.ruleset_version] = t.new_versions.get(result.ruleset_version, 0) + 1
         before = list(d.gestures)
-        held = _policy_held(d)
-        after = [r.gesture_id for r in result.recommendations if r.gesture_id not in held]
+        after = [r.gesture_id for r in result.recommendations]
         costs = getattr(d, "costs", None) or {}
         if costs:
             t.cents_before += sum(to_cents(c) for c in costs.values() if c is not None)
         else:
             t.cents_before += to_cents(d.cost_total or 0.0)
-        t.cents_after += sum(to_cents(r.cost) for r in result.recommendations
-                             if r.cost is not None and r.gesture_id not in held)
+        t.cents_after += sum(to_cents(r.cost) for r in result.recommendations if r.cost is not None)
         sb, sa = set(before), set(after)
         if sb != sa:
             t.changed += 1

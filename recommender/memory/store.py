@@ -76,7 +76,7 @@ _B = table_of(BudgetUsage)
 _TENANT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$")
 _KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _RETRIES = 3
-#: Screenings kept per thread until their decision is logged (explanations never log one).
+#: Screenings kept until their decision is logged (explanations never log one).
 _SCREENED_MAX = 4096
 
 
@@ -142,7 +142,12 @@ class Store:
         self.policy = _load_policy(policy)
         self.clock: Clock = clock or _utc_now
         self.engine = db.make_engine(self._url)
-        self._local = threading.local()
+        #: Screenings, oldest first, until :meth:`record_decision` logs them: what each offer was
+        #: (category, tier) and which ones the store held (gesture -> reason). Matched by the
+        #: interaction (:func:`_screening_key`), not by the context object or the thread: with
+        #: plugins, the pipeline screens on a worker thread and logs a new copy of the context.
+        self._screened: list[tuple[tuple[Any, ...], dict[str, tuple[str, str]], dict[str, str]]] = []
+        self._screened_lock = threading.Lock()
         try:
             auto = self.dialect == "sqlite" if upgrade is None else upgrade
             if auto:
@@ -300,7 +305,10 @@ class Store:
         ``suppressed``, ``goodwill_cap``, ``over_budget`` (budget, then authority limit),
         ``abuse_review``."""
         held: dict[str, str] = {}
-        self._screened()[id(ctx)] = (ctx, {o.gesture_id: (o.category, o.tier) for o in offers}, held)
+        with self._screened_lock:
+            if len(self._screened) >= _SCREENED_MAX:
+                del self._screened[0]
+            self._screened.append((_screening_key(ctx), {o.gesture_id: (o.category, o.tier) for o in offers}, held))
         if not offers:
             return []
         self._check_ids(ctx)
@@ -331,14 +339,6 @@ class Store:
                 holds.append(hold)
                 held[hold.gesture_id] = hold.reason
         return holds
-
-    def _screened(self) -> dict[int, tuple[Any, dict[str, tuple[str, str]], dict[str, str]]]:
-        """This thread's screenings by context, until :meth:`record_decision` logs them: what
-        each offer was (category, tier) and which ones the store held (gesture -> reason)."""
-        screened = getattr(self._local, "screened", None)
-        if screened is None or len(screened) >= _SCREENED_MAX:
-            screened = self._local.screened = {}
-        return screened
 
     def _date(self, when: datetime) -> date:
         return local_date(when, self.policy.tz)
@@ -431,9 +431,11 @@ class Store:
                     else created)
         tenant = ctx.business.id
         customer_id = ctx.customer.id
-        screening = self._screened().pop(id(ctx), None)
-        if screening is not None and screening[0] is not ctx:
-            screening = None
+        key = _screening_key(ctx)
+        with self._screened_lock:
+            screening = next((s for s in self._screened if s[0] == key), None)
+            if screening is not None:
+                self._screened.remove(screening)
         known: Mapping[str, tuple[str, str]] = screening[1] if screening else {}
         store_held: Mapping[str, str] = screening[2] if screening else {}
 
@@ -891,6 +893,12 @@ def open_store(url: str | None = None, *, policy: Policy | str | Path | None = N
     cannot be reached and :class:`SchemaOutOfDate` when migrations are due.
     """
     return Store(url, policy=policy, clock=clock, upgrade=upgrade)
+
+
+def _screening_key(ctx: "Context") -> tuple[Any, ...]:
+    """What identifies one interaction between its screening and its logging."""
+    return (ctx.business.id, ctx.business.store_id, ctx.customer.id, ctx.staff.id, ctx.staff.level,
+            ctx.interaction.issue, ctx.interaction.occurred_at)
 
 
 @functools.lru_cache(maxsize=1)
