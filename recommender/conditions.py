@@ -208,7 +208,7 @@ def _check_value(fld: str, value: Any, line: int | None, where: str) -> None:
     if isinstance(value, float) and not math.isfinite(value):
         raise ConditionError(f"value of {fld} must be a finite number, got {value}", line, where)
     if isinstance(value, (int, float)) and abs(value) > pack_limits.MAX_EXACT_NUMBER:
-        raise ConditionError(f"value of {fld} is beyond +-2**53 ({pack_limits.MAX_EXACT_NUMBER}): durable-rules "
+        raise ConditionError(f"value of {fld} is beyond +-(2**53 - 1) ({pack_limits.MAX_EXACT_NUMBER}): durable-rules "
                              f"cannot compare it exactly", line, where)
     if isinstance(value, str) and _CONTROL.search(value):
         raise ConditionError(f"value of {fld} contains a control character: {value!r}", line, where)

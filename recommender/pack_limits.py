@@ -54,8 +54,10 @@ MAX_BRANCHES = 64
 #: Values in one ``in``/``not_in`` list.
 MAX_IN_VALUES = 50
 #: Largest magnitude of a numeric threshold: durable-rules saturates integers at int64 and
-#: compares the rest as doubles, which are exact for integers only up to 2**53.
-MAX_EXACT_NUMBER = 2**53
+#: compares the rest as doubles, which are exact for integers only up to 2**53. Context ints
+#: beyond 2**53 are sent as doubles (2**53 + 1 arrives as 2**53), so a threshold strictly
+#: inside +-2**53 still orders them right: ``x gt 2**53 - 1`` holds for every larger ``x``.
+MAX_EXACT_NUMBER = 2**53 - 1
 #: Characters in a ``contains`` pattern on text. durable-rules compiles it to a DFA that
 #: silently never matches past about 220 characters (fewer for repetitive patterns), and
 #: some short repetitive patterns are refused outright; each distinct pattern is also tried

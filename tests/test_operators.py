@@ -107,3 +107,24 @@ def test_exists_alone_on_an_open_key_accepts_any_value_type():
     for value in (1, "x", True, 2.5):
         assert rec.recommend(ctx(interaction={"attributes": {"flag": value}})).gesture_ids() == ["g"]
     assert rec.recommend(ctx()).gesture_ids() == []
+
+
+def matched(when, context):
+    rec = make([gesture("g", "meet")], [rule("r", when, "g")])
+    return rec.explain(context).rules_matched == ["r"]
+
+
+def test_the_largest_threshold_a_pack_may_hold_still_orders_every_accepted_value():
+    # packs refuse thresholds beyond +-(2**53 - 1); contexts stop at +-2**53: both compared exactly
+    top = 2**53 - 1
+    assert matched(f"interaction.attributes.x gt {top}", ctx(interaction={"attributes": {"x": 2**53}}))
+    assert not matched(f"interaction.attributes.x gt {top}", ctx(interaction={"attributes": {"x": top}}))
+    assert matched(f"interaction.attributes.x le -{top}", ctx(interaction={"attributes": {"x": -(2**53)}}))
+    assert matched(f"interaction.attributes.x eq {top}", ctx(interaction={"attributes": {"x": top}}))
+
+
+def test_contains_on_text_escapes_every_pattern_metacharacter():
+    for pattern in ("a.b", "a*b", "1+1", "why?", "a|b", "(x)", "[x]", "{x}", "50%"):
+        when = {"field": "customer.preferences.note", "op": "contains", "value": pattern}
+        assert matched(when, ctx(customer={"preferences": {"note": f"say {pattern} now"}})), pattern
+        assert not matched(when, ctx(customer={"preferences": {"note": "say ab now, 1 1 x"}})), pattern

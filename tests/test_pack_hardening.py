@@ -153,9 +153,9 @@ def test_a_rule_with_too_many_tests_is_refused():
     ("-.inf", "must be a finite number, got -inf"),
     (".nan", "must be a finite number, got nan"),
     ("1e400", "must be a finite number, got inf"),
-    ("9223372036854775808", "beyond +-2**53"),
-    ("9007199254740993", "beyond +-2**53"),
-    ("-1.0e20", "beyond +-2**53"),
+    ("9223372036854775808", "beyond +-(2**53 - 1)"),
+    ("9007199254740992", "beyond +-(2**53 - 1)"),  # 2**53: x = 2**53 + 1 would arrive as 2**53
+    ("-1.0e20", "beyond +-(2**53 - 1)"),
 ])
 def test_non_finite_or_inexact_thresholds_are_refused_with_file_and_line(tmp_path, value, why):
     for i, when in enumerate((f"{{field: interaction.cost, op: le, value: {value}}}",
@@ -168,9 +168,9 @@ def test_non_finite_or_inexact_thresholds_are_refused_with_file_and_line(tmp_pat
         assert why in out[0]
 
 
-def test_an_exact_threshold_at_2_53_still_loads(tmp_path):
-    text = GOOD.replace("value: 40}", f"value: {2**53}}}")
-    assert load_pack(write(tmp_path, text)).rules[0].branches[0][1].value == 2**53
+def test_the_largest_exact_threshold_still_loads(tmp_path):
+    text = GOOD.replace("value: 40}", f"value: {2**53 - 1}}}")
+    assert load_pack(write(tmp_path, text)).rules[0].branches[0][1].value == 2**53 - 1
 
 
 def test_non_finite_thresholds_in_an_in_list_are_refused(tmp_path):
