@@ -70,6 +70,14 @@ def _schema_problems(exc: ValidationError, base: tuple[Any, ...], data: Any, sou
     return out
 
 
+def _loader_keys(raw: dict[Any, Any], base: tuple[Any, ...], data: Any, source: str,
+                 model: type[BaseModel]) -> list[PackProblem]:
+    """Keys a pack may not set because the loader does (``source``, ``line``, ...)."""
+    internal = set(model.model_fields) - set(_public_fields(model))
+    return [PackProblem(source, _line_of(data, (*base, key)), _loc_str((*base, key)),
+                        "Extra inputs are not permitted (set by the loader)") for key in raw if key in internal]
+
+
 def _stand_in(model: type[_M], values: dict[str, Any], exc: ValidationError) -> _M | None:
     """``values`` without the fields that failed (required ones replaced by stand-ins)."""
     bad = {err["loc"][0] for err in exc.errors() if err["loc"]}
@@ -124,6 +132,7 @@ def check_pack_data(data: Any, source: str, label: str | None = None) -> tuple[P
         if not isinstance(raw, dict):
             continue  # reported by the pack's schema
         base = ("gestures", i)
+        problems.extend(_loader_keys(raw, base, data, source, Gesture))
         values = {**raw, "source": source, "label": label, "line": _line_of(data, base)}
         try:
             g = Gesture.model_validate(values)
@@ -150,6 +159,7 @@ def check_pack_data(data: Any, source: str, label: str | None = None) -> tuple[P
         if not isinstance(raw, dict):
             continue  # reported by the pack's schema
         base = ("rules", i)
+        problems.extend(_loader_keys(raw, base, data, source, Rule))
         values = {**raw, "source": source, "label": label, "line": _line_of(data, base),
                   "then_line": _line_of(data, (*base, "then"))}
         rule: Rule | None

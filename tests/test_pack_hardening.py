@@ -394,6 +394,14 @@ def test_rules_check_reports_every_mistake_of_a_file_in_one_run(tmp_path):
     assert f"{len(expected)} problem(s)" in p.stderr
 
 
+def test_keys_the_loader_sets_cannot_be_written_in_a_pack(tmp_path):
+    text = GOOD.replace("    tier: meet\n", "    tier: meet\n    source: /etc/passwd\n").replace(
+        "    priority: 60\n", "    priority: 60\n    label: core:x.yaml\n")
+    out = problems([write(tmp_path, text)])
+    assert out == [f"{tmp_path / 'p.yaml'}:8: gestures[0].source: Extra inputs are not permitted (set by the loader)",
+                   f"{tmp_path / 'p.yaml'}:19: rules[0].label: Extra inputs are not permitted (set by the loader)"]
+
+
 def test_unknown_keys_get_a_suggestion(tmp_path):
     out = problems([write(tmp_path, GOOD.replace("    priority: 60", "    prority: 60"))])
     assert out == [f"{tmp_path / 'p.yaml'}:17: rules[0].prority: Extra inputs are not permitted "
