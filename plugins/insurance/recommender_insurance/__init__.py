@@ -2,10 +2,17 @@
 
 Contributes (through the public hooks only):
 
+* the trade it serves: ``recommender_declare_verticals`` -> ``["insurance"]``, so the
+  plugin applies to businesses whose ``business.vertical`` is ``insurance`` (or that a
+  ``PluginConfig`` selects it for), never to another trade's;
+* the agency's issue codes (:data:`ISSUE_CODES`: a policy change, a claim are ``routine``;
+  a delayed claim is a ``delay``; a denied claim is a ``complaint``), each in its family;
+* the trade's profile defaults (:data:`PROFILE`): loyal from 5 years, high-value from
+  5000, money at stake on an insurer's scale;
 * a rule pack (``insurance.yaml``, shipped as package data): referrals to partners at
   life events - a realtor or mortgage lender on a home purchase, pediatric/childcare
   providers on a new baby, a financial planner on retirement - reviews of the client's own
-  cover (home, life, auto, long-standing policies), a waived admin fee, claim updates;
+  cover (home, life, auto, a loyal client's policy), a waived admin fee, claim updates;
 * **consent first**: a referral shares the client's details with a partner, so the
   ``insurance_refer_*`` gestures need the client's recorded consent
   (``customer.consents`` holds ``partner_referrals`` or ``partner_referrals.<scope>``);
@@ -18,7 +25,8 @@ Contributes (through the public hooks only):
   ``insurance_refer_*`` without consent, whatever rule produced it, and other packs'
   referrals while consent is being asked for or was declined; and, one of a kind, the
   core's general counterpart of a gesture of ours (:data:`CORE_COUNTERPARTS`: a coverage
-  review, a realtor/lender or planner referral, the consent question) whenever ours is offered;
+  review, a realtor/lender or planner referral, the consent question, the waiver of an admin
+  fee) whenever ours is offered;
 * an outcome observer: an in-memory :data:`LEDGER` of consent asks and referrals.
 
 Installed, it is found through the entry point ``insurance`` (group ``recommender``).
@@ -36,8 +44,11 @@ from recommender import hookimpl
 __all__ = [
     "PACK_PATH",
     "PREFIX",
+    "VERTICAL",
     "CONSENT",
+    "ISSUE_CODES",
     "LINES",
+    "PROFILE",
     "REFERRAL_SCOPES",
     "REFERRAL_EVENTS",
     "CORE_COUNTERPARTS",
@@ -46,6 +57,9 @@ __all__ = [
     "declined_referrals",
     "ReferralLedger",
     "LEDGER",
+    "recommender_declare_verticals",
+    "recommender_register_issue_codes",
+    "recommender_business_profile",
     "recommender_register_rule_packs",
     "recommender_enrich_context",
     "recommender_adjust_recommendations",
@@ -68,22 +82,43 @@ REFERRAL_SCOPES: dict[str, str] = {
     "insurance_refer_childcare": "family",
     "insurance_refer_financial_planner": "retirement",
 }
-#: interaction.issue -> interaction.attributes.insurance_line ("general" for another issue
-#: at a business whose vertical is insurance).
+#: The agency's issue codes: code -> (family, insurance line, aliases). Buying, changing or
+#: renewing a policy and filing a claim are ``routine`` (a claim is the service working, not
+#: failing: the severity comes from the signals, e.g. a claim running late); a claim that is
+#: late is a ``delay``; a denied claim the client contests is a ``complaint``. The core's
+#: ``claim_status`` (``information_request``) is a claims question too.
+ISSUE_CODES: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "policy_review": ("routine", "policy", ("annual_review",)),
+    "policy_renewal": ("routine", "policy", ()),
+    "new_policy": ("routine", "policy", ("policy_purchase",)),
+    "quote": ("routine", "policy", ("quote_request",)),
+    "account_review": ("routine", "policy", ()),
+    "policy_change": ("routine", "policy_service", ("coverage_change", "address_change", "add_driver",
+                                                    "remove_driver", "mid_term_adjustment")),
+    "claim": ("routine", "claims", ("new_claim", "first_notice_of_loss", "fnol")),
+    "claim_delay": ("delay", "claims", ("slow_claim", "claim_delayed")),
+    "claim_denied": ("complaint", "claims", ("claim_rejected", "denied_claim")),
+    "billing_question": ("information_request", "billing", ("premium_question",)),
+    "premium_payment": ("routine", "billing", ()),
+    "policy_question": ("information_request", "general", ("general_enquiry", "general_inquiry",
+                                                           "coverage_question")),
+}
+#: interaction.issue (codes, aliases and the core's claim_status) ->
+#: interaction.attributes.insurance_line ("general" for another issue at a business whose
+#: vertical is insurance).
 LINES: dict[str, str] = {
-    "policy_review": "policy",
-    "policy_renewal": "policy",
-    "new_policy": "policy",
-    "quote": "policy",
-    "account_review": "policy",
-    "policy_change": "policy_service",
-    "coverage_change": "policy_service",
-    "address_change": "policy_service",
-    "add_driver": "policy_service",
-    "claim": "claims",
+    **{name: line for code, (_, line, aliases) in ISSUE_CODES.items() for name in (code, *aliases)},
     "claim_status": "claims",
-    "billing_question": "billing",
-    "premium_payment": "billing",
+}
+#: The trade's profile defaults (docs/advice.md "The business profile"): policies renew
+#: yearly and clients stay for many years, so five years (or fifteen renewals and contacts)
+#: make a loyal client; premiums over the years come to thousands, so 5000 is a valuable
+#: client; claims are large, so money at stake counts from 1000 (two steps from 10000).
+PROFILE: dict[str, Any] = {
+    "loyal_tenure_years": 5,
+    "loyal_visits": 15,
+    "high_value": 5000,
+    "major_amount": 1000,
 }
 #: Life events that can lead to a partner referral.
 REFERRAL_EVENTS = frozenset({"home_purchase", "house_hunting", "new_baby", "retirement"})
@@ -100,6 +135,7 @@ CORE_COUNTERPARTS: dict[str, str] = {
     "insurance_ask_consent_home_purchase": "ask_referral_consent",
     "insurance_ask_consent_new_baby": "ask_referral_consent",
     "insurance_ask_consent_retirement": "ask_referral_consent",
+    "insurance_waive_policy_change_fee": "waive_small_fee",
 }
 POLICY_REVIEW_INTERVAL_DAYS = 365
 
@@ -119,7 +155,8 @@ def has_consent(customer: Any, scope: str | None) -> bool:
 
 
 def _line(context: Any) -> str | None:
-    """The insurance line, or None when this is not an insurance business's interaction."""
+    """The insurance line, or None when this is not an insurance business's interaction (with
+    no vertical given - the plugin selected by configuration - a known insurance issue counts)."""
     issue, vertical = context.interaction.issue, context.business.vertical
     if vertical is None:
         return LINES.get(issue)
@@ -127,6 +164,28 @@ def _line(context: Any) -> str | None:
 
 
 # -- registration --------------------------------------------------------------------
+
+
+@hookimpl
+def recommender_declare_verticals() -> list[str]:
+    """The plugin serves insurance agencies only (unless a ``PluginConfig`` selects it)."""
+    return [VERTICAL]
+
+
+@hookimpl
+def recommender_register_issue_codes(register: Callable[[Any], None]) -> None:
+    """The agency's issue codes, each in its family (:data:`ISSUE_CODES`)."""
+    for code, (family, _, aliases) in ISSUE_CODES.items():
+        register({"code": code, "family": family, "aliases": list(aliases)})
+
+
+@hookimpl
+def recommender_business_profile(business: Any) -> dict[str, Any] | None:
+    """An insurer's scale (:data:`PROFILE`); nothing for a business of another trade that a
+    ``PluginConfig`` gave this plugin too (its own trade's profile applies there)."""
+    if business.vertical not in (None, VERTICAL):
+        return None
+    return PROFILE
 
 
 @hookimpl
