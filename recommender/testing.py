@@ -1,7 +1,7 @@
 """Helpers for testing a plugin on its own, as the bundled plugins' tests do.
 
     from recommender.testing import (entry_point_probe, import_plugin, offered_or_drawn, plugin_recommender,
-                                     sqlite_store, withheld_reasons)
+                                     script_problems, sqlite_store, withheld_reasons)
 
     plugin = import_plugin("recommender_my_trade", __file__)   # installed or not
     rec = plugin_recommender(plugin)                          # only this plugin, no core packs
@@ -9,6 +9,7 @@
         result = rec.recommend(context, store=store)
     assert offered_or_drawn(result, "my_extra")                # an extra: listed, or not drawn today
     declared, found = entry_point_probe(PLUGIN_ROOT, tmp_path, monkeypatch)  # discovery, no pip
+    assert script_problems(gesture.script, {"customer.name": "Ada"}) == []  # reads true, name or not
 
 See ``docs/plugins.md`` ("Testing a plugin in isolation").
 """
