@@ -314,3 +314,16 @@ def test_load_book_keeps_lines(tmp_path):
     assert (first.line, second.line) == (2, 9)
     assert first.expect.line("listed") == 6 and first.expect.line("severity") == 7
     assert second.expect.line("min_cost") == 15
+
+
+def test_the_examples_in_docs_scenarios_md_load_and_pass(tmp_path):
+    import re
+
+    text = (ROOT / "docs" / "scenarios.md").read_text()
+    blocks = [b for b in re.findall(r"```yaml\n(.*?)```", text, re.S) if "scenarios:" in b]
+    assert len(blocks) >= 2
+    for i, block in enumerate(blocks):
+        (tmp_path / f"doc{i}.yaml").write_text(block)
+    report = run_paths([tmp_path], autoload=False)
+    assert report.failed == 0 and report.count("known_issue") == 0, report.lines()
+    assert report.passed >= 6
