@@ -494,6 +494,12 @@ def test_a_comeback_by_its_issue_code_is_a_service_failure(rec: Recommender) -> 
     assert "re-check our work" in ask.script
 
 
+def test_a_comeback_of_unknown_cost_is_not_promised_free_and_the_cost_is_asked_for(rec: Recommender) -> None:
+    result = rec.recommend(ctx({}, issue="comeback", repeat_issue=True, channel="in_person"))
+    assert "auto_repeat_issue_recheck" not in matched(result)  # no free redo of unknown size
+    assert "interaction.cost" in result.missing_inputs
+
+
 def test_with_the_core_packs_a_comeback_is_waived_once(with_core: Recommender) -> None:
     result = with_core.recommend(ctx(LOYAL, issue="flat_tire", cost=40, repeat_issue=True, channel="in_person"))
     assert "auto_repeat_issue_recheck" in offered(result)
