@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
+from helpers import OPEN_PROFILE
 from recommender import Recommender
 
 PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
@@ -196,4 +197,4 @@ def store(make_store: Callable[..., Any]) -> Any:
 
 @pytest.fixture(scope="session")
 def rec() -> Recommender:
-    return Recommender([], packs=[PACK], autoload=False)
+    return Recommender([], packs=[PACK], autoload=False, profiles={"default": OPEN_PROFILE})

@@ -4,7 +4,7 @@ from datetime import date
 
 from memory_fixtures import *  # noqa: F401,F403  (db_url, store, clock fixtures on SQLite and PostgreSQL)
 
-from helpers import gesture, pack, rule
+from helpers import OPEN_PROFILE, gesture, pack, rule
 from recommender import Recommender, hookimpl
 
 PACK = pack([gesture("waive_fee", "exceed", "interaction.cost", category="fee_waiver")],
@@ -12,7 +12,7 @@ PACK = pack([gesture("waive_fee", "exceed", "interaction.cost", category="fee_wa
 
 
 def test_logged_context_replays_to_the_same_receipt_and_gestures(store):
-    rec = Recommender([], packs=[PACK], autoload=False)
+    rec = Recommender([], packs=[PACK], autoload=False, profiles={"default": OPEN_PROFILE})
     first = rec.recommend({"customer": {"id": "c-77", "tenure_years": 3}, "interaction": {"issue": "flat_tire", "cost": 25}},
                           store=store)
     logged = store.get_decision(first.decision_id)
@@ -33,7 +33,7 @@ def test_record_outcome_counts_a_retry_once_and_reaches_observers(store):
         def recommender_record_outcome(self, outcome):
             seen.append((outcome.gesture_id, outcome.outcome, outcome.customer_id))
 
-    rec = Recommender([], packs=[PACK], plugins=[Observer()], autoload=False)
+    rec = Recommender([], packs=[PACK], plugins=[Observer()], autoload=False, profiles={"default": OPEN_PROFILE})
     res = rec.recommend({"customer": {"id": "c-78", "tenure_years": 3}, "interaction": {"issue": "x", "cost": 10}},
                         store=store)
     rec.record_outcome(store, res.decision_id, "waive_fee", "accepted", idempotency_key="k-1")
