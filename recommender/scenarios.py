@@ -275,8 +275,8 @@ def _parse(path: Path) -> Any:
         return yaml.load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        raise ScenarioError([PackProblem(where, line, "", f"invalid YAML: {exc.problem or exc}")]) from None
+        at = mark.line + 1 if mark else None
+        raise ScenarioError([PackProblem(where, at, "", f"invalid YAML: {exc.problem or exc}")]) from None
     except (YAMLError, ValueError, RecursionError) as exc:
         raise ScenarioError([PackProblem(where, None, "", f"invalid YAML: {exc}")]) from None
 
@@ -666,9 +666,9 @@ def check(expect: Expect, result: RecommendationResult, default_line: int = 0) -
     scripts = [(r.gesture_id, r.script) for r in result.recommendations] + \
               [(w.gesture_id, w.script or "") for w in result.needs_approval]
     for text in expect.scripts_not_contain:
-        hit = next(((g, s) for g, s in scripts if text.lower() in s.lower()), None)
-        if hit:
-            fail("scripts_not_contain", f"expected no script to contain {text!r}, got {hit[0]}: {hit[1]!r}", text)
+        said = next(((g, s) for g, s in scripts if text.lower() in s.lower()), None)
+        if said:
+            fail("scripts_not_contain", f"expected no script to contain {text!r}, got {said[0]}: {said[1]!r}", text)
     if fails and result.warnings:
         fails.append(Failure(default_line, "plugin warnings: " + "; ".join(
             f"{w.plugin} ({w.hook}): {w.message}" for w in result.warnings)))
