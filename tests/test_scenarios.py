@@ -115,7 +115,8 @@ def test_failures_name_file_line_scenario_expected_and_got(tmp_path, rules_dir):
                         "is listed (#1, meet, cost 20.00)"), lines
     assert lines[1].startswith(f"{f}:14: wrong on purpose: expected say_sorry listed, got listed [waive_fee]"), lines
     assert "(say_sorry did not match)" in lines[1]
-    assert lines[2] == f"{f}:15: wrong on purpose: expected a listed total cost of at most 5, got 20.00 (waive_fee 20.00)"
+    assert lines[2] == (f"{f}:15: wrong on purpose: expected a listed total cost of at most 5, got 20.00 "
+                        "(waive_fee 20.00)")
     assert lines[-1] == "1 passed, 1 failed"
     assert "Traceback" not in p.stdout + p.stderr
 
@@ -186,7 +187,8 @@ scenarios:
     report = run_paths([d], rules=[rules_dir], autoload=False)
     assert report.failed == 1
     [failure] = report.outcomes[0].failures
-    assert failure.line == 5 and "no gesture 'say_sory'" in failure.message and "did you mean 'say_sorry'" in failure.message
+    assert failure.line == 5 and "no gesture 'say_sory'" in failure.message
+    assert "did you mean 'say_sorry'" in failure.message
 
 
 def test_known_issue_is_reported_not_failed_until_strict(tmp_path, rules_dir):
