@@ -244,7 +244,7 @@ class Recommender:
         """
         stored = store.record_outcome(decision_id, gesture_id, outcome, idempotency_key=idempotency_key,
                                       note=note, actual_cost=actual_cost, tenant=tenant)
-        if vertical is None and self.plugin_config.verticals and hasattr(store, "get_decision"):
+        if vertical is None and hasattr(store, "get_decision"):
             business = (store.get_decision(decision_id).context or {}).get("business") or {}
             vertical = business.get("vertical")
         event = OutcomeEvent(decision_id=decision_id, gesture_id=gesture_id, outcome=outcome,  # type: ignore[arg-type]

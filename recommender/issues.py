@@ -109,9 +109,19 @@ CORE_CODES: tuple[IssueCode, ...] = tuple(
         ("contact_preference", ("unwanted_contact", "contact_preference", "too_many_calls", "too_many_emails",
                                 "marketing_complaint", "spam", "do_not_contact", "unsubscribe")),
         ("information_request", ("question", "information_request", "inquiry", "enquiry", "status_request",
-                                 "order_status", "how_to", "account_question", "helpdesk_ticket", "claim_status")),
+                                 "order_status", "how_to", "account_question", "helpdesk_ticket", "claim_status",
+                                 "loan_inquiry", "quote")),
         ("routine", ("routine", "purchase", "order", "order_pickup", "booking", "visit", "appointment",
-                     "renewal", "sale", "checkout", "cancellation_request", "registration")),
+                     "renewal", "sale", "checkout", "cancellation_request", "registration", "re_registration",
+                     "account_setup", "signup", "form_submission", "repair", "service", "delivery",
+                     "consultation",
+                     # routine services the shipped packs name (trade plugins add their own)
+                     "maintenance", "servicing", "annual_service", "tune_up", "cleaning", "installation",
+                     "boiler_service", "hvac_service", "checkup", "oil_change", "lube", "oil_and_filter",
+                     "tire_rotation", "car_wash", "wiper_replacement", "battery_check", "routine_maintenance",
+                     "membership_signup", "new_membership", "enrollment", "joining", "policy_review",
+                     "policy_renewal", "new_policy", "coverage_change", "policy_change", "address_change",
+                     "add_driver", "account_review", "claim")),
     )
     for c in _codes(family, *codes)
 )
@@ -194,6 +204,9 @@ def assess(ctx: "Context", vocabulary: Vocabulary, profile: "Profile") -> Assess
         level += by
         reasons.append(f"{why}: +{by}")
 
+    def n(count: float, one: str, many: str) -> str:
+        return f"{count:g} {one if count == 1 else many}"
+
     signal = 0  # does anything besides the family say the experience is negative?
     repeats = _repeats(ctx)
     if repeats:
@@ -208,10 +221,10 @@ def assess(ctx: "Context", vocabulary: Vocabulary, profile: "Profile") -> Assess
     if i.delay_days is not None and i.delay_days > 0:
         by = 2 if i.delay_days >= 14 else 1 if i.delay_days >= 3 or not fam or not fam.negative else 0
         if by:
-            step(by, f"{i.delay_days:g} days late")
+            step(by, f"{n(i.delay_days, 'day', 'days')} late")
         signal += 1
     if i.wait_minutes is not None and i.wait_minutes >= profile.long_wait_minutes:
-        step(1, f"waited {i.wait_minutes:g} minutes")
+        step(1, f"waited {n(i.wait_minutes, 'minute', 'minutes')}")
         signal += 1
     if i.amount is not None and (fam is None or fam.negative or signal):
         if i.amount >= profile.major_amount:

@@ -47,6 +47,13 @@ def _default_label(data: Any) -> Any:
     return data
 
 
+def _number(value: Any) -> float | None:
+    """A number from the context, or None (absent, or an attributes value that is not one)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
 class CostFormula(_Spec):
     """A cost that grows with the case, within bounds: ``clamp(of * each, min, max)``, and never
     above the ``cap`` field's value (the customer's own loss) when that field is given.
@@ -63,20 +70,20 @@ class CostFormula(_Spec):
     @field_validator("of", "cap")
     @classmethod
     def _numeric(cls, v: str | None) -> str | None:
-        if v is not None and field_kind(v) != "number":
-            raise ValueError(f"must be a numeric context field, got {v!r}")
+        if v is not None and field_kind(v) not in ("number", "open"):
+            raise ValueError(f"must be a numeric context field or an attributes key, got {v!r}")
         return v
 
     def fields(self) -> list[str]:
         return [self.of, *([self.cap] if self.cap else [])]
 
     def value(self, ctx: Any) -> float | None:
-        base = ctx.get(self.of)
+        base = _number(ctx.get(self.of))
         if base is None:
             return None
-        cost = min(max(float(base) * self.each, self.min), self.max)
-        cap = ctx.get(self.cap) if self.cap else None
-        return round(min(cost, float(cap)) if cap is not None else cost, 2)
+        cost = min(max(base * self.each, self.min), self.max)
+        cap = _number(ctx.get(self.cap)) if self.cap else None
+        return round(min(cost, cap) if cap is not None else cost, 2)
 
 
 class Gesture(_Spec):

@@ -130,6 +130,10 @@ def arbitrate(cands: list[Candidate], ctx: Context, limits: Limits) -> Decision:
                              f"kept rare so it stays a surprise: an extra goes to about {limits.extras_rate:.0%} of "
                              "interactions, and not to this one today"))
             continue
+        if cand.cost is None and g.cost_fields():
+            withheld.append((cand, "cost_unknown", f"its cost depends on {', '.join(g.cost_fields())}, which the "
+                                                   "context lacks: no one can check it against a money limit"))
+            continue
         over = None
         if _RANK[g.authority] > staff_rank:
             over = f"needs {g.authority} staff authority; {staff} staff is serving"
@@ -153,10 +157,7 @@ def arbitrate(cands: list[Candidate], ctx: Context, limits: Limits) -> Decision:
             withheld.append((cand, "conflict", f"conflicts with {clash}, which ranks higher"))
             continue
         if budget is not None:
-            if cand.cost is None:
-                withheld.append((cand, "cost_unknown", "its cost depends on a field the context lacks, and a budget is set"))
-                continue
-            if spent + cand.cost > budget + 1e-9:
+            if cand.cost is not None and spent + cand.cost > budget + 1e-9:
                 withheld.append((cand, "over_budget",
                                  f"costs {cand.cost:.2f}; {budget - spent:.2f} of the {budget:.2f} budget is left"))
                 continue

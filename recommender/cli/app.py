@@ -32,6 +32,7 @@ COMMAND_GROUPS = (
     "recommender.cli.memory_cmd",
     "recommender.cli.serve_cmd",
     "recommender.cli.backtest_cmd",
+    "recommender.cli.issues_cmd",
 )
 
 
