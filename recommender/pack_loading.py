@@ -70,14 +70,6 @@ def _schema_problems(exc: ValidationError, base: tuple[Any, ...], data: Any, sou
     return out
 
 
-def _loader_keys(raw: dict[Any, Any], base: tuple[Any, ...], data: Any, source: str,
-                 model: type[BaseModel]) -> list[PackProblem]:
-    """Keys a pack may not set because the loader does (``source``, ``line``, ...)."""
-    internal = set(model.model_fields) - set(_public_fields(model))
-    return [PackProblem(source, _line_of(data, (*base, key)), _loc_str((*base, key)),
-                        "Extra inputs are not permitted (set by the loader)") for key in raw if key in internal]
-
-
 def _stand_in(model: type[_M], values: dict[str, Any], exc: ValidationError) -> _M | None:
     """``values`` without the fields that failed (required ones replaced by stand-ins)."""
     bad = {err["loc"][0] for err in exc.errors() if err["loc"]}
@@ -126,14 +118,44 @@ def check_pack_data(data: Any, source: str, label: str | None = None) -> tuple[P
         head = None
         problems.extend(_schema_problems(exc, (), data, source, _PackFile))
 
+    gestures = _gestures(data, source, label, problems)
+    rules = _rules(data, source, label, problems)
+
+    if head is None:
+        name = data.get("pack")
+        return empty.model_copy(update={"name": name if isinstance(name, str) else "?", "gestures": tuple(gestures),
+                                        "rules": tuple(rules)}), problems
+    digest = "" if problems else hashlib.sha256(
+        json.dumps(_plain(data), sort_keys=True, default=str).encode()
+    ).hexdigest()[:16]
+    return Pack(
+        name=head.pack, version=head.version, description=head.description, source=source, label=label,
+        gestures=tuple(gestures), rules=tuple(rules), digest=digest,
+    ), problems
+
+
+def _authored(raw: dict[Any, Any], base: tuple[Any, ...], data: Any, source: str, model: type[BaseModel],
+              problems: list[PackProblem]) -> dict[Any, Any]:
+    """What a pack wrote for a gesture or rule, without the keys the loader sets (``source``,
+    ``line``, ...): writing one is a problem."""
+    internal = set(model.model_fields) - set(_public_fields(model))
+    for key in raw:
+        if key in internal:
+            problems.append(PackProblem(source, _line_of(data, (*base, key)), _loc_str((*base, key)),
+                                        "Extra inputs are not permitted (set by the loader)"))
+    return {k: v for k, v in raw.items() if k not in internal}
+
+
+def _gestures(data: dict[Any, Any], source: str, label: str, problems: list[PackProblem]) -> list[Gesture]:
+    """Each gesture validated (a stand-in for an invalid one, for checks between packs)."""
     gestures: list[Gesture] = []
     raw_gestures = data.get("gestures")
     for i, raw in enumerate(raw_gestures if isinstance(raw_gestures, list) else []):
         if not isinstance(raw, dict):
             continue  # reported by the pack's schema
         base = ("gestures", i)
-        problems.extend(_loader_keys(raw, base, data, source, Gesture))
-        values = {**raw, "source": source, "label": label, "line": _line_of(data, base)}
+        values = {**_authored(raw, base, data, source, Gesture, problems), "source": source, "label": label,
+                  "line": _line_of(data, base)}
         try:
             g = Gesture.model_validate(values)
         except ValidationError as exc:
@@ -151,7 +173,12 @@ def check_pack_data(data: Any, source: str, label: str | None = None) -> tuple[P
             loc = (*base, "script")
             problems.append(PackProblem(source, _line_of(data, loc), _loc_str(loc), str(exc)))
         gestures.append(g)
+    return gestures
 
+
+def _rules(data: dict[Any, Any], source: str, label: str, problems: list[PackProblem]) -> list[Rule]:
+    """Each rule validated and its ``when`` parsed into DNF, every condition checked even when
+    the rest of the rule is invalid (one pass finds everything)."""
     rules: list[Rule] = []
     patterns: list[tuple[Atom, str]] = []
     raw_rules = data.get("rules")
@@ -159,9 +186,8 @@ def check_pack_data(data: Any, source: str, label: str | None = None) -> tuple[P
         if not isinstance(raw, dict):
             continue  # reported by the pack's schema
         base = ("rules", i)
-        problems.extend(_loader_keys(raw, base, data, source, Rule))
-        values = {**raw, "source": source, "label": label, "line": _line_of(data, base),
-                  "then_line": _line_of(data, (*base, "then"))}
+        values = {**_authored(raw, base, data, source, Rule, problems), "source": source, "label": label,
+                  "line": _line_of(data, base), "then_line": _line_of(data, (*base, "then"))}
         rule: Rule | None
         try:
             rule = Rule.model_validate(values)
@@ -170,7 +196,7 @@ def check_pack_data(data: Any, source: str, label: str | None = None) -> tuple[P
             rule = _stand_in(Rule, values, exc)
         node: Node | None = None
         branches: tuple[tuple[Atom, ...], ...] = ()
-        if "when" in raw:  # checked even when the rest of the rule is not: one pass finds everything
+        if "when" in raw:
             where, when_line = _loc_str((*base, "when")), _line_of(data, (*base, "when"))
             node, errors = parse_when_all(raw["when"], where, when_line)
             if node is not None:
@@ -187,7 +213,6 @@ def check_pack_data(data: Any, source: str, label: str | None = None) -> tuple[P
                 node = None
         if rule is not None:
             rules.append(rule.model_copy(update={"condition": node, "branches": branches}))
-
     refused = pattern_problems(a.value for a, _ in patterns)
     reported: set[tuple[str, Any]] = set()
     for atom, where in patterns:
@@ -195,18 +220,7 @@ def check_pack_data(data: Any, source: str, label: str | None = None) -> tuple[P
         if why is not None and (where, atom.value) not in reported:
             reported.add((where, atom.value))
             problems.append(PackProblem(source, atom.line, where, f"'contains' {atom.value!r} on {atom.field}: {why}"))
-
-    if head is None:
-        name = data.get("pack")
-        return empty.model_copy(update={"name": name if isinstance(name, str) else "?", "gestures": tuple(gestures),
-                                        "rules": tuple(rules)}), problems
-    digest = "" if problems else hashlib.sha256(
-        json.dumps(_plain(data), sort_keys=True, default=str).encode()
-    ).hexdigest()[:16]
-    return Pack(
-        name=head.pack, version=head.version, description=head.description, source=source, label=label,
-        gestures=tuple(gestures), rules=tuple(rules), digest=digest,
-    ), problems
+    return rules
 
 
 #: ``contains`` pattern -> why durable-rules cannot use it (None: it can), per process
