@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .. import __version__
 from ..errors import EngineError, RecommenderError
 from .auth import ConfigKeys, NoAuth, StoreKeys, Verifier
-from .errors import error_response, install_error_handlers
+from .errors import error_response, install_error_handlers, is_json, unsupported_media
 from .metrics import Metrics, MetricsMiddleware
 from .settings import Settings
 
@@ -150,7 +150,8 @@ def open_store(settings: Settings) -> Any:
 
 
 class BodyLimitMiddleware:
-    """413 for a request body over ``limit`` bytes (declared or streamed), before any parsing."""
+    """Before any parsing: 415 for a body sent as anything but JSON (a cross-site form cannot
+    post to the API), 413 for a request body over ``limit`` bytes (declared or streamed)."""
 
     def __init__(self, app: ASGIApp, limit: int, version: Callable[[], str]) -> None:
         self.app, self.limit, self.version = app, limit, version
@@ -160,13 +161,20 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         declared = None
+        content_type: str | None = None
         for key, value in scope["headers"]:
             if key == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
                     declared = None
-                break
+            elif key == b"content-type":
+                content_type = value.decode("latin-1")
+        if content_type is not None and not is_json(content_type):
+            bad = unsupported_media(content_type)
+            response = error_response(bad.status, bad.code, bad.message, errors=bad.errors, version=self.version())
+            await response(scope, receive, send)
+            return
         if declared is not None and declared > self.limit:
             await self._reject(scope, receive, send)
             return
@@ -204,22 +212,26 @@ class BodyLimitMiddleware:
 
 
 def build_app() -> FastAPI:
-    """The routes and documentation, without state (what ``recommender openapi`` documents)."""
-    from . import console
+    """The routes and documentation, without state (what ``recommender openapi`` documents).
+
+    ``/docs`` and ``/redoc`` are served from local assets (:mod:`.docs`), never a CDN."""
+    from . import console, docs
     from .routes import router, root_router
 
     app = FastAPI(
         title="Service recommender",
         version=__version__,
         description=DESCRIPTION,
-        docs_url="/docs",
+        docs_url=None,
         redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
         generate_unique_id_function=lambda route: route.name,
     )
     app.include_router(root_router)
     app.include_router(router)
     app.include_router(console.api)
     app.include_router(console.pages)
+    app.include_router(docs.router)
     install_error_handlers(app)
 
     def openapi() -> dict[str, Any]:

@@ -3,7 +3,8 @@
 
 The pages hold no data and need no key to load; everything they show comes from the
 authenticated ``/v1`` API with the key the agent types in, so a tenant still only ever
-sees its own decisions and outcomes.
+sees its own decisions and outcomes. They are sent with a Content-Security-Policy that
+allows this server only, and ``frame-ancestors`` from the ``frame_ancestors`` setting.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from ..memory.records import OutcomeRecord
 from ..memory.reports import ReportRow
 from .auth import Principal
+from .docs import _ancestors, security_headers
 from .errors import ErrorBody
 from .routes import _json, _need_store, _state, _store_call, _tenant, require
 
@@ -32,20 +34,22 @@ api = APIRouter(prefix="/v1", tags=["memory"])
 
 
 @pages.get("/console", response_class=HTMLResponse)
-async def console_page() -> Response:
-    return FileResponse(STATIC / "console.html", media_type="text/html")
+async def console_page(request: Request) -> Response:
+    return FileResponse(STATIC / "console.html", media_type="text/html",
+                        headers=security_headers(_ancestors(request)))
 
 
 @pages.get("/console/insights", response_class=HTMLResponse)
-async def insights_page() -> Response:
-    return FileResponse(STATIC / "insights.html", media_type="text/html")
+async def insights_page(request: Request) -> Response:
+    return FileResponse(STATIC / "insights.html", media_type="text/html",
+                        headers=security_headers(_ancestors(request)))
 
 
 @pages.get("/console/static/{name}")
 async def asset(name: str) -> Response:
     if name not in _ASSETS:  # a fixed list: no path ever reaches the file system unchecked
         return Response(status_code=404)
-    return FileResponse(STATIC / name, media_type=_ASSETS[name])
+    return FileResponse(STATIC / name, media_type=_ASSETS[name], headers={"X-Content-Type-Options": "nosniff"})
 
 
 class Insights(BaseModel):

@@ -28,7 +28,7 @@ from ..errors import ContextError, EngineError, PluginError, RecommenderError, R
 from .auth import AuthError
 
 __all__ = ["ErrorBody", "FieldError", "PackProblemOut", "ServiceError", "install_error_handlers",
-           "error_response", "store_error", "ERROR_RESPONSES", "STORE_STATUS"]
+           "error_response", "store_error", "ERROR_RESPONSES", "STORE_STATUS", "is_json", "unsupported_media"]
 
 log = logging.getLogger("recommender.service")
 
@@ -73,6 +73,23 @@ class ServiceError(Exception):
         super().__init__(message)
 
 
+def is_json(content_type: str | None) -> bool:
+    """True for ``application/json`` or ``application/*+json`` (any parameters, e.g. a charset)."""
+    if not content_type:
+        return False
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+def unsupported_media(content_type: str | None) -> ServiceError:
+    """415 for a body that is not declared as JSON (a cross-site form cannot post to the API)."""
+    shown = (content_type or "").split(";", 1)[0].strip()[:100]
+    got = f"got {shown!r}" if shown else "none was sent"
+    return ServiceError(415, "unsupported_media_type",
+                        f"the request body must be JSON: send Content-Type: application/json ({got})",
+                        errors=[FieldError(field="header.Content-Type", message=f"must be application/json ({got})")])
+
+
 def _doc(description: str) -> dict[str, Any]:
     return {"model": ErrorBody, "description": description}
 
@@ -83,6 +100,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: _doc("Missing or unknown API key"),
     403: _doc("The key lacks the scope, or belongs to another tenant"),
     413: _doc("Request body over the size limit"),
+    415: _doc("A body sent as anything but application/json"),
     422: _doc("Invalid request: one entry per field path"),
     503: _doc("The memory store is unavailable (only with a store)"),
 }

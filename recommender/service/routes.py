@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from ..context import Business, Context
 from ..errors import RecommenderError
 from ..memory.records import CustomerView, OutcomeRecord
+from ..packs import CostFormula
 from ..results import Explanation, RecommendationResult
 from .auth import AuthError, NoAuth, Principal, extract_key
 from .errors import (
@@ -21,8 +22,10 @@ from .errors import (
     ErrorBody,
     FieldError,
     ServiceError,
+    is_json,
     recommender_error_response,
     store_error,
+    unsupported_media,
     validation_error,
 )
 from .metrics import CONTENT_TYPE_LATEST
@@ -144,7 +147,8 @@ class GestureOut(BaseModel):
     title: str
     category: str
     tier: str
-    cost: float | str = Field(description="A number, or the context field the cost is read from")
+    cost: float | str | CostFormula = Field(description=(
+        "A number, the context field the cost is read from, or a bounded formula of one"))
     authority: str
     script: str
     agent_note: str | None = None
@@ -250,8 +254,21 @@ def _query_number(request: Request, name: str, kind: type, low: float, high: flo
     return value
 
 
+def _require_json(request: Request) -> None:
+    """A JSON-body endpoint takes only ``Content-Type: application/json`` (415 otherwise)."""
+    content_type = request.headers.get("content-type")
+    if not is_json(content_type):
+        raise unsupported_media(content_type)
+
+
+async def json_body(request: Request) -> None:
+    """A dependency: :func:`_require_json` (async: no thread hand-off)."""
+    _require_json(request)
+
+
 async def _decide_input(request: Request) -> tuple[Principal, Context, float | None, int | None]:
     principal = await authorize(request, "recommend")
+    _require_json(request)
     budget = _query_number(request, "budget", float, 0, 1e12)
     max_extras = _query_number(request, "max_extras", int, 0, 100)
     body = await request.body()
@@ -297,7 +314,8 @@ async def post_outcome(request: Request, body: OutcomeIn,
                        decision_id: Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")],
                        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1,
                                                                      max_length=200, pattern=r"^[\x21-\x7e]+$")] = None,
-                       principal: Principal = Depends(require("outcome"))) -> Response:
+                       principal: Principal = Depends(require("outcome")),
+                       _json_body: None = Depends(json_body)) -> Response:
     """``delivered`` spends the tenant's budget. Retries with the same ``Idempotency-Key``
     header record the outcome once (200 on a replay, 201 when new); without the header
     every call is a new outcome."""

@@ -19,7 +19,8 @@ its packs can move together. Example (TOML)::
 Env vars: ``RECOMMENDER_RULES`` (paths separated by ``:`` or a JSON list),
 ``RECOMMENDER_PLUGINS_DIR``, ``RECOMMENDER_STORE_URL``, ``RECOMMENDER_STORE_POLICY``, ``RECOMMENDER_HOST``,
 ``RECOMMENDER_PORT``, ``RECOMMENDER_WORKERS``, ``RECOMMENDER_MAX_BODY_BYTES``,
-``RECOMMENDER_AUTH`` and ``RECOMMENDER_API_KEYS`` (a JSON list of key entries).
+``RECOMMENDER_AUTH``, ``RECOMMENDER_API_KEYS`` (a JSON list of key entries) and
+``RECOMMENDER_FRAME_ANCESTORS`` (origins separated by spaces, or a JSON list).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -103,6 +105,18 @@ def _read_config_file(path: Path) -> dict[str, Any]:
     return data
 
 
+#: A frame ancestor: 'self', 'none', or an origin (scheme, host with an optional leading
+#: ``*.`` wildcard, optional port), nothing that could end the header's directive.
+_ANCESTOR = re.compile(r"'self'|'none'|https?://(?:\*\.)?[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})(?::[0-9]{1,5})?")
+
+
+def _split_ancestors(value: Any) -> Any:
+    if isinstance(value, str):
+        text = value.strip()
+        return json.loads(text) if text.startswith("[") else text.replace(",", " ").split()
+    return value
+
+
 def _split_paths(value: Any) -> Any:
     if isinstance(value, str):
         text = value.strip()
@@ -142,11 +156,32 @@ class Settings(BaseSettings):
         "Seconds a plugin's enrich/adjust hook may take; a request's hooks then run on a worker thread "
         "(one thread hand-off per request). 0: call hooks inline, with no time limit (trusted plugins)."))
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    frame_ancestors: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["'self'"], description=(
+        "Who may show the agent console in a frame (the help-desk tools that embed it): 'self', "
+        "'none', or origins such as https://helpdesk.example.com or https://*.example.com."))
 
     @field_validator("rules", mode="before")
     @classmethod
     def _rules(cls, v: Any) -> Any:
         return _split_paths(v)
+
+    @field_validator("frame_ancestors", mode="before")
+    @classmethod
+    def _ancestors_in(cls, v: Any) -> Any:
+        return _split_ancestors(v)
+
+    @field_validator("frame_ancestors")
+    @classmethod
+    def _ancestors(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("give at least one: 'self', 'none', or an origin such as https://helpdesk.example.com")
+        for entry in v:
+            if not _ANCESTOR.fullmatch(entry):
+                raise ValueError(f"{entry[:100]!r} is not 'self', 'none' or an origin such as "
+                                 "https://helpdesk.example.com (a scheme, a host, an optional port)")
+        if "'none'" in v and len(v) > 1:
+            raise ValueError("'none' cannot be combined with other frame ancestors")
+        return list(dict.fromkeys(v))
 
     @field_validator("api_keys", mode="before")
     @classmethod
