@@ -110,7 +110,7 @@ CORE_CODES: tuple[IssueCode, ...] = tuple(
                                 "marketing_complaint", "spam", "do_not_contact", "unsubscribe")),
         ("information_request", ("question", "information_request", "inquiry", "enquiry", "status_request",
                                  "order_status", "how_to", "account_question", "helpdesk_ticket", "claim_status",
-                                 "loan_inquiry", "quote")),
+                                 "loan_inquiry")),
         ("routine", ("routine", "purchase", "order", "order_pickup", "booking", "visit", "appointment",
                      "renewal", "sale", "checkout", "cancellation_request", "registration", "re_registration",
                      "account_setup", "signup", "form_submission", "repair", "service", "delivery",
@@ -121,7 +121,7 @@ CORE_CODES: tuple[IssueCode, ...] = tuple(
                      "tire_rotation", "car_wash", "wiper_replacement", "battery_check", "routine_maintenance",
                      "membership_signup", "new_membership", "enrollment", "joining", "policy_review",
                      "policy_renewal", "new_policy", "coverage_change", "policy_change", "address_change",
-                     "add_driver", "account_review", "claim")),
+                     "add_driver", "account_review", "claim", "quote")),
     )
     for c in _codes(family, *codes)
 )

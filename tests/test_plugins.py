@@ -11,7 +11,9 @@ import pytest
 
 from recommender import PluginError, Recommender, RulePackError, hookimpl
 from recommender.hookspecs import __all__ as HOOKS
+from recommender.context import parse_context
 from recommender.plugins import ENTRY_POINT_GROUP
+from recommender.profile import ProfileError
 from recommender.testing import sqlite_store as sqlite_store_for
 
 from helpers import ctx, gesture, pack, rule
@@ -26,7 +28,7 @@ class Coffee:
 
     @hookimpl
     def recommender_register_gestures(self, register):
-        register(gesture("free_coffee", "exceed", 2))
+        register(gesture("free_coffee", "meet", 2))
 
     @hookimpl
     def recommender_register_rule_packs(self, register):
@@ -53,6 +55,9 @@ def test_hook_arguments_are_the_public_contract():
 
     args = {h: list(inspect.signature(getattr(hookspecs, h)).parameters) for h in HOOKS}
     assert args == {
+        "recommender_declare_verticals": [],
+        "recommender_register_issue_codes": ["register", "business"],
+        "recommender_business_profile": ["business"],
         "recommender_register_gestures": ["register", "business"],
         "recommender_register_rule_packs": ["register", "business"],
         "recommender_enrich_context": ["context", "business"],
@@ -62,8 +67,108 @@ def test_hook_arguments_are_the_public_contract():
 
 
 def test_hook_names_are_the_public_contract():
-    assert HOOKS == ["recommender_register_gestures", "recommender_register_rule_packs",
+    assert HOOKS == ["recommender_declare_verticals", "recommender_register_issue_codes",
+                     "recommender_business_profile", "recommender_register_gestures", "recommender_register_rule_packs",
                      "recommender_enrich_context", "recommender_adjust_recommendations", "recommender_record_outcome"]
+
+
+def test_hook_recommender_declare_verticals():
+    class Garage:
+        __name__ = "garage"
+
+        @hookimpl
+        def recommender_declare_verticals(self):
+            return ["auto_repair"]
+
+        @hookimpl
+        def recommender_register_gestures(self, register):
+            register(gesture("garage_g", "meet", 0))
+
+        @hookimpl
+        def recommender_register_rule_packs(self, register):
+            register(pack([], [rule("garage-r", "interaction.issue exists", "garage_g")], "garage"))
+
+    class Bad:
+        __name__ = "bad"
+
+        @hookimpl
+        def recommender_declare_verticals(self):
+            return "auto_repair"  # not a list
+
+    rec = build(Garage(), Bad())
+    assert rec.host.infos["garage"].verticals == ["auto_repair"]
+    assert "garage_g" in rec.recommend({**WAIT, "business": {"vertical": "auto_repair"}}).gesture_ids()
+    assert "garage_g" not in rec.recommend({**WAIT, "business": {"vertical": "bank"}}).gesture_ids()
+    assert "garage_g" not in rec.recommend(WAIT).gesture_ids()  # no vertical: not a garage
+    assert any(w.plugin == "bad" and "list of vertical names" in w.message for w in rec.host.load_warnings)
+    assert rec.host.infos["bad"].verticals is None  # malformed: serves everyone, as if undeclared
+    # configuration still decides: it can select the plugin for any business
+    wide = build(Garage(), plugin_config={"default": ["garage"]})
+    assert "garage_g" in wide.recommend(WAIT).gesture_ids()
+
+
+def test_hook_recommender_register_issue_codes():
+    class Trade:
+        __name__ = "trade"
+
+        @hookimpl
+        def recommender_register_issue_codes(self, register):
+            register({"code": "flat_tyre", "family": "routine", "aliases": ["puncture"]})
+            register({"code": "comeback_repair", "family": "service_failure"})
+
+    class Clash:
+        __name__ = "clash"
+
+        @hookimpl
+        def recommender_register_issue_codes(self, register):
+            register({"code": "fraud", "family": "routine"})  # the core says fraud is fraud
+
+    class Typo:
+        __name__ = "typo"
+
+        @hookimpl
+        def recommender_register_issue_codes(self, register):
+            register({"code": "x_issue", "family": "servce_failure"})
+
+    res = build(Trade(), Clash(), Typo()).recommend({"interaction": {"issue": "puncture"}})
+    assert res.assessment.family == "routine" and not res.notes
+    redo = build(Trade()).recommend({"interaction": {"issue": "comeback_repair"}})
+    assert redo.assessment.family == "service_failure" and redo.assessment.severity == 2
+    warned = {w.plugin: w.message for w in res.warnings}
+    assert "already in family 'fraud'" in warned["clash"]
+    assert "did you mean 'service_failure'" in warned["typo"]
+    assert build().recommend({"interaction": {"issue": "fraud"}}).assessment.family == "fraud"
+    unknown = build().recommend({"interaction": {"issue": "puncture"}})
+    assert unknown.assessment.family is None and "Unknown issue code 'puncture'" in unknown.notes[0]
+
+
+def test_hook_recommender_business_profile():
+    class Gym:
+        __name__ = "gym"
+
+        @hookimpl
+        def recommender_business_profile(self, business):
+            return {"loyal_tenure_years": 1} if business.vertical == "fitness" else None
+
+    class Broken:
+        __name__ = "broken"
+
+        @hookimpl
+        def recommender_business_profile(self):
+            return {"loyal_tenur_years": 1}
+
+    rec = build(Gym(), Broken(), profiles={"acme": {"currency": "EUR"}})
+    gym, warnings = rec.profile_for(parse_context({"interaction": {"issue": "x"},
+                                                   "business": {"id": "acme", "vertical": "fitness"}}).business)
+    assert gym.loyal_tenure_years == 1 and gym.currency == "EUR"  # the trade's default, then configuration
+    assert any(w.plugin == "broken" and "loyal_tenur_years" in w.message for w in warnings)
+    other, _ = rec.profile_for(parse_context({"interaction": {"issue": "x"}}).business)
+    assert other.loyal_tenure_years == 3 and other.currency == "USD"
+    over = build(Gym(), profiles={"default": {"loyal_tenure_years": 4}})
+    fit, _ = over.profile_for(parse_context({"interaction": {"issue": "x"}, "business": {"vertical": "fitness"}}).business)
+    assert fit.loyal_tenure_years == 4  # configuration overrides a plugin
+    with pytest.raises(ProfileError, match="profiles.default.money_limits"):
+        build(profiles={"default": {"money_limits": {"synthetic": 100, "genuine": 50}}})
 
 
 def test_hook_recommender_register_gestures_and_register_rule_packs():
@@ -83,7 +188,7 @@ def test_plugins_dir_loads_modules_and_reports_broken_ones(tmp_path):
         from recommender import hookimpl
         @hookimpl
         def recommender_register_gestures(register):
-            register({"id": "dropin_g", "title": "T", "category": "freebie", "tier": "exceed", "script": "Hi."})
+            register({"id": "dropin_g", "title": "T", "category": "freebie", "tier": "meet", "script": "Hi."})
         @hookimpl
         def recommender_register_rule_packs(register):
             register({"pack": "d", "rules": [{"id": "d1", "when": "interaction.issue eq x", "then": "dropin_g", "because": "b."}]})
@@ -127,7 +232,7 @@ def test_tenants_only_see_their_own_plugins():
 
         @hookimpl
         def recommender_register_gestures(self, register):
-            register(gesture("gym_session", "exceed", 0))
+            register(gesture("gym_session", "meet", 0))
 
         @hookimpl
         def recommender_register_rule_packs(self, register):
@@ -227,7 +332,7 @@ def test_timed_hooks_of_a_request_share_one_worker_and_a_late_one_is_skipped():
     first = enricher("first", {"customer": {"tenure_years": 7}})
     late = enricher("late", {"customer": {"is_vip": True}}, wait=True)
     last = enricher("last", {"interaction": {"wait_minutes": 15}})
-    gestures = [gesture("loyal_g"), gesture("vip_g"), gesture("free_coffee", "exceed", 2)]
+    gestures = [gesture("loyal_g"), gesture("vip_g"), gesture("free_coffee", "meet", 2)]
     rules = [rule("loyal", "customer.tenure_years ge 5", "loyal_g"), rule("vip", "customer.is_vip eq true", "vip_g"),
              rule("wait", "interaction.wait_minutes ge 10", "free_coffee")]
     rec = Recommender([], packs=[pack(gestures, rules)], plugins=[first, late, last], autoload=False,
@@ -531,8 +636,9 @@ def test_outcome_observers_selected_by_vertical_hear_outcomes_without_the_vertic
 
 def test_a_veto_frees_its_place_for_the_next_extra():
     gs = [gesture(f"x{i}", "exceed", i) for i in range(4)]
+    certain = {"default": {"extras_rate": 1.0}}  # the extras draw always falls: this is about the cap
     extras = Recommender([], packs=[pack(gs, [rule("all", "interaction.issue exists", [g["id"] for g in gs])])],
-                         autoload=False, max_extras=2)
+                         autoload=False, max_extras=2, profiles=certain)
     assert extras.recommend(ctx("x")).gesture_ids() == ["x0", "x1"]
 
     class VetoCheapest:
@@ -543,7 +649,7 @@ def test_a_veto_frees_its_place_for_the_next_extra():
             return [r for r in recommendations if r.gesture_id != "x0"]
 
     rec = Recommender([], packs=[pack(gs, [rule("all", "interaction.issue exists", [g["id"] for g in gs])])],
-                      plugins=[VetoCheapest()], autoload=False, max_extras=2)
+                      plugins=[VetoCheapest()], autoload=False, max_extras=2, profiles=certain)
     res = rec.recommend(ctx("x"))
     assert res.gesture_ids() == ["x1", "x2"]
     assert [(w.gesture_id, w.reason) for w in res.withheld if w.reason == "vetoed"] == [("x0", "vetoed")]
@@ -633,5 +739,6 @@ def test_testing_helpers_import_an_uninstalled_plugin_from_its_source_folder(tmp
         result = alone.recommend(ctx("x", customer={"id": "c-1"}), store=store)
         assert store.get_decision(result.decision_id).gestures[0].gesture_id == "tmp_thanks"
     extra = plugin_recommender(plugin, packs=[pack([gesture("tmp_extra", "exceed")],
-                                                   [rule("tmp-e", "interaction.issue exists", "tmp_extra")])])
-    assert withheld_reasons(extra.recommend(ctx("x"), max_extras=0)) == {"tmp_extra": "cap"}
+                                                   [rule("tmp-e", "interaction.issue exists", "tmp_extra")])],
+                               profiles={"default": {"extras_rate": 1.0}})
+    assert withheld_reasons(extra.recommend(ctx("x"), max_extras=0)) == {"tmp_extra": "listing_cap"}

@@ -554,9 +554,6 @@ def test_outcomes_of_fitness_gestures_are_counted(rec: Recommender, store: Any) 
     assert plugin.TALLY.report("gym-north")["fitness_offer_freeze"]["acceptance_rate"] == 1.0
 
 
-@pytest.mark.xfail(strict=True, reason="core: Recommender.record_outcome reads the business's vertical from the "
-                   "logged decision only when PluginConfig.verticals is set, not for plugins that declare "
-                   "their verticals, so without vertical= the gym's observer is not called")
 def test_observer_hears_a_gyms_outcome_without_being_told_the_vertical(rec: Recommender, store: Any) -> None:
     d1 = decide(rec, store, CANCELLING, "fitness_offer_freeze")  # the decision's context says: fitness
     rec.record_outcome(store, d1, "fitness_offer_freeze", "accepted", idempotency_key="k1")
