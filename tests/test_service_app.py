@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from recommender.client import RecommenderClient, ServiceError  # noqa: E402
 from recommender.service import Settings, create_app, hash_key  # noqa: E402
 from recommender.service.settings import ConfigFileError  # noqa: E402
+from helpers import OPEN_PROFILE  # noqa: E402
 from service_fixtures import BROKEN  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -78,7 +79,9 @@ def rules_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def app(rules_dir: Path):
-    settings = Settings(rules=[rules_dir], api_keys=key_entries(), max_body_bytes=4096, autoload_plugins=False)
+    # OPEN_PROFILE: every extra offered, no listing caps (this tests the service, not the advice model)
+    settings = Settings(rules=[rules_dir], api_keys=key_entries(), max_body_bytes=4096, autoload_plugins=False,
+                        profiles={"default": OPEN_PROFILE})
     return create_app(settings)
 
 

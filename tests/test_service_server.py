@@ -107,7 +107,9 @@ def write_config(tmp: Path, **extra: Any) -> Path:
     lines = ['rules = ["rules"]', "autoload_plugins = false", 'log_level = "warning"']
     for key, value in extra.items():
         lines.append(f"{key} = {json.dumps(value)}")
-    lines += ["", "[[api_keys]]", 'name = "pos"', 'tenant = "acme"', 'scopes = ["recommend", "outcome"]',
+    # every extra offered, no listing caps: these tests are about the server, not the advice model
+    lines += ["", "[profiles.default]", "extras_rate = 1.0", "listing = {recover = 20, meet = 20, exceed = 20}",
+              "", "[[api_keys]]", 'name = "pos"', 'tenant = "acme"', 'scopes = ["recommend", "outcome"]',
               f'hash = "{hash_key(KEY)}"', "", "[[api_keys]]", 'name = "ops"', 'tenant = "acme"',
               'scopes = ["admin"]', f'hash = "{hash_key(ADMIN_KEY)}"']
     cfg = tmp / "service.toml"

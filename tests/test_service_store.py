@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from recommender.client import RecommenderClient, ServiceError  # noqa: E402
 from recommender.service import Settings, create_app  # noqa: E402
+from helpers import OPEN_PROFILE  # noqa: E402
 from service_fixtures import TIRE_PACK as PACK  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -40,6 +41,7 @@ def env(tmp_path: Path):
     policy = tmp_path / "policy.json"
     policy.write_text(json.dumps(POLICY))
     settings = Settings(rules=[rules], store_url=f"sqlite:///{tmp_path / 'mem.db'}", store_policy=policy,
+                        profiles={"default": OPEN_PROFILE},
                         autoload_plugins=False, key_cache_seconds=0)
     app = create_app(settings)
     from recommender.memory import KeyStore

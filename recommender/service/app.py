@@ -136,6 +136,8 @@ def build_recommender(settings: Settings) -> Any:
         kwargs["plugin_config"] = settings.plugins
     if settings.max_extras is not None:
         kwargs["max_extras"] = settings.max_extras
+    if settings.profiles is not None:
+        kwargs["profiles"] = settings.profiles
     if not settings.autoload_plugins:
         kwargs["autoload"] = False
     return Recommender(settings.rules or None, plugin_timeout=settings.plugin_timeout, **kwargs)

@@ -19,8 +19,9 @@ its packs can move together. Example (TOML)::
 Env vars: ``RECOMMENDER_RULES`` (paths separated by ``:`` or a JSON list),
 ``RECOMMENDER_PLUGINS_DIR``, ``RECOMMENDER_STORE_URL``, ``RECOMMENDER_STORE_POLICY``, ``RECOMMENDER_HOST``,
 ``RECOMMENDER_PORT``, ``RECOMMENDER_WORKERS``, ``RECOMMENDER_MAX_BODY_BYTES``,
-``RECOMMENDER_AUTH``, ``RECOMMENDER_API_KEYS`` (a JSON list of key entries) and
-``RECOMMENDER_FRAME_ANCESTORS`` (origins separated by spaces, or a JSON list).
+``RECOMMENDER_AUTH``, ``RECOMMENDER_API_KEYS`` (a JSON list of key entries),
+``RECOMMENDER_PROFILES`` (JSON) and ``RECOMMENDER_FRAME_ANCESTORS`` (origins separated by
+spaces, or a JSON list).
 """
 
 from __future__ import annotations
@@ -140,6 +141,9 @@ class Settings(BaseSettings):
     autoload_plugins: bool = Field(default=True, description="Load plugins installed as entry points.")
     plugins: dict[str, Any] | None = Field(default=None, description=(
         "Which plugins apply to which business: {businesses: {id: [names]}, verticals: {...}, default: [...]}"))
+    profiles: dict[str, dict[str, Any]] | None = Field(default=None, description=(
+        "Business profiles by business id ('default' for every business): loyalty and value scales, "
+        "money limits, extras rate, listing caps (docs/advice.md); read at start"))
     store_url: str | None = Field(default=None, description="Memory store URL (e.g. postgresql://...); none: no memory.")
     store_policy: Path | None = Field(default=None, description="The store's policy file (contact rules, budgets).")
     host: str = "127.0.0.1"
