@@ -176,6 +176,8 @@ class Interaction(_Model):
     #: unless given: the issue's family, and severity 0 (none) to 4 (critical).
     family: Slug | None = None
     severity: Annotated[int, Field(ge=0, le=4)] | None = None
+    #: Derived unless given: the wait reached the business's ``long_wait_minutes``.
+    long_wait: bool | None = None
 
 
 class Staff(_Model):

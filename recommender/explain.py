@@ -255,26 +255,41 @@ def _hint(atom: Atom, actual: Any) -> str:
 
 #: Fields an agent can change in the conversation: ask the customer, or record a consent.
 _CONSENT = ("customer.consents",)
-_ASK = ("customer.life_events", "customer.interests", "customer.preferences.", "customer.attributes.",
-        "interaction.attributes.", "customer.name", "customer.tier")
-_CHANGE_ORDER = {"missing": 0, "consent": 1, "ask": 2, "fixed": 3}
+_ASK = ("customer.life_events", "customer.interests", "customer.preferences.", "customer.name", "customer.tier")
+#: Integration data (open maps a system fills in), and signals of a failure: when the context
+#: lacks them on a case where nothing is known to have gone wrong, they come after
+#: consents and questions.
+_SYSTEM = ("interaction.attributes.", "customer.attributes.")
+_FAILURE_SIGNALS = ("interaction.repeat_issue", "interaction.repeat_count", "interaction.escalated",
+                    "interaction.delay_days", "interaction.wait_minutes", "interaction.long_wait",
+                    "interaction.sentiment", "interaction.amount")
+_CHANGE_ORDER = {"missing": 0, "consent": 0, "ask": 0, "fixed": 4}  # what can change first, by priority
 
 
 def change_kind(atom: Atom, actual: Any) -> str:
-    """What it takes to flip a failed test: data the context lacks, a consent, a question the
-    agent can ask, or a fact of the case that no one can change now."""
-    if actual is None or (atom.op == "exists" and atom.value):
-        return "missing"
+    """What it takes to flip a failed test: a consent, a question the agent can ask, data the
+    context lacks, or a fact of the case that no one can change now."""
     if atom.field in _CONSENT:
         return "consent"
     if atom.field.startswith(_ASK):
         return "ask"
+    if actual is None or (atom.op == "exists" and atom.value):
+        return "missing"
     return "fixed"
 
 
-def near_misses(ctx: Context, book: "RuleBook", matched: set[str], truth: set[Any]) -> list[dict[str, Any]]:
-    """Rules that failed on exactly one test, what can change first (missing data, consent,
-    a question to ask), then fixed facts; higher priority first within each."""
+def _rank(kind: str, atom: Atom, ctx: Context) -> int:
+    if kind == "missing" and (atom.field.startswith(_SYSTEM) or (
+            atom.field in _FAILURE_SIGNALS and not ctx.interaction.severity)):
+        return 3
+    return _CHANGE_ORDER[kind]
+
+
+def near_misses(ctx: Context, book: "RuleBook", matched: set[str], truth: set[Any],
+                full: bool = True) -> list[dict[str, Any]]:
+    """Rules that failed on exactly one test, in the order an agent can act on them: missing
+    data, a consent, a question to ask, then fixed facts; higher priority first within each.
+    Without ``full``, one near miss per failed field (the highest in that order)."""
     out: list[tuple[tuple[int, int, str], dict[str, Any]]] = []
     for rule in book.rules:
         if rule.id in matched:
@@ -289,8 +304,13 @@ def near_misses(ctx: Context, book: "RuleBook", matched: set[str], truth: set[An
             continue
         actual = book.value(ctx, best.field)
         kind = change_kind(best, actual)
-        out.append(((_CHANGE_ORDER[kind], -rule.priority, rule.id), {
-            "rule_id": rule.id, "pack": rule.label, "gestures": rule.gesture_ids, "because": rule.because,
-            "failed": condition_result(best, actual), "hint": _hint(best, actual), "change": kind}))
+        out.append(((_rank(kind, best, ctx), -rule.priority, rule.id), {
+            "rule_id": rule.id, "pack": rule.label or rule.source, "gestures": rule.gesture_ids,
+            "because": rule.because, "failed": condition_result(best, actual), "hint": _hint(best, actual),
+            "change": kind}))
     out.sort(key=lambda item: item[0])
-    return [miss for _, miss in out]
+    misses = [miss for _, miss in out]
+    if not full:
+        seen: set[str] = set()
+        misses = [m for m in misses if not (m["failed"]["field"] in seen or seen.add(m["failed"]["field"]))]
+    return misses

@@ -131,7 +131,7 @@ def _finish(drafts: list["_Draft"], store: Memory | None, explain: bool, full: b
         for d, f in zip(drafts, fields):
             book = d.tenant.book
             matched_ids = {book.rules[ri].id for ri in d.matched}
-            misses = near_misses(d.ctx, book, matched_ids, book.atom_truth(d.ctx))
+            misses = near_misses(d.ctx, book, matched_ids, book.atom_truth(d.ctx), full)
             out.append(Explanation.model_validate(dict(
                 f, near_misses=misses if full else misses[:SHOWN],
                 rules_evaluated=len(book.rules), rules_matched=sorted(matched_ids))))
@@ -174,6 +174,8 @@ def _derive(d: _Draft) -> None:
         iupd["family"] = a.family
     if i.severity is None:
         iupd["severity"] = a.severity
+    if i.long_wait is None and i.wait_minutes is not None:
+        iupd["long_wait"] = i.wait_minutes >= d.profile.long_wait_minutes
     cupd = derive_customer(ctx, d.profile)
     if iupd or cupd:
         update: dict[str, Any] = {}
@@ -262,6 +264,8 @@ def _held(d: _Draft, cand: Candidate, reason: str, detail: str) -> dict[str, Any
 _SOURCES = {"customer.loyal": ("customer.tenure_years", "customer.visits"),
             "customer.high_value": ("customer.lifetime_value",),
             "customer.returning": ("customer.visits",),
+            "customer.is_new": ("customer.tenure_years",),
+            "interaction.long_wait": ("interaction.wait_minutes",),
             "interaction.family": (), "interaction.severity": ()}
 
 
