@@ -311,6 +311,8 @@ def near_misses(ctx: Context, book: "RuleBook", matched: set[str], truth: set[An
     out.sort(key=lambda item: item[0])
     misses = [miss for _, miss in out]
     if not full:
-        seen: set[str] = set()
-        misses = [m for m in misses if not (m["failed"]["field"] in seen or seen.add(m["failed"]["field"]))]
+        first: dict[str, dict[str, Any]] = {}
+        for m in misses:
+            first.setdefault(m["failed"]["field"], m)
+        misses = list(first.values())
     return misses
