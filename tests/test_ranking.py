@@ -51,11 +51,14 @@ def test_budget_is_respected_in_rank_order():
     assert res.gesture_ids() == ["a"]
 
 
-def test_unknown_cost_cannot_be_checked_against_a_budget():
+def test_unknown_cost_cannot_be_checked_against_a_budget_or_a_money_limit():
+    # Never promise what cannot be checked: a waiver of an amount the context lacks.
     rec = make([gesture("waive", "exceed", "interaction.cost")], [rule("r", ALWAYS, "waive")])
-    assert rec.recommend(ctx()).recommendations[0].cost is None
-    res = rec.recommend(ctx(), budget=100)
-    assert res.gesture_ids() == [] and res.withheld[0].reason == "cost_unknown"
+    for budget in (None, 100):
+        res = rec.recommend(ctx(), budget=budget)
+        assert res.gesture_ids() == [] and res.withheld[0].reason == "cost_unknown"
+        assert "interaction.cost" in res.withheld[0].detail
+    assert rec.recommend(ctx(interaction={"cost": 12})).recommendations[0].cost == 12
 
 
 def test_exclusive_group_keeps_only_the_best():
