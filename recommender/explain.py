@@ -212,16 +212,14 @@ def recommendation(cand: "Candidate", ctx: Context, book: "RuleBook", row: Seque
     texts = book.texts
     shared = book.shared
     rules: list[RuleMatch] = []
-    facts = ""
     for rule, bi in cand.matches:
         branch = texts[rule.id][bi]
-        match, joined = branch.match([row[t.pos] if t.pos >= 0 else book.value(ctx, t.field) for t in branch.tests],
-                                     shared)
-        if not rules:
-            facts = joined
+        match, _ = branch.match([row[t.pos] if t.pos >= 0 else book.value(ctx, t.field) for t in branch.tests],
+                                shared)
         rules.append(match)
-    first = rules[0]
-    reason = f"{first.because} [{first.rule_id}: {facts}]"
+    # The reason is what a person reads: the principle and the gesture's note. The rule trace
+    # (each test with its actual value) stays in ``rules`` for whoever asks why.
+    reason = rules[0].because
     text = book.scripts[g.id]
     script, unfilled = text.fill([book.value(ctx, p) for p in text.paths], shared)
     for path in unfilled:
@@ -278,9 +276,14 @@ def change_kind(atom: Atom, actual: Any) -> str:
     return "fixed"
 
 
+def asked_late(field: str, ctx: Context) -> bool:
+    """Whether an absent field is worth asking about only after the rest: system data (open
+    maps), or a signal of a failure on a case where nothing is known to have gone wrong."""
+    return field.startswith(_SYSTEM) or (field in _FAILURE_SIGNALS and not ctx.interaction.severity)
+
+
 def _rank(kind: str, atom: Atom, ctx: Context) -> int:
-    if kind == "missing" and (atom.field.startswith(_SYSTEM) or (
-            atom.field in _FAILURE_SIGNALS and not ctx.interaction.severity)):
+    if kind == "missing" and asked_late(atom.field, ctx):
         return 3
     return _CHANGE_ORDER[kind]
 

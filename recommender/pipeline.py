@@ -28,7 +28,7 @@ from pydantic import TypeAdapter
 
 from .context import Context, parse_context
 from .errors import ContextError
-from .explain import near_misses, recommendation, withheld
+from .explain import asked_late, near_misses, recommendation, withheld
 from .memory_protocol import Memory, Offer
 from .plugins import PluginHost, Step
 from .extras import day_of, draw
@@ -269,14 +269,15 @@ _SOURCES = {"customer.loyal": ("customer.tenure_years", "customer.visits"),
             "interaction.family": (), "interaction.severity": ()}
 
 
-def _missing_inputs(missing: dict[str, int]) -> list[str]:
+def _missing_inputs(missing: dict[str, int], ctx: Context) -> list[str]:
     """Absent inputs, those that would change the most rules first; a derived field is
-    reported as the inputs it is derived from."""
+    reported as the inputs it is derived from. As for near misses, signals of a failure on a
+    case where nothing is known to have gone wrong, and system data, come last."""
     counts: dict[str, int] = {}
     for f, n in missing.items():
         for src in _SOURCES.get(f, (f,)):
             counts[src] = max(counts.get(src, 0), n)
-    return sorted(counts, key=lambda f: (-counts[f], f))
+    return sorted(counts, key=lambda f: (asked_late(f, ctx), -counts[f], f))
 
 
 def _assemble(d: _Draft, full: bool = False) -> dict[str, Any]:
@@ -288,7 +289,7 @@ def _assemble(d: _Draft, full: bool = False) -> dict[str, Any]:
     version = d.tenant.book.version
     chash = context_hash(d.ctx)
     day = d.day.isoformat() if d.day else ""
-    missing = _missing_inputs(d.missing)
+    missing = _missing_inputs(d.missing, d.ctx)
     a = d.assessment
     return dict(
         recommendations=d.recs,

@@ -18,7 +18,8 @@ def test_recommendation_carries_rule_conditions_values_script_and_reason():
     assert r.rules[0].rule_id == "loyal" and r.rules[0].because.startswith("Don't nickel")
     assert [(c.field, c.actual) for c in r.rules[0].conditions] == [
         ("interaction.issue", "flat_tire"), ("customer.tenure_years", 6.0), ("interaction.cost", 25.0)]
-    assert "customer.tenure_years is 6 (needs >= 2)" in r.agent_reason
+    assert "customer.tenure_years is 6 (needs >= 2)" in [c.text for c in r.rules[0].conditions]
+    assert r.agent_reason == "Don't nickel-and-dime loyal customers."  # one sentence; the trace is in rules
     assert r.cost == 25.0
 
 
@@ -135,7 +136,7 @@ def test_shared_explanations_read_each_context_afresh_and_stay_bounded():
 
     def loyal(cost):
         r = rec.recommend(ctx(customer={"tenure_years": 6}, interaction={"cost": cost})).recommendations[0]
-        assert f"interaction.cost is {cost} (needs <= 40)" in r.agent_reason
+        assert f"interaction.cost is {cost} (needs <= 40)" in [c.text for c in r.rules[0].conditions]
         assert r.rules[0].conditions[2].actual == float(cost) and r.script.endswith(f"${cost} is on us.")
         return r.rules[0]
 

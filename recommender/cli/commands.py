@@ -223,9 +223,9 @@ def rules_schema() -> None:
 @app.command()
 def demo(as_json: bool = JsonOpt) -> None:
     """Run the bundled example contexts and show what is recommended and why."""
-    from ..examples import load_examples
+    from ..examples import example_profiles, load_examples
 
-    rec = build_recommender(None)
+    rec = build_recommender(None, profiles=example_profiles())
     for name, title, ctx in load_examples():
         result = rec.recommend(ctx)
         if as_json:
