@@ -118,7 +118,8 @@ CORE_CODES: tuple[IssueCode, ...] = tuple(
                      # routine services the shipped packs name (trade plugins add their own)
                      "maintenance", "servicing", "annual_service", "tune_up", "cleaning", "installation",
                      "boiler_service", "hvac_service", "checkup", "oil_change", "lube", "oil_and_filter",
-                     "tire_rotation", "car_wash", "wiper_replacement", "battery_check", "routine_maintenance",
+                     "flat_tire", "tire_rotation", "car_wash", "wiper_replacement", "battery_check",
+                     "routine_maintenance",
                      "membership_signup", "new_membership", "enrollment", "joining", "policy_review",
                      "policy_renewal", "new_policy", "coverage_change", "policy_change", "address_change",
                      "add_driver", "account_review", "claim", "quote")),
