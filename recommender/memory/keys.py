@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Iterable
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, insert, select, update
 
+from .base import check_tenant
 from .errors import InvalidStoreInput
 from .models import ApiKey, table_of
-from .store import check_tenant
 from .values import check_text
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = ["KeyStore", "KeyInfo", "SCOPES"]
 
-SCOPES = ("recommend", "outcome", "admin")
+SCOPES = ("recommend", "outcome", "approve", "admin")
 PREFIX = "rk"
 _K = table_of(ApiKey)
 _ID = re.compile(r"[0-9a-f]{16}")

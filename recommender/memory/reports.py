@@ -1,21 +1,28 @@
-"""Reports: what was recommended and what became of it, per gesture and per rule."""
+"""Reports: what was recommended and what became of it, per gesture and per rule; what each
+budget scope spent on a day."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection, func, select
 
-from .models import Decision, DecisionGesture, DecisionRule, Outcome, table_of
+from . import budgets
+from .base import StoreBase, as_utc, check_tenant
+from .errors import InvalidStoreInput
+from .models import BudgetUsage, Decision, DecisionGesture, DecisionRule, Outcome, table_of
+from .records import BudgetLine
+from .values import shift
 
-__all__ = ["Report", "ReportRow", "build_report"]
+__all__ = ["Report", "ReportRow", "build_report", "Reports"]
 
 _D = table_of(Decision)
 _DG = table_of(DecisionGesture)
 _DR = table_of(DecisionRule)
 _O = table_of(Outcome)
+_B = table_of(BudgetUsage)
 
 
 class ReportRow(BaseModel):
@@ -103,3 +110,37 @@ def build_report(conn: Connection, tenant: str, since: datetime, until: datetime
     return Report(tenant=tenant, since=since, until=until, decisions=decisions,
                   gestures=_rows([tuple(r) for r in g_rec], [tuple(r) for r in g_out]),
                   rules=_rows([tuple(r) for r in r_rec], [tuple(r) for r in r_out]))
+
+
+class Reports(StoreBase):
+    """Budget usage and reports."""
+
+    def budget_usage(self, tenant: str, day: date | None = None) -> list[BudgetLine]:
+        """What each budget scope of ``tenant`` has spent on ``day`` (default: today)."""
+        check_tenant(tenant)
+        day = day or self.policy.budget_day(self._now())
+        budget = self.policy.budget_for(tenant)
+
+        def load(conn: Connection) -> list[BudgetLine]:
+            rows = conn.execute(select(_B).where(_B.c.tenant == tenant, _B.c.day == day)
+                                .order_by(_B.c.scope, _B.c.scope_id)).all()
+            out = []
+            for r in rows:
+                limits = {(s, i): lim for s, i, lim in budgets.scopes_for(
+                    budget, r.scope_id if r.scope == "store" else None, r.scope_id if r.scope == "staff" else None)}
+                out.append(BudgetLine(scope=r.scope, scope_id=r.scope_id, day=r.day, spent=float(r.spent),
+                                      limit=limits.get((r.scope, r.scope_id))))
+            return out
+
+        return self._read(load)
+
+    def report(self, tenant: str, since: datetime | date | None = None,
+               until: datetime | date | None = None) -> Report:
+        """Per gesture and per rule: recommended, offered, accepted, declined, delivered and
+        delivered cost, for decisions made in ``[since, until)`` (default: the last 30 days)."""
+        check_tenant(tenant)
+        end = as_utc(until) if until is not None else self._now()
+        start = as_utc(since) if since is not None else shift(end, -30)
+        if start > end:
+            raise InvalidStoreInput(f"since ({start.isoformat()}) is after until ({end.isoformat()})")
+        return self._read(lambda conn: build_report(conn, tenant, start, end))

@@ -1,0 +1,180 @@
+"""The store's plumbing: opening the database, transactions, time, and the ids it checks.
+
+:class:`StoreBase` holds what every part of :class:`~recommender.memory.store.Store` shares
+(the engine, the policy, the clock, one-transaction writes with retries, reads); the parts
+themselves (history, screening, the decision log, outcomes, customers, reports,
+maintenance) are mixins in their own modules.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from datetime import date, datetime, time, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Self
+
+from sqlalchemy import Connection, func, select
+from sqlalchemy.exc import IntegrityError
+
+from . import db
+from .errors import InvalidStoreInput, UnknownDecision
+from .policy import Policy
+from .values import check_occurred_at, check_text, local_date
+
+if TYPE_CHECKING:
+    from ..context import Context
+
+__all__ = ["StoreBase", "Clock", "as_utc", "check_tenant", "check_customer", "check_decision_id", "days_text",
+           "load_policy", "count_rows"]
+
+Clock = Callable[[], datetime]
+
+_TENANT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$")
+_RETRIES = 3
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def as_utc(value: datetime | date) -> datetime:
+    """A datetime in UTC (naive values are taken as UTC; a date means its midnight UTC)."""
+    if not isinstance(value, datetime):
+        return datetime.combine(value, time(0), tzinfo=timezone.utc)
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def check_tenant(tenant: str, field: str = "tenant") -> str:
+    if not isinstance(tenant, str) or not _TENANT_RE.fullmatch(tenant):
+        raise InvalidStoreInput(f"{field}: invalid tenant id {str(tenant)[:140]!r}: letters, digits and _.:- "
+                                "(at most 128)", field=field)
+    return tenant
+
+
+def check_customer(customer_id: str, field: str = "customer_id") -> str:
+    return check_text(customer_id, field, max_length=2000)
+
+
+def check_decision_id(decision_id: str) -> str:
+    if not isinstance(decision_id, str) or len(decision_id) > 36:
+        raise UnknownDecision(str(decision_id)[:80])
+    return check_text(decision_id, "decision_id", max_length=36)
+
+
+def days_text(n: float) -> str:
+    return f"{n:g} day" + ("" if n == 1 else "s")
+
+
+class StoreBase:
+    """The database, policy and clock of a store (see :class:`~recommender.memory.store.Store`).
+
+    ``policy``: a :class:`Policy`, a path to a YAML/JSON policy file, or None for
+    ``$RECOMMENDER_POLICY`` (a file) or the defaults. ``clock``: returns the current time
+    (aware datetime); tests inject a fixed one. ``upgrade``: apply migrations on open
+    (default: yes for SQLite, so a new file works with zero set-up; no for PostgreSQL,
+    whose schema is changed on purpose with ``recommender db upgrade``).
+    """
+
+    def __init__(self, url: str | None = None, *, policy: Policy | str | Path | None = None,
+                 clock: Clock | None = None, upgrade: bool | None = None) -> None:
+        self._url = db.normalize_url(url)
+        self.url = db.mask_url(self._url)
+        self.policy = load_policy(policy)
+        self.clock: Clock = clock or _utc_now
+        self.engine = db.make_engine(self._url)
+        #: Screenings, oldest first, until :meth:`record_decision` logs them: what each offer was
+        #: (category, tier) and which ones the store held (gesture -> reason). Matched by the
+        #: interaction (:func:`_screening_key`), not by the context object or the thread: with
+        #: plugins, the pipeline screens on a worker thread and logs a new copy of the context.
+        self._screened: list[tuple[tuple[Any, ...], dict[str, tuple[str, str]], dict[str, str]]] = []
+        self._screened_lock = threading.Lock()
+        try:
+            auto = self.dialect == "sqlite" if upgrade is None else upgrade
+            if auto:
+                with db.translate_errors(self._url):
+                    current = db.current_revision(self.engine)
+                if current != db.head_revision():
+                    db.upgrade(self.engine)
+            else:
+                db.check_schema(self.engine)
+        except BaseException:
+            self.engine.dispose()
+            raise
+
+    # -- plumbing ---------------------------------------------------------------
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({self.url!r})"
+
+    def upgrade(self, revision: str = "head") -> str:
+        """Apply migrations; return the schema revision now in force."""
+        return db.upgrade(self.engine, revision)
+
+    def schema_revision(self) -> str | None:
+        with db.translate_errors(self._url):
+            return db.current_revision(self.engine)
+
+    def _now(self, now: datetime | None = None) -> datetime:
+        return as_utc(now if now is not None else self.clock())
+
+    def _ctx_now(self, ctx: "Context") -> datetime:
+        """The decision's reference time: ``interaction.occurred_at`` (years 1900-2200), else now."""
+        occurred = ctx.interaction.occurred_at
+        return check_occurred_at(as_utc(occurred)) if occurred is not None else self._now()
+
+    def _check_ids(self, ctx: "Context") -> None:
+        """The context's ids the store looks up by, refused alike on every database."""
+        check_tenant(ctx.business.id, "business.id")
+        if ctx.customer.id is not None:
+            check_customer(ctx.customer.id, "customer.id")
+        if ctx.staff.id is not None:
+            check_text(ctx.staff.id, "staff.id", max_length=2000)
+
+    def _write(self, fn: Callable[[Connection], Any]) -> Any:
+        """Run ``fn`` in one transaction, retrying a lost race on a unique key."""
+        for attempt in range(_RETRIES):
+            try:
+                with db.translate_errors(self._url):
+                    with self.engine.begin() as conn:
+                        return fn(conn)
+            except IntegrityError:
+                if attempt == _RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _read(self, fn: Callable[[Connection], Any]) -> Any:
+        with db.translate_errors(self._url):
+            with self.engine.connect() as conn:
+                return fn(conn)
+
+    def _date(self, when: datetime) -> date:
+        return local_date(when, self.policy.tz)
+
+
+def load_policy(policy: Policy | str | Path | None) -> Policy:
+    import os
+
+    if isinstance(policy, Policy):
+        return policy
+    if policy is None:
+        env = os.environ.get("RECOMMENDER_POLICY")
+        return Policy.load(env) if env else Policy()
+    return Policy.load(policy)
+
+
+def count_rows(conn: Connection, where: Any, table: Any) -> int:
+    return int(conn.execute(select(func.count()).select_from(table).where(where)).scalar_one())

@@ -1,0 +1,145 @@
+"""The decision log: every ``recommend()`` with a store is logged (the Memory seam's
+``record_decision``) with its gestures, the rules that recommended them, what was held and
+why, and the customer's visit; :meth:`DecisionLog.get_decision` reads one back for an audit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Mapping
+
+from sqlalchemy import Connection, insert, select
+
+from .base import as_utc, check_decision_id, check_tenant
+from .errors import TenantMismatch, UnknownDecision
+from .models import Decision, DecisionGesture, DecisionRule, Outcome, Visit, table_of
+from .outcomes import outcome_record
+from .records import DecisionGestureRecord, DecisionRecord
+from .screening import Screening, screening_key
+from .values import check_json, check_occurred_at
+
+if TYPE_CHECKING:
+    from ..context import Context
+    from ..results import RecommendationResult
+
+__all__ = ["DecisionLog"]
+
+_D = table_of(Decision)
+_DG = table_of(DecisionGesture)
+_DR = table_of(DecisionRule)
+_O = table_of(Outcome)
+_V = table_of(Visit)
+
+
+class DecisionLog(Screening):
+    """Logging decisions and reading them back."""
+
+    # -- the Memory seam: record_decision ---------------------------------------------
+
+    def record_decision(self, ctx: "Context", result: "RecommendationResult", *,
+                        now: datetime | None = None) -> str:
+        """Log a decision (and the customer's visit); return the decision id (a UUID)."""
+        decision_id = str(uuid.uuid4())
+        created = self._now(now)
+        self._check_ids(ctx)
+        occurred = (check_occurred_at(as_utc(ctx.interaction.occurred_at)) if ctx.interaction.occurred_at
+                    else created)
+        tenant = ctx.business.id
+        customer_id = ctx.customer.id
+        key = screening_key(ctx)
+        with self._screened_lock:
+            screening = next((s for s in self._screened if s[0] == key), None)
+            if screening is not None:
+                self._screened.remove(screening)
+        known: Mapping[str, tuple[str, str]] = screening[1] if screening else {}
+        store_held: Mapping[str, str] = screening[2] if screening else {}
+
+        recs = [{"gesture_id": r.gesture_id, "title": r.title, "category": r.category, "tier": r.tier,
+                 "cost": r.cost, "score": r.score, "rules": [m.rule_id for m in r.rules]}
+                for r in result.recommendations]
+        # ``source: store``: held by this store's screening (contact policy, goodwill cap,
+        # budgets, authority limits, abuse review), which a replay of the log applies again.
+        held = [{"gesture_id": w.gesture_id, "title": w.title, "tier": w.tier, "cost": w.cost, "score": w.score,
+                 "reason": w.reason, "detail": w.detail, "rules": list(w.rules),
+                 "available_on": w.available_on.isoformat() if w.available_on else None,
+                 "source": "store" if w.gesture_id in store_held else "recommender"}
+                for w in [*result.needs_approval, *result.withheld]]
+        check_json(ctx.model_dump(exclude_none=True), "")  # JSON mode would turn NaN into null
+        logged_context = ctx.model_dump(mode="json", exclude_none=True)
+        check_json(recs, "recommendations")
+        check_json(held, "withheld")
+        gesture_rows: list[dict[str, Any]] = []
+        rule_rows: list[dict[str, Any]] = []
+        for pos, r in enumerate(result.recommendations):
+            gesture_rows.append(dict(decision_id=decision_id, gesture_id=r.gesture_id, position=pos,
+                                     status="recommended", category=r.category, tier=r.tier, cost=r.cost,
+                                     score=r.score))
+            for rule_id in dict.fromkeys(m.rule_id for m in r.rules):
+                rule_rows.append(dict(decision_id=decision_id, gesture_id=r.gesture_id, rule_id=rule_id))
+        seen = {r.gesture_id for r in result.recommendations}
+        for pos, w in enumerate(result.needs_approval, start=len(gesture_rows)):
+            if w.gesture_id in seen:
+                continue
+            seen.add(w.gesture_id)
+            category, tier = known.get(w.gesture_id, ("unknown", w.tier))
+            gesture_rows.append(dict(decision_id=decision_id, gesture_id=w.gesture_id, position=pos,
+                                     status="needs_approval", category=category, tier=tier, cost=w.cost,
+                                     score=w.score))
+            for rule_id in dict.fromkeys(w.rules):
+                rule_rows.append(dict(decision_id=decision_id, gesture_id=w.gesture_id, rule_id=rule_id))
+
+        def write(conn: Connection) -> None:
+            conn.execute(insert(_D).values(
+                id=decision_id, created_at=created, occurred_at=occurred, tenant=tenant, customer_id=customer_id,
+                store_id=ctx.business.store_id, staff_id=ctx.staff.id, staff_level=ctx.staff.level,
+                issue=ctx.interaction.issue, context_hash=result.receipt.context_hash,
+                receipt_id=result.receipt.id, ruleset_version=result.ruleset_version,
+                recommendations=recs, held=held, context=logged_context))
+            if gesture_rows:
+                conn.execute(insert(_DG), gesture_rows)
+            if rule_rows:
+                conn.execute(insert(_DR), rule_rows)
+            if customer_id:
+                same_visit = None
+                if ctx.interaction.occurred_at is not None:  # a retried call for the same interaction
+                    same_visit = conn.execute(
+                        select(_V.c.id).where(_V.c.tenant == tenant, _V.c.customer_id == customer_id,
+                                              _V.c.issue == ctx.interaction.issue, _V.c.occurred_at == occurred)
+                    ).first()
+                if same_visit is None:
+                    conn.execute(insert(_V).values(tenant=tenant, customer_id=customer_id, decision_id=decision_id,
+                                                   issue=ctx.interaction.issue, store_id=ctx.business.store_id,
+                                                   occurred_at=occurred))
+
+        self._write(write)
+        return decision_id
+
+    def get_decision(self, decision_id: str, tenant: str | None = None) -> DecisionRecord:
+        """A logged decision with its gestures and outcomes."""
+
+        check_decision_id(decision_id)
+        if tenant is not None:
+            check_tenant(tenant)
+
+        def load(conn: Connection) -> DecisionRecord:
+            row = conn.execute(select(_D).where(_D.c.id == decision_id)).first()
+            if row is None:
+                raise UnknownDecision(decision_id)
+            if tenant is not None and row.tenant != tenant:
+                raise TenantMismatch(f"decision {decision_id}", tenant)
+            rules: dict[str, list[str]] = defaultdict(list)
+            for r in conn.execute(select(_DR.c.gesture_id, _DR.c.rule_id).where(_DR.c.decision_id == decision_id)):
+                rules[r.gesture_id].append(r.rule_id)
+            gestures = [DecisionGestureRecord(gesture_id=g.gesture_id, status=g.status, category=g.category,
+                                              tier=g.tier, cost=g.cost, score=g.score, rules=rules[g.gesture_id])
+                        for g in conn.execute(select(_DG).where(_DG.c.decision_id == decision_id)
+                                              .order_by(_DG.c.position))]
+            outcomes = [outcome_record(o) for o in conn.execute(
+                select(_O).where(_O.c.decision_id == decision_id).order_by(_O.c.id))]
+            data = {c: getattr(row, c) for c in _D.c.keys()}
+            return DecisionRecord(**data, gestures=gestures, outcomes=outcomes)
+
+        return self._read(load)
+
