@@ -20,7 +20,7 @@ from . import pack_limits
 from .conditions import Atom, ConditionError, Node, check_branches, did_you_mean, parse_when_all, to_dnf
 from .context import field_kind, known_paths
 from .errors import PackProblem, RulePackError, sort_problems
-from .pack_yaml import read_pack_file
+from .pack_yaml import line_of, loc_str, read_pack_file
 from .packs import Gesture, Pack, Rule, _PackFile, _public_fields
 from .templates import TemplateError, placeholders
 
@@ -28,28 +28,6 @@ __all__ = ["pack_from_data", "check_pack_data", "load_pack", "load_packs", "pack
            "pattern_problems", "rulebook_problems", "located"]
 
 _M = TypeVar("_M", bound=BaseModel)
-
-
-def _line_of(root: Any, loc: Sequence[Any]) -> int | None:
-    """Walk ruamel nodes along a pydantic ``loc`` and return the deepest known line."""
-    node, line = root, None
-    for key in loc:
-        lc = getattr(node, "lc", None)
-        try:
-            if lc is not None:
-                pos = lc.item(key) if isinstance(key, int) else lc.key(key)
-                line = int(pos[0]) + 1
-            node = node[key]
-        except Exception:
-            break
-    return line
-
-
-def _loc_str(loc: Sequence[Any]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
 
 
 #: Stand-ins for required fields that failed validation, so that the rest of an invalid
@@ -66,7 +44,7 @@ def _schema_problems(exc: ValidationError, base: tuple[Any, ...], data: Any, sou
         message = err["msg"]
         if err["type"] == "extra_forbidden" and len(err["loc"]) == 1:
             message += did_you_mean(str(err["loc"][0]), _public_fields(model))
-        out.append(PackProblem(source, _line_of(data, loc), _loc_str(loc), message))
+        out.append(PackProblem(source, line_of(data, loc), loc_str(loc), message))
     return out
 
 
@@ -102,13 +80,13 @@ def check_pack_data(data: Any, source: str, label: str | None = None) -> tuple[P
     problems: list[PackProblem] = []
     empty = Pack(name="?", version="1", source=source, label=label, gestures=(), rules=(), digest="")
     if not isinstance(data, dict):
-        problems.append(PackProblem(source, _line_of(data, []), "",
+        problems.append(PackProblem(source, line_of(data, []), "",
                                     "a rule pack is a mapping with 'pack', 'gestures' and 'rules'"))
         return empty, problems
     for key, cap in (("gestures", pack_limits.MAX_GESTURES_PER_PACK), ("rules", pack_limits.MAX_RULES_PER_PACK)):
         items = data.get(key)
         if isinstance(items, list) and len(items) > cap:  # the YAML reader stops earlier; this is for dicts
-            problems.append(PackProblem(source, _line_of(data, (key,)), key,
+            problems.append(PackProblem(source, line_of(data, (key,)), key,
                                         f"more than {cap} {key} in one pack ({len(items)}); split it into several packs"))
     if problems:
         return empty, problems
@@ -141,7 +119,7 @@ def _authored(raw: dict[Any, Any], base: tuple[Any, ...], data: Any, source: str
     internal = set(model.model_fields) - set(_public_fields(model))
     for key in raw:
         if key in internal:
-            problems.append(PackProblem(source, _line_of(data, (*base, key)), _loc_str((*base, key)),
+            problems.append(PackProblem(source, line_of(data, (*base, key)), loc_str((*base, key)),
                                         "Extra inputs are not permitted (set by the loader)"))
     return {k: v for k, v in raw.items() if k not in internal}
 
@@ -155,7 +133,7 @@ def _gestures(data: dict[Any, Any], source: str, label: str, problems: list[Pack
             continue  # reported by the pack's schema
         base = ("gestures", i)
         values = {**_authored(raw, base, data, source, Gesture, problems), "source": source, "label": label,
-                  "line": _line_of(data, base)}
+                  "line": line_of(data, base)}
         try:
             g = Gesture.model_validate(values)
         except ValidationError as exc:
@@ -171,7 +149,7 @@ def _gestures(data: dict[Any, Any], source: str, label: str, problems: list[Pack
                                         f"{did_you_mean(ph.path, known_paths())}")
         except TemplateError as exc:
             loc = (*base, "script")
-            problems.append(PackProblem(source, _line_of(data, loc), _loc_str(loc), str(exc)))
+            problems.append(PackProblem(source, line_of(data, loc), loc_str(loc), str(exc)))
         gestures.append(g)
     return gestures
 
@@ -187,7 +165,7 @@ def _rules(data: dict[Any, Any], source: str, label: str, problems: list[PackPro
             continue  # reported by the pack's schema
         base = ("rules", i)
         values = {**_authored(raw, base, data, source, Rule, problems), "source": source, "label": label,
-                  "line": _line_of(data, base), "then_line": _line_of(data, (*base, "then"))}
+                  "line": line_of(data, base), "then_line": line_of(data, (*base, "then"))}
         rule: Rule | None
         try:
             rule = Rule.model_validate(values)
@@ -197,7 +175,7 @@ def _rules(data: dict[Any, Any], source: str, label: str, problems: list[PackPro
         node: Node | None = None
         branches: tuple[tuple[Atom, ...], ...] = ()
         if "when" in raw:
-            where, when_line = _loc_str((*base, "when")), _line_of(data, (*base, "when"))
+            where, when_line = loc_str((*base, "when")), line_of(data, (*base, "when"))
             node, errors = parse_when_all(raw["when"], where, when_line)
             if node is not None:
                 try:

@@ -15,7 +15,7 @@ that crossed the cap instead of loading for minutes. Bytes must be UTF-8.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from ruamel.yaml import YAML
 from ruamel.yaml.composer import Composer
@@ -44,6 +44,9 @@ def _line(event: Any) -> int | None:
 class _PackComposer(Composer):
     """ruamel's composer, refusing aliases and counting nodes, depth and list items."""
 
+    #: what the file is, in messages ("a rule pack", "a scenario file")
+    kind = "a rule pack"
+
     def __init__(self, loader: Any = None) -> None:
         super().__init__(loader)
         self.nodes = 0
@@ -55,7 +58,7 @@ class _PackComposer(Composer):
         if isinstance(event, AliasEvent):
             anchor = self.anchors.get(event.anchor)
             where = f" (to the anchor &{event.anchor} at line {anchor.start_mark.line + 1})" if anchor else ""
-            raise _Refused(_line(event), "", f"YAML alias *{event.anchor}{where} is not allowed in a rule pack: "
+            raise _Refused(_line(event), "", f"YAML alias *{event.anchor}{where} is not allowed in {self.kind}: "
                                               "aliases are refused (they can hide exponentially large data); "
                                               "write the value out")
         self.nodes += 1
@@ -79,10 +82,14 @@ class _PackComposer(Composer):
         return super().compose_node(parent, index)
 
 
-def parse_pack_text(text: str, path: str) -> Any:
+class _ScenarioComposer(_PackComposer):
+    kind = "a scenario file"
+
+
+def parse_pack_text(text: str, path: str, composer: type[_PackComposer] = _PackComposer) -> Any:
     """Parse a pack's YAML text (ruamel nodes keep line numbers); raise ``RulePackError``."""
     yaml = YAML(typ="rt", pure=True)
-    yaml.Composer = _PackComposer
+    yaml.Composer = composer
     try:
         return yaml.load(text)
     except _Refused as exc:
@@ -102,10 +109,11 @@ def parse_pack_text(text: str, path: str) -> Any:
         raise RulePackError([PackProblem(path, None, "", f"invalid YAML: {exc}")]) from None
 
 
-def read_pack_file(path: Path) -> Any:
-    """Read one pack file: at most ``MAX_PACK_BYTES`` of UTF-8, parsed as bounded YAML."""
+def read_yaml_file(path: Path, cap: int, scenario: bool = False) -> Any:
+    """Read one YAML file of at most ``cap`` bytes of UTF-8, parsed as bounded YAML (no
+    aliases, node and depth caps) with line numbers; every problem a ``RulePackError``."""
     where = str(path)
-    cap = pack_limits.MAX_PACK_BYTES
+    what = "one scenario file" if scenario else "one pack"
     try:
         with path.open("rb") as f:
             raw = f.read(cap + 1)
@@ -113,7 +121,7 @@ def read_pack_file(path: Path) -> Any:
         raise RulePackError([PackProblem(where, None, "", f"cannot read: {exc.strerror or exc}")]) from None
     if len(raw) > cap:
         raise RulePackError([PackProblem(where, None, "", f"the file is larger than {cap // 1024} KiB, the cap for "
-                                                          "one pack; split it into several packs")])
+                                                          f"{what}; split it into several {'files' if scenario else 'packs'}")])
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -122,4 +130,32 @@ def read_pack_file(path: Path) -> Any:
                                                           f"{exc.start}; save the file as UTF-8")]) from None
     if not text.strip():
         raise RulePackError([PackProblem(where, None, "", "the file is empty")])
-    return parse_pack_text(text, where)
+    return parse_pack_text(text, where, _ScenarioComposer if scenario else _PackComposer)
+
+
+def read_pack_file(path: Path) -> Any:
+    """Read one pack file: at most ``MAX_PACK_BYTES`` of UTF-8, parsed as bounded YAML."""
+    return read_yaml_file(path, pack_limits.MAX_PACK_BYTES)
+
+
+def line_of(root: Any, loc: Sequence[Any]) -> int | None:
+    """Walk ruamel nodes along a pydantic ``loc`` and return the deepest known line."""
+    node, line = root, None
+    for key in loc:
+        lc = getattr(node, "lc", None)
+        try:
+            if lc is not None:
+                pos = lc.item(key) if isinstance(key, int) else lc.key(key)
+                line = int(pos[0]) + 1
+            node = node[key]
+        except Exception:
+            break
+    return line
+
+
+def loc_str(loc: Sequence[Any]) -> str:
+    """A pydantic ``loc`` as a field path: ``rules[2].when``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out

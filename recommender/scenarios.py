@@ -32,7 +32,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, 
 from typing_extensions import Annotated
 
 from .context import STAFF_LEVELS, Business, Context, StaffLevel, field_kind, known_paths
-from .errors import PackProblem, RecommenderError
+from .errors import PackProblem, RecommenderError, RulePackError
+from .pack_yaml import line_of, loc_str, read_yaml_file
 from .issues import FAMILIES, SEVERITY_BANDS
 from .profile import ProfileError, merge_profiles
 from .results import RecommendationResult, Withheld
@@ -242,43 +243,11 @@ def scenario_files(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def _parse(path: Path) -> Any:
-    from ruamel.yaml import YAML
-    from ruamel.yaml.composer import Composer
-    from ruamel.yaml.error import MarkedYAMLError, YAMLError
-    from ruamel.yaml.events import AliasEvent
-
-    where = str(path)
-
-    class NoAliases(Composer):
-        def compose_node(self, parent: Any, index: Any) -> Any:
-            event = self.parser.peek_event()
-            if isinstance(event, AliasEvent):
-                raise MarkedYAMLError(problem=f"YAML alias *{event.anchor} is not allowed in a scenario file; "
-                                              "write the value out", problem_mark=event.start_mark)
-            return super().compose_node(parent, index)
-
+    """The scenario file as ruamel nodes (line numbers kept), read as boundedly as a pack."""
     try:
-        with path.open("rb") as f:
-            raw = f.read(MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        raise ScenarioError([PackProblem(where, None, "", f"cannot read: {exc.strerror or exc}")]) from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise ScenarioError([PackProblem(where, None, "", f"larger than {MAX_FILE_BYTES // 1024} KiB; split it")])
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise ScenarioError([PackProblem(where, line, "", "not valid UTF-8; save the file as UTF-8")]) from None
-    yaml = YAML(typ="rt", pure=True)
-    yaml.Composer = NoAliases
-    try:
-        return yaml.load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        at = mark.line + 1 if mark else None
-        raise ScenarioError([PackProblem(where, at, "", f"invalid YAML: {exc.problem or exc}")]) from None
-    except (YAMLError, ValueError, RecursionError) as exc:
-        raise ScenarioError([PackProblem(where, None, "", f"invalid YAML: {exc}")]) from None
+        return read_yaml_file(path, MAX_FILE_BYTES, scenario=True)
+    except RulePackError as exc:
+        raise ScenarioError(exc.problems) from None
 
 
 def _plain(node: Any) -> Any:
@@ -298,28 +267,6 @@ def _plain(node: Any) -> Any:
     if isinstance(node, (datetime, date)):
         return node.isoformat()
     return node
-
-
-def _line_of(root: Any, loc: Sequence[Any]) -> int | None:
-    """The deepest line known along ``loc`` in the ruamel tree."""
-    node, line = root, None
-    for key in loc:
-        lc = getattr(node, "lc", None)
-        try:
-            if lc is not None:
-                pos = lc.item(key) if isinstance(key, int) else lc.key(key)
-                line = int(pos[0]) + 1
-            node = node[key]
-        except Exception:
-            break
-    return line
-
-
-def _loc_str(loc: Sequence[Any]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
 
 
 def _model_at(loc: Sequence[Any]) -> Any:
@@ -367,7 +314,7 @@ def _problems_from(exc: ValidationError, root: Any, where: str, prefix: Sequence
     out = []
     for err in exc.errors():
         loc = (*prefix, *err["loc"])
-        out.append(PackProblem(where, _line_of(root, loc) or fallback, _loc_str(loc), _message(err, loc)))
+        out.append(PackProblem(where, line_of(root, loc) or fallback, loc_str(loc), _message(err, loc)))
     return out
 
 
@@ -429,7 +376,7 @@ def _profile_problems(layers: Sequence[Mapping[str, Any] | None], own: Mapping[s
             if own is None or not _has(own, parts[:1]):
                 continue
             loc = (*prefix, *parts)
-            out.append(PackProblem(where, _line_of(root, loc) or fallback, _loc_str(loc), msg))
+            out.append(PackProblem(where, line_of(root, loc) or fallback, loc_str(loc), msg))
         return out
     return []
 
@@ -459,7 +406,7 @@ def load_book(path: str | Path) -> ScenarioBook:
     scenarios: list[Scenario] = []
     names: dict[str, int] = {}
     for i, item in enumerate(data.get("scenarios") or []):
-        line = _line_of(root, ("scenarios", i)) or 0
+        line = line_of(root, ("scenarios", i)) or 0
         prefix = ("scenarios", i)
         sc: Scenario | None = None
         try:
@@ -487,9 +434,9 @@ def load_book(path: str | Path) -> ScenarioBook:
                                           where, line)
         if sc is None or ctx is None:
             continue
-        name_line = _line_of(root, (*prefix, "name")) or line
+        name_line = line_of(root, (*prefix, "name")) or line
         if sc.name in names:
-            problems.append(PackProblem(where, name_line, _loc_str((*prefix, "name")),
+            problems.append(PackProblem(where, name_line, loc_str((*prefix, "name")),
                                         f"scenario {sc.name!r} is already named at line {names[sc.name]}"))
         names.setdefault(sc.name, line)
         sc._file, sc._line, sc._context = where, line, ctx
