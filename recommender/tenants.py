@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from pydantic import ValidationError
 
@@ -41,6 +41,23 @@ class Tenant:
     vocabulary: Vocabulary = field(default_factory=Vocabulary)
 
 
+_Item = TypeVar("_Item", Gesture, IssueCode)
+
+
+def _registered(model: type[_Item], item: Any, plugin: str, noun: str, key: str) -> _Item:
+    """What a plugin's ``register()`` was given, validated as ``model`` and stamped with the
+    plugin; a malformed item raises with the first field at fault (the host reports it)."""
+    data = item.model_dump() if isinstance(item, model) else item
+    if not isinstance(data, dict):
+        raise TypeError(f"register() takes a {noun} as a dict or a {model.__name__}, got {type(item).__name__}")
+    try:
+        return model.model_validate({**data, "source": f"plugin:{plugin}"})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ValueError(f"invalid {noun} {data.get(key, '?')!r}: {where}: {first['msg']}") from None
+
+
 def _collect(host: PluginHost, name: str, fn: Callable[..., Any], args: list[str], business: Business,
              warnings: list[PluginWarning], hook: str) -> list[Pack]:
     """Run one plugin's registration hook; return its packs (raises only for built-ins)."""
@@ -50,15 +67,7 @@ def _collect(host: PluginHost, name: str, fn: Callable[..., Any], args: list[str
 
     def register(item: Any) -> None:
         if hook == "recommender_register_gestures":
-            data = item.model_dump() if isinstance(item, Gesture) else item
-            if not isinstance(data, dict):
-                raise TypeError(f"register() takes a gesture dict or Gesture, got {type(item).__name__}")
-            try:
-                gestures.append(Gesture.model_validate({**data, "source": f"plugin:{name}"}))
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                where = ".".join(str(p) for p in first["loc"])
-                raise ValueError(f"invalid gesture {data.get('id', '?')!r}: {where}: {first['msg']}") from None
+            gestures.append(_registered(Gesture, item, name, "gesture", "id"))
         elif isinstance(item, Pack):
             packs.append(item)
         elif isinstance(item, (str, Path)):
@@ -110,16 +119,8 @@ def _vocabulary(host: PluginHost, selected: list[str], business: Business,
     for name, fn, args in host.impls(hook, selected):
         codes: list[IssueCode] = []
 
-        def register(item: Any) -> None:
-            data = item.model_dump() if isinstance(item, IssueCode) else item
-            if not isinstance(data, dict):
-                raise TypeError(f"register() takes an issue code dict, got {type(item).__name__}")
-            try:
-                codes.append(IssueCode.model_validate({**data, "source": f"plugin:{name}"}))
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                where = ".".join(str(p) for p in first["loc"])
-                raise ValueError(f"invalid issue code {data.get('code', '?')!r}: {where}: {first['msg']}") from None
+        def register(item: Any, plugin: str = name, codes: list[IssueCode] = codes) -> None:
+            codes.append(_registered(IssueCode, item, plugin, "issue code", "code"))
 
         ok, _ = host.call(name, hook, fn, args, {"register": register, "business": business}, warnings)
         if not ok:
