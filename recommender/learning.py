@@ -1,0 +1,271 @@
+"""Learning from outcomes: which of the gestures the rules allow is offered first.
+
+Rules decide *what may be offered*; outcomes decide *what is offered first* (docs/learning.md).
+This module is the model, with no SQL: the memory store keeps the evidence
+(:mod:`recommender.memory.learning`) and hands it back as :class:`Stats`.
+
+* Each gesture's **acceptance** in a **segment** (the business, always, plus the configured
+  dimensions: issue family, tier, value band, staff level by default) is a Beta posterior:
+  ``Beta(a0 + accepted, b0 + declined)``, the prior ``(a0, b0)`` centred on the rule's
+  priority (:func:`prior_mean`) with ``prior_strength`` pseudo-outcomes. Outcomes are
+  weighted by recency: each one counts ``0.5 ** (age / half_life_days)``, applied as the
+  evidence is updated (so reading it needs no clock and replays exactly).
+* The documented score (docs/ranking.md) is multiplied by ``p / p0``, the posterior mean over
+  the prior mean: the expected value of offering the gesture (its value times the chance it is
+  taken) relative to what the rule's priority assumed. Until ``min_evidence`` outcomes are in
+  the segment, ``p / p0`` is 1: the rule's own order stands.
+* Which extra is given, when the extras draw falls on an interaction, is chosen by Thompson
+  sampling: one draw from each eligible extra's posterior, from a generator seeded with the
+  extras draw's keyed hash (:func:`choice_seed`), so the same customer on the same day with
+  the same evidence gets the same extra; :func:`choice_probabilities` is the chance each had,
+  logged with the decision for off-policy evaluation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import random
+from dataclasses import dataclass, field
+from datetime import date
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Protocol, Sequence
+
+if TYPE_CHECKING:
+    from .context import Context
+    from .profile import Profile
+
+__all__ = ["LearningConfig", "Stats", "Posterior", "SEGMENT_DIMENSIONS", "DEFAULT_SEGMENTS", "prior_mean",
+           "segment_key", "posterior", "learned_score", "decay", "choice_seed", "thompson_order",
+           "choice_probabilities", "evidence_text", "LearningMemory", "CHOICE_DRAWS"]
+
+#: Segment dimensions a business may learn by (the business itself is always one).
+SEGMENT_DIMENSIONS = ("family", "tier", "value_band", "staff_level", "severity", "channel", "store", "vertical")
+DEFAULT_SEGMENTS = ("family", "tier", "value_band", "staff_level")
+#: Monte-Carlo draws behind a logged choice probability (deterministic: a fixed generator).
+CHOICE_DRAWS = 2000
+
+
+@dataclass(frozen=True)
+class LearningConfig:
+    """How outcomes are learned from.
+
+    ``segments``: the dimensions outcomes are pooled by (besides the business);
+    ``half_life_days``: an outcome this old counts half as much as one today;
+    ``min_evidence``: outcomes a gesture needs in a segment before its learned acceptance
+    changes the order; ``prior_strength``: how many outcomes the rule's priority is worth.
+    """
+
+    segments: tuple[str, ...] = DEFAULT_SEGMENTS
+    half_life_days: float = 90.0
+    min_evidence: int = 30
+    prior_strength: float = 4.0
+
+    def __post_init__(self) -> None:
+        unknown = [s for s in self.segments if s not in SEGMENT_DIMENSIONS]
+        if unknown:
+            raise ValueError(f"learning.segments: unknown dimension(s) {', '.join(unknown)} "
+                             f"(one of {', '.join(SEGMENT_DIMENSIONS)})")
+        if not self.half_life_days > 0 or not self.prior_strength > 0 or self.min_evidence < 0:
+            raise ValueError("learning: half_life_days and prior_strength must be > 0, min_evidence >= 0")
+
+
+@dataclass(frozen=True)
+class Stats:
+    """The evidence kept for one gesture in one segment: recency-weighted counts and the raw
+    number of outcomes (acceptances and declines) behind them."""
+
+    accepted: float = 0.0
+    declined: float = 0.0
+    delivered: float = 0.0
+    n: int = 0
+
+
+def prior_mean(priority: int) -> float:
+    """What a rule's priority says about acceptance before any outcome: 0.2 at priority 0 to
+    0.8 at 100."""
+    return 0.2 + 0.6 * max(0, min(priority, 100)) / 100
+
+
+@dataclass(frozen=True)
+class Posterior:
+    """A gesture's acceptance in a segment: ``Beta(alpha, beta)`` after ``n`` outcomes."""
+
+    segment: str
+    alpha: float
+    beta: float
+    n: int
+    prior: float  # the prior mean (from the rule's priority)
+    learned: bool  # enough evidence to change the order
+    delivered: float | None = None  # recency-weighted share of acceptances delivered
+
+    @property
+    def mean(self) -> float:
+        return self.alpha / (self.alpha + self.beta)
+
+    @property
+    def factor(self) -> float:
+        """What the score is multiplied by: posterior over prior mean, 1 until learned."""
+        return self.mean / self.prior if self.learned else 1.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"acceptance": round(self.mean, 4), "outcomes": self.n, "alpha": round(self.alpha, 4),
+                "beta": round(self.beta, 4), "prior": round(self.prior, 4), "segment": self.segment,
+                "learned": self.learned,
+                "delivery": None if self.delivered is None else round(self.delivered, 4)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Posterior":
+        return cls(segment=str(data.get("segment", "")), alpha=float(data["alpha"]), beta=float(data["beta"]),
+                   n=int(data.get("outcomes", 0)), prior=float(data.get("prior", 0.5)),
+                   learned=bool(data.get("learned", False)), delivered=data.get("delivery"))
+
+
+def _value_band(ctx: "Context") -> str:
+    hv = ctx.customer.high_value
+    return "unknown" if hv is None else ("high" if hv else "standard")
+
+
+def _severity_band(ctx: "Context") -> str:
+    s = ctx.interaction.severity
+    return "unknown" if s is None else ("none" if s == 0 else "minor" if s <= 2 else "major")
+
+
+def segment_key(ctx: "Context", tier: str, dims: Sequence[str] = DEFAULT_SEGMENTS) -> str:
+    """The segment of a gesture of ``tier`` offered in ``ctx``, e.g.
+    ``family=billing_error|tier=recover|value=high|staff=genuine`` (the business is the
+    store's tenant column)."""
+    i, parts = ctx.interaction, []
+    for dim in dims:
+        if dim == "family":
+            parts.append(f"family={i.family or 'unknown'}")
+        elif dim == "tier":
+            parts.append(f"tier={tier}")
+        elif dim == "value_band":
+            parts.append(f"value={_value_band(ctx)}")
+        elif dim == "staff_level":
+            parts.append(f"staff={ctx.staff.level}")
+        elif dim == "severity":
+            parts.append(f"severity={_severity_band(ctx)}")
+        elif dim == "channel":
+            parts.append(f"channel={i.channel or 'unknown'}")
+        elif dim == "store":
+            parts.append(f"store={ctx.business.store_id or 'unknown'}")
+        elif dim == "vertical":
+            parts.append(f"vertical={ctx.business.vertical or 'unknown'}")
+    return "|".join(parts) or "all"
+
+
+def posterior(stats: Stats | None, priority: int, segment: str, config: LearningConfig) -> Posterior:
+    """The posterior of a gesture whose best matching rule has ``priority``."""
+    p0 = prior_mean(priority)
+    s = config.prior_strength
+    st = stats or Stats()
+    accepted = st.accepted
+    delivered = None if accepted <= 0 else min(1.0, st.delivered / accepted)
+    return Posterior(segment=segment, alpha=p0 * s + st.accepted, beta=(1 - p0) * s + st.declined, n=st.n,
+                     prior=p0, learned=st.n >= config.min_evidence, delivered=delivered)
+
+
+def learned_score(score: float, post: Posterior | None) -> float:
+    """The documented score times ``p / p0`` once learned (unchanged before)."""
+    if post is None or not post.learned:
+        return score
+    return round(score * post.factor, 2)
+
+
+def decay(age_days: float, half_life_days: float) -> float:
+    """The weight of an outcome ``age_days`` old."""
+    return 0.5 ** (max(age_days, 0.0) / half_life_days)
+
+
+def choice_seed(ctx: "Context", profile: "Profile", customer_key: str, day: date) -> bytes:
+    """The seed of the extras choice: the extras draw's keyed hash (HMAC-SHA256 with the
+    profile's ``extras_key`` of the business, the customer and the day), on its own label."""
+    message = f"{ctx.business.id}|{customer_key}|{day.isoformat()}|extra-choice".encode()
+    return hmac.new(profile.extras_key.encode(), message, hashlib.sha256).digest()
+
+
+def _params(posts: Mapping[str, Posterior]) -> list[tuple[str, float, float]]:
+    return [(g, p.alpha, p.beta) for g, p in sorted(posts.items())]
+
+
+def thompson_order(posts: Mapping[str, Posterior], seed: bytes,
+                   weights: Mapping[str, float] | None = None) -> list[tuple[str, float]]:
+    """One Thompson draw per gesture from its posterior (times its weight, when given),
+    highest first: ``[(gesture, value)]``."""
+    rng = random.Random(int.from_bytes(seed[:16], "big"))
+    w = weights or {}
+    drawn = [(g, w.get(g, 1.0) * rng.betavariate(a, b)) for g, a, b in _params(posts)]
+    return sorted(drawn, key=lambda x: (-x[1], x[0]))
+
+
+def choice_probabilities(posts: Mapping[str, Posterior], k: int = 1, draws: int = CHOICE_DRAWS,
+                         weights: Mapping[str, float] | None = None) -> dict[str, float]:
+    """The chance each gesture is among the ``k`` highest Thompson values (Monte Carlo from
+    a generator seeded by the posteriors themselves, so the same evidence gives the same
+    numbers)."""
+    params = _params(posts)
+    if not params:
+        return {}
+    if len(params) <= k:
+        return {g: 1.0 for g, _, _ in params}
+    w = weights or {}
+    seed = hashlib.sha256(repr([(g, round(a, 9), round(b, 9), round(w.get(g, 1.0), 9))
+                                for g, a, b in params]).encode()).digest()
+    rng = random.Random(int.from_bytes(seed[:16], "big"))
+    hits = {g: 0 for g, _, _ in params}
+    for _ in range(draws):
+        drawn = sorted(((w.get(g, 1.0) * rng.betavariate(a, b), g) for g, a, b in params), reverse=True)
+        for _, g in drawn[:k]:
+            hits[g] += 1
+    # never log a zero for a gesture that can be chosen: it would make its weight infinite
+    floor = 0.5 / draws
+    return {g: round(max(h / draws, floor), 4) for g, h in hits.items()}
+
+
+def evidence_text(post: Posterior) -> str:
+    """One sentence for the person serving."""
+    if post.n == 0:
+        return "no outcomes yet for similar customers: ranked by its rule's priority"
+    share = f"{post.mean:.0%}"
+    noun = "outcome" if post.n == 1 else "outcomes"
+    text = f"accepted by {share} of similar customers ({post.n} {noun})"
+    if not post.learned:
+        text += ": too few to change the order yet"
+    return text
+
+
+class LearningMemory(Protocol):
+    """What a store offers the pipeline for learning (optional on a :class:`Memory`)."""
+
+    def propensities(self, ctx: "Context", offers: Iterable[tuple[str, str, int]]) -> dict[str, Posterior]:
+        """Posteriors by gesture for ``(gesture_id, tier, priority)`` offers in ``ctx``."""
+
+
+@dataclass
+class Trace:
+    """What the pipeline logs with a decision for off-policy evaluation."""
+
+    extras_chance: float | None = None
+    extra_drawn: bool | None = None
+    choices: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self, posts: Mapping[str, Posterior]) -> dict[str, Any]:
+        return {"extras_chance": None if self.extras_chance is None else round(self.extras_chance, 6),
+                "extra_drawn": self.extra_drawn, "choices": dict(self.choices),
+                "evidence": {g: p.as_dict() for g, p in sorted(posts.items())}}
+
+    def propensity(self, given_extras: Sequence[str]) -> float:
+        """The logging policy's probability of the stochastic part of what was given: the
+        extras draw (won or not) times the Thompson choice of the extra given."""
+        if self.extras_chance is None:
+            return 1.0
+        if not self.extra_drawn:
+            return 1.0 - self.extras_chance
+        if not given_extras:
+            return self.extras_chance
+        p = self.extras_chance
+        for g in given_extras:
+            p *= self.choices.get(g, 1.0)
+        return p if math.isfinite(p) else 1.0
