@@ -12,7 +12,6 @@ plugin's ``recommender_business_profile`` (a trade's defaults), ``Recommender(pr
 from __future__ import annotations
 
 import difflib
-import math
 from typing import TYPE_CHECKING, Any, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -23,7 +22,7 @@ from .errors import ContextError
 if TYPE_CHECKING:
     from .context import Context
 
-__all__ = ["Profile", "ProfileError", "merge_profiles", "derive_customer", "money_limit"]
+__all__ = ["Profile", "ProfileError", "merge_profiles", "derive_customer"]
 
 Money = Annotated[float, Field(ge=0, le=1e12, allow_inf_nan=False)]
 
@@ -128,41 +127,27 @@ def merge_profiles(*layers: Mapping[str, Any] | None, where: str = "profile") ->
     return _validate(merged, where)
 
 
-def money_limit(profile: Profile, level: str) -> float:
-    return profile.limit_for(level)
+def _judge(*signals: bool | None) -> bool | None:
+    """True when a known signal says so, False when the known ones all say no, None (unknown:
+    rules on it do not match) when none is known."""
+    known = [s for s in signals if s is not None]
+    return any(known) if known else None
+
+
+def _at_least(value: float | None, bar: float) -> bool | None:
+    return None if value is None else value >= bar
 
 
 def derive_customer(ctx: "Context", profile: Profile) -> dict[str, Any]:
-    """``loyal``, ``high_value`` and ``returning`` on this business's scale; unknown stays None.
-
-    Each is True when any of its signals says so, False when all its signals are known and
-    say no, and None (unknown: rules on it do not match) otherwise.
-    """
+    """``loyal``, ``high_value`` and ``returning`` on this business's scale, unless given."""
     c = ctx.customer
-    out: dict[str, Any] = {}
-
-    def judge(name: str, signals: list[bool | None]) -> None:
-        if getattr(c, name) is not None:
-            return
-        if any(s is True for s in signals):
-            out[name] = True
-        elif signals and all(s is False for s in signals):
-            out[name] = False
-
-    def at_least(value: float | None, bar: float) -> bool | None:
-        return None if value is None else value >= bar
-
-    judge("loyal", [s for s in (at_least(c.tenure_years, profile.loyal_tenure_years),
-                                at_least(c.visits, profile.loyal_visits),
-                                at_least(c.tenure_percentile, profile.loyal_percentile)) if s is not None]
-          or [None])
-    judge("high_value", [s for s in (at_least(c.lifetime_value, profile.high_value),
-                                     at_least(c.value_percentile, profile.high_value_percentile),
-                                     True if c.is_vip else None) if s is not None] or [None])
-    if c.returning is None and c.visits is not None:
-        out["returning"] = c.visits >= 2
-    return out
-
-
-def is_finite(x: float) -> bool:
-    return math.isfinite(x)
+    derived = {
+        "loyal": _judge(_at_least(c.tenure_years, profile.loyal_tenure_years),
+                        _at_least(c.visits, profile.loyal_visits),
+                        _at_least(c.tenure_percentile, profile.loyal_percentile)),
+        "high_value": _judge(_at_least(c.lifetime_value, profile.high_value),
+                             _at_least(c.value_percentile, profile.high_value_percentile),
+                             True if c.is_vip else None),
+        "returning": _at_least(c.visits, 2),
+    }
+    return {k: v for k, v in derived.items() if v is not None and getattr(c, k) is None}
