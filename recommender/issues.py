@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from typing_extensions import Annotated
@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from .context import Context
     from .profile import Profile
 
-__all__ = ["Family", "FAMILIES", "IssueCode", "Vocabulary", "Assessment", "assess", "CORE_CODES", "SEVERITY_BANDS"]
+__all__ = ["Family", "FAMILIES", "IssueCode", "Vocabulary", "Assessment", "assess", "CORE_CODES", "SEVERITY_BANDS",
+           "SIGNALS"]
 
 Kind = Literal["outcome", "process", "none"]
 Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$")]
@@ -173,6 +174,8 @@ class Assessment:
     family: str | None
     severity: int
     reasons: list[str] = field(default_factory=list)
+    #: which of :data:`SIGNALS` the context shows
+    signals: list[str] = field(default_factory=list)
 
     @property
     def band(self) -> str:
@@ -192,6 +195,10 @@ def _repeats(ctx: "Context") -> int | None:
     return None
 
 
+#: The signals besides the family that can make a case negative (``Assessment.signals``).
+SIGNALS = ("repeat", "escalated", "upset", "late", "long_wait", "money_at_stake")
+
+
 def assess(ctx: "Context", vocabulary: Vocabulary, profile: "Profile") -> Assessment:
     """The family and severity of ``ctx`` (a caller's own ``family``/``severity`` win)."""
     i = ctx.interaction
@@ -199,46 +206,36 @@ def assess(ctx: "Context", vocabulary: Vocabulary, profile: "Profile") -> Assess
     fam = FAMILIES.get(family) if family else None
     level = fam.base if fam else 0
     reasons = [f"{family}: base {fam.base}"] if fam and fam.base else []
+    signals: list[str] = []  # what besides the family says the experience is negative
 
-    def step(by: int, why: str) -> None:
+    def step(signal: str, by: int, why: str) -> None:
         nonlocal level
-        level += by
-        reasons.append(f"{why}: +{by}")
+        signals.append(signal)
+        if by:
+            level += by
+            reasons.append(f"{why}: +{by}")
 
     def n(count: float, one: str, many: str) -> str:
         return f"{count:g} {one if count == 1 else many}"
 
-    signal = 0  # does anything besides the family say the experience is negative?
     repeats = _repeats(ctx)
     if repeats:
-        step(2 if repeats >= 3 else 1, f"contact {repeats + 1} about this issue")
-        signal += 1
+        step("repeat", 2 if repeats >= 3 else 1, f"contact {repeats + 1} about this issue")
     if i.escalated:
-        step(2, "escalated or disputed")
-        signal += 1
+        step("escalated", 2, "escalated or disputed")
     if i.sentiment is not None and i.sentiment <= -0.5:
-        step(1, f"upset customer (sentiment {i.sentiment:g})")
-        signal += 1
+        step("upset", 1, f"upset customer (sentiment {i.sentiment:g})")
     if i.delay_days is not None and i.delay_days > 0:
+        # a delay family's base already counts the first days; anything else late at all is a step
         by = 2 if i.delay_days >= 14 else 1 if i.delay_days >= 3 or not fam or not fam.negative else 0
-        if by:
-            step(by, f"{n(i.delay_days, 'day', 'days')} late")
-        signal += 1
+        step("late", by, f"{n(i.delay_days, 'day', 'days')} late")
     if i.wait_minutes is not None and i.wait_minutes >= profile.long_wait_minutes:
-        step(1, f"waited {n(i.wait_minutes, 'minute', 'minutes')}")
-        signal += 1
-    if i.amount is not None and (fam is None or fam.negative or signal):
-        if i.amount >= profile.major_amount:
-            step(2 if i.amount >= 10 * profile.major_amount else 1, f"{i.amount:g} {profile.currency} at stake")
-    if fam is not None and not fam.negative and not signal:
+        step("long_wait", 1, f"waited {n(i.wait_minutes, 'minute', 'minutes')}")
+    if i.amount is not None and i.amount >= profile.major_amount and (fam is None or fam.negative or signals):
+        step("money_at_stake", 2 if i.amount >= 10 * profile.major_amount else 1,
+             f"{i.amount:g} {profile.currency} at stake")
+    if fam is not None and not fam.negative and not signals:
         level = 0
     if i.severity is not None:
-        return Assessment(family, i.severity, [f"given: {i.severity}"])
-    return Assessment(family, min(level, 4), reasons)
-
-
-def vocabulary_from(extra: Iterable[IssueCode | Mapping[str, Any]]) -> Vocabulary:
-    vocab = Vocabulary()
-    for item in extra:
-        vocab.add(item if isinstance(item, IssueCode) else IssueCode.model_validate(dict(item)))
-    return vocab
+        return Assessment(family, i.severity, [f"given: {i.severity}"], signals)
+    return Assessment(family, min(level, 4), reasons, signals)

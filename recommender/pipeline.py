@@ -33,6 +33,7 @@ from .memory_protocol import Memory, Offer
 from .plugins import PluginHost, Step
 from .extras import day_of, draw
 from .issues import Assessment, assess
+from .learning import Trace, choice_probabilities, choice_seed, evidence_text, learned_score, thompson_order
 from .profile import Profile, derive_customer
 from .ranking import Candidate, Decision, Limits, arbitrate, rank_key, scorer
 from .results import Explanation, PluginWarning, Recommendation, RecommendationResult
@@ -67,6 +68,10 @@ class _Draft:
     assessment: Assessment = field(default_factory=lambda: Assessment(None, 0))
     notes: list[str] = field(default_factory=list)
     day: date | None = None
+    #: the memory store (None: none), and what the decision took from it (the stored profile's
+    #: revision, the extras draw's steer): passed to ``record_decision`` to be logged
+    memory: Any = None
+    memo: dict[str, Any] = field(default_factory=dict)
     cands: dict[str, Candidate] = field(default_factory=dict)
     holds: list[tuple[Candidate, Any]] = field(default_factory=list)
     #: absent field -> how many rules its absence kept from matching (script gaps count 0)
@@ -77,6 +82,11 @@ class _Draft:
     #: plugins only: whether the adjusters run on ``recs`` now, and len(vetoed) before they did
     adjust: bool = False
     round_start: int = 0
+    #: learning from outcomes (with a store): whether it is on, and what is logged for it
+    learn: bool = True
+    trace: Trace | None = None
+    rule_scores: dict[str, float] = field(default_factory=dict)
+    customer_key: str = ""
 
 
 def decide(rec: "Recommender", contexts: Sequence[Context], *, budget: float | None, max_extras: int | None,
@@ -84,7 +94,7 @@ def decide(rec: "Recommender", contexts: Sequence[Context], *, budget: float | N
     """The results for ``contexts``, in order. With ``explain``, :class:`Explanation` objects;
     ``full`` lists every near miss and missing input instead of the top few."""
     limit = rec.max_extras if max_extras is None else max_extras
-    drafts = [_start(rec, ctx) for ctx in contexts]
+    drafts = [_start(rec, ctx, store) for ctx in contexts]
     plain = []
     for i, d in enumerate(drafts):
         if d.tenant.enrichers or d.tenant.adjusters:
@@ -139,17 +149,27 @@ def _finish(drafts: list["_Draft"], store: Memory | None, explain: bool, full: b
     results = _RESULTS.validate_python(fields)  # one validation of every result tree
     if store is not None:
         for d, result in zip(drafts, results):
-            result.decision_id = store.record_decision(d.ctx, result)
+            record: Any = store.record_decision  # our store takes what the decision took from it
+            result.decision_id = record(d.ctx, result, **d.memo) if d.memo else record(d.ctx, result)
     return results
 
 
 # -- stages ------------------------------------------------------------------------
 
 
-def _start(rec: "Recommender", ctx: Context) -> _Draft:
+def _start(rec: "Recommender", ctx: Context, store: Memory | None = None) -> _Draft:
     tenant = rec._tenant(ctx.business)
-    profile, warnings = rec.profile_for(ctx.business)
-    return _Draft(ctx, tenant, [*tenant.warnings, *warnings], profile=profile)
+    if store is None:
+        profile, warnings = rec.profile_for(ctx.business)
+        return _Draft(ctx, tenant, [*tenant.warnings, *warnings], profile=profile, learn=rec.learning)
+    # With a store: the tenant's own stored profile is the last layer (kept per tenant by the store).
+    layer = getattr(store, "profile_layer", None)
+    stored = layer(ctx.business.id) if layer is not None else None
+    profile, warnings = rec.profile_for(ctx.business, stored)
+    d = _Draft(ctx, tenant, [*tenant.warnings, *warnings], profile=profile, learn=rec.learning, memory=store)
+    if stored is not None:
+        d.memo["profile_revision"] = stored.revision
+    return d
 
 
 def _read(d: _Draft, store: Memory | None) -> None:
@@ -215,6 +235,23 @@ def _candidates(d: _Draft, store: Memory | None) -> None:
             cand = cands.pop(hold.gesture_id, None)
             if cand is not None:
                 d.holds.append((cand, hold))
+        _learned(d, store)
+
+
+def _learned(d: _Draft, store: Memory) -> None:
+    """With a store: what is logged for learning, and (learning on) each candidate's learned
+    acceptance in its segment, which scales its score once the segment has enough evidence."""
+    d.trace = Trace()
+    propensities = getattr(store, "propensities", None) if d.learn else None
+    if propensities is None or not d.cands:
+        return
+    posts = propensities(d.ctx, [(g, c.gesture.tier, c.priority) for g, c in d.cands.items()])
+    for g, cand in d.cands.items():
+        post = posts.get(g)
+        if post is not None:
+            d.rule_scores[g] = cand.score
+            cand.evidence = post
+            cand.score = learned_score(cand.score, post)
 
 
 def _absence(d: _Draft) -> None:
@@ -232,19 +269,72 @@ def _limits(d: _Draft, budget: float | None, max_extras: int | None) -> Limits:
         listing["recover"] += 1
     drawn, d.day = True, day_of(ctx)
     if any(c.gesture.tier == "exceed" for c in d.cands.values()):
-        ident = ctx.customer.id or ctx.customer.name or context_hash(ctx)
-        drawn = draw(ctx, profile, d.assessment, ident, d.day).won
+        d.customer_key = ident = ctx.customer.id or ctx.customer.name or context_hash(ctx)
+        won = draw(ctx, profile, d.assessment, ident, d.day, _steer(d))
+        drawn = won.won
+        if d.trace is not None:
+            d.trace.extras_chance, d.trace.extra_drawn = won.chance, drawn
     return Limits(money=profile.limit_for(ctx.staff.level), currency=profile.currency, listing=listing,
                   budget=ctx.interaction.budget if budget is None else budget, extra_drawn=drawn,
                   extras_rate=profile.extras_rate, no_contact=d.assessment.family == "contact_preference")
 
 
+def _steer(d: _Draft) -> float:
+    """The store's steer of the extras draw from the tenant's realised rate (1.0 without a
+    store); the steer used is logged with the decision, so a replay uses it again."""
+    steer_of = getattr(d.memory, "extras_steer", None) if d.memory is not None else None
+    if steer_of is None:
+        return 1.0
+    steer = float(steer_of(d.ctx, d.profile.extras_rate))
+    d.memo["extras_steer"] = steer
+    return steer
+
+
 def _choose(d: _Draft, budget: float | None, max_extras: int | None) -> None:
     ctx, tenant = d.ctx, d.tenant
     out = {w["gesture_id"] for w in d.vetoed}
-    d.decision = arbitrate([c for g, c in d.cands.items() if g not in out], ctx, _limits(d, budget, max_extras))
+    cands = [c for g, c in d.cands.items() if g not in out]
+    limits = _limits(d, budget, max_extras)
+    if d.trace is not None and limits.extra_drawn and d.rule_scores:
+        _choose_extra(d, cands, limits)
+    d.decision = arbitrate(cands, ctx, limits)
     d.recs = [recommendation(c, ctx, tenant.book, d.row, d.missing) for c in d.decision.chosen]
+    if d.trace is not None:
+        _evidence(d)
     d.adjust, d.round_start = bool(tenant.adjusters and d.recs), len(d.vetoed)
+
+
+def _choose_extra(d: _Draft, cands: list[Candidate], limits: Limits) -> None:
+    """Thompson sampling among the extras the guardrails allow (with learning on and the
+    extras draw won): each eligible extra's rule score is scaled by a draw from its posterior
+    over the prior mean, drawn with the extras draw's keyed hash, so the order replays
+    exactly; the chance each had of being listed is logged (``trace.choices``)."""
+    extras = [c for c in cands if c.gesture.tier == "exceed" and c.evidence is not None]
+    if not extras:
+        return
+    assert d.trace is not None
+    trial = Limits(**{**limits.__dict__, "listing": {**limits.listing, "exceed": len(extras)}})
+    eligible = {c.gesture.id: c for c in arbitrate(cands, d.ctx, trial).chosen if c.gesture.tier == "exceed"}
+    if len(eligible) < 2:
+        d.trace.choices = {g: 1.0 for g in eligible}
+        return
+    posts = {g: c.evidence for g, c in eligible.items()}
+    weights = {g: d.rule_scores[g] / c.evidence.prior for g, c in eligible.items()}
+    d.trace.choices = choice_probabilities(posts, k=limits.listing["exceed"], weights=weights)
+    seed = choice_seed(d.ctx, d.profile, d.customer_key, d.day or day_of(d.ctx))
+    for g, value in thompson_order(posts, seed, weights=weights):
+        eligible[g].score = round(value, 2)
+
+
+def _evidence(d: _Draft) -> None:
+    """Each listed gesture's learned acceptance, in a sentence, and its choice probability."""
+    assert d.trace is not None
+    for rec in d.recs:
+        cand = d.cands.get(rec["gesture_id"])
+        post = cand.evidence if cand is not None else None
+        if post is not None:
+            rec["evidence"] = {**post.as_dict(), "text": evidence_text(post),
+                               "choice_probability": d.trace.choices.get(rec["gesture_id"])}
 
 
 #: Near misses and missing inputs shown by default (``full=True`` shows them all).
@@ -295,7 +385,8 @@ def _assemble(d: _Draft, full: bool = False) -> dict[str, Any]:
         recommendations=d.recs,
         needs_approval=[w for w in held if w["reason"] == "needs_approval"],
         withheld=[w for w in held if w["reason"] != "needs_approval"],
-        assessment={"family": a.family, "severity": a.severity, "band": a.band, "reasons": a.reasons},
+        assessment={"family": a.family, "severity": a.severity, "band": a.band, "reasons": a.reasons,
+                    "signals": a.signals},
         missing_inputs=missing if full else missing[:SHOWN],
         type_mismatches=sorted(d.mismatched),
         warnings=d.warnings,
@@ -304,6 +395,8 @@ def _assemble(d: _Draft, full: bool = False) -> dict[str, Any]:
                  "context_hash": chash, "ruleset_version": version, "day": d.day},
         ruleset_version=version,
         business=d.ctx.business.id,
+        learning=None if d.trace is None else d.trace.as_dict(
+            {g: c.evidence for g, c in d.cands.items() if c.evidence is not None}),
     )
 
 

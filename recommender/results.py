@@ -11,6 +11,8 @@ __all__ = [
     "ConditionResult",
     "RuleMatch",
     "Recommendation",
+    "Evidence",
+    "LearningTrace",
     "Withheld",
     "Receipt",
     "PluginWarning",
@@ -53,6 +55,32 @@ class RuleMatch(_Out):
     conditions: tuple[ConditionResult, ...]  # a tuple: no one handed a shared match can change it
 
 
+class Evidence(_Out):
+    """What outcomes say about a gesture in this segment (with a store; see docs/learning.md)."""
+
+    acceptance: float = Field(description="The posterior mean acceptance among similar customers")
+    outcomes: int = Field(description="Outcomes (acceptances and declines) behind it")
+    alpha: float
+    beta: float
+    prior: float = Field(description="The prior mean acceptance, from the rule's priority")
+    segment: str
+    learned: bool = Field(description="Enough outcomes to change the order")
+    delivery: float | None = Field(default=None, description="Share of acceptances delivered")
+    choice_probability: float | None = Field(
+        default=None, description="An extra chosen by Thompson sampling: the chance it had of being chosen")
+    text: str = Field(description='e.g. "accepted by 62% of similar customers (140 outcomes)"')
+
+
+class LearningTrace(_Out):
+    """With a store: what the decision's stochastic parts were (for off-policy evaluation) and
+    the evidence every candidate was ranked with (for exact replays)."""
+
+    extras_chance: float | None = None
+    extra_drawn: bool | None = None
+    choices: dict[str, float] = Field(default_factory=dict)
+    evidence: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
 class Recommendation(_Out):
     gesture_id: str
     title: str
@@ -67,6 +95,7 @@ class Recommendation(_Out):
     follow_up_days: int | None = None
     due_date: date | None = Field(default=None, description="When the follow-up is due (needs interaction.occurred_at)")
     source: str = Field(default="", description="The pack or plugin that declared the gesture")
+    evidence: Evidence | None = Field(default=None, description="With a store: learned acceptance")
 
 
 class Withheld(_Out):
@@ -103,6 +132,8 @@ class Assessment(_Out):
     severity: int = Field(ge=0, le=4, description="0 none, 1 minor, 2 moderate, 3 major, 4 critical")
     band: Literal["none", "minor", "moderate", "major", "critical"]
     reasons: list[str] = Field(default_factory=list)
+    signals: list[str] = Field(default_factory=list, description=(
+        "What besides the family made it negative: repeat, escalated, upset, late, long_wait, money_at_stake"))
 
 
 class PluginWarning(_Out):
@@ -144,6 +175,7 @@ class RecommendationResult(_Out):
     decision_id: str | None = None
     ruleset_version: str
     business: str = "default"
+    learning: LearningTrace | None = Field(default=None, description="With a store: the learning trace")
 
     def gesture_ids(self) -> list[str]:
         return [r.gesture_id for r in self.recommendations]

@@ -8,6 +8,7 @@ import pytest
 
 from recommender.backtest import backtest
 from recommender.backtest.io import iter_raw, open_source
+from recommender import Recommender
 from recommender.backtest.report import Partial, negative_reasons, tenure_band, to_cents
 from recommender.backtest.run import RuleSet, chunked, process_chunk
 from recommender.context import parse_context
@@ -80,19 +81,24 @@ def test_coverage(report):
     cov = report.run.coverage
     assert (cov.negative, cov.covered, cov.coverage) == (4, 2, 0.5)
     by = {r.reason: (r.negative, r.covered) for r in cov.by_reason}
-    assert by == {"repeat_issue": (1, 1), "long_wait": (1, 1), "delay": (1, 0), "negative_sentiment": (1, 0)}
-    assert "wait_minutes >= 20" in cov.definition
+    # the same reading of the case as the recommendation's: the delay family, then the signals
+    assert by == {"delay": (1, 0), "repeat": (1, 1), "upset": (1, 0), "late": (1, 0), "long_wait": (1, 1)}
+    assert [r.reason for r in cov.by_reason] == ["delay", "repeat", "upset", "late", "long_wait"]
+    assert "severity >= 1" in cov.definition
 
 
-def test_negative_definition_edges():
-    def reasons(**inter):
-        return negative_reasons(parse_context({"interaction": {"issue": "x", **inter}}))
+def test_negative_means_the_recommendation_read_the_case_as_negative():
+    rec = Recommender([], autoload=False)
 
-    assert reasons() == ()
-    assert reasons(wait_minutes=19.9) == () and reasons(wait_minutes=20) == ("long_wait",)
-    assert reasons(delay_days=0.5) == () and reasons(delay_days=1) == ("delay",)
-    assert reasons(sentiment=-0.29) == () and reasons(sentiment=-0.3) == ("negative_sentiment",)
-    assert reasons(repeat_issue=False) == () and reasons(repeat_issue=True) == ("repeat_issue",)
+    def reasons(issue="visit", **inter):
+        return negative_reasons(rec.recommend({"interaction": {"issue": issue, **inter}}).assessment)
+
+    assert reasons() == () and reasons("question") == ()
+    assert reasons(wait_minutes=14.9) == () and reasons(wait_minutes=15) == ("long_wait",)
+    assert reasons(delay_days=0.5) == ("late",) and reasons("late_delivery") == ("delay",)
+    assert reasons(sentiment=-0.49) == () and reasons(sentiment=-0.5) == ("upset",)
+    assert reasons(repeat_issue=False) == () and reasons(repeat_issue=True) == ("repeat",)
+    assert reasons("fraud", escalated=True) == ("fraud", "escalated")
     assert [tenure_band(v) for v in (None, 0, 0.99, 1, 2.99, 3, 9.99, 10, 40)] == [
         "unknown", "<1", "<1", "1-3", "1-3", "3-10", "3-10", "10+", "10+"]
 

@@ -20,12 +20,12 @@ from typing import Any, Iterable, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..context import Context
+from ..issues import FAMILIES, SIGNALS
 from ..packs import TIERS
 from ..results import RecommendationResult
 
 __all__ = [
     "NEGATIVE_DEFINITION",
-    "NEGATIVE_THRESHOLDS",
     "SEGMENT_DIMENSIONS",
     "negative_reasons",
     "tenure_band",
@@ -49,29 +49,25 @@ __all__ = [
 ]
 
 #: Thresholds of a negative experience (see the module docstring and docs/backtest.md).
-NEGATIVE_THRESHOLDS = {"wait_minutes": 20.0, "delay_days": 1.0, "sentiment": -0.3}
 NEGATIVE_DEFINITION = (
-    "interaction.repeat_issue is true, or interaction.wait_minutes >= 20, or interaction.delay_days >= 1, "
-    "or interaction.sentiment <= -0.3; covered = at least one recommended gesture of tier 'recover'"
+    "negative = the case's assessment has severity >= 1 (docs/advice.md: a negative issue family, or "
+    "a repeat contact, escalation, an upset customer, a delay, a long wait or money at stake); "
+    "covered = at least one recommended gesture of tier 'recover'; reasons: the family and the signals"
 )
-NEGATIVE_REASONS = ("repeat_issue", "long_wait", "delay", "negative_sentiment")
+#: Every reason a row can be negative for, in report order: the negative families, then the signals.
+NEGATIVE_REASONS = tuple(f.name for f in FAMILIES.values() if f.negative) + SIGNALS
 SEGMENT_DIMENSIONS = ("tenure", "channel", "issue")
 TENURE_BANDS = ("<1", "1-3", "3-10", "10+", "unknown")
 
 
-def negative_reasons(ctx: Context) -> tuple[str, ...]:
-    """Why this interaction is a negative experience (empty when it is not)."""
-    i = ctx.interaction
-    out: list[str] = []
-    if i.repeat_issue is True:
-        out.append("repeat_issue")
-    if i.wait_minutes is not None and i.wait_minutes >= NEGATIVE_THRESHOLDS["wait_minutes"]:
-        out.append("long_wait")
-    if i.delay_days is not None and i.delay_days >= NEGATIVE_THRESHOLDS["delay_days"]:
-        out.append("delay")
-    if i.sentiment is not None and i.sentiment <= NEGATIVE_THRESHOLDS["sentiment"]:
-        out.append("negative_sentiment")
-    return tuple(out)
+def negative_reasons(assessment: Any) -> tuple[str, ...]:
+    """Why an interaction is a negative experience, from the result's assessment (the same
+    reading of the case the recommendation was made on): its negative family, then its
+    signals. Empty when it is not negative."""
+    if assessment is None or not assessment.severity:
+        return ()
+    family = FAMILIES.get(assessment.family or "")
+    return ((assessment.family,) if family is not None and family.negative else ()) + tuple(assessment.signals)
 
 
 def tenure_band(years: float | None) -> str:
@@ -563,7 +559,7 @@ def run_report(t: Tally, label: str, rules: list[str]) -> RunReport:
                 for (dim, value), s in sorted(t.segments.items(), key=seg_key)]
     coverage = Coverage(negative=t.negative, covered=t.covered, coverage=_ratio(t.covered, t.negative),
                         by_reason=[ReasonCoverage(reason=r, negative=n, covered=c, coverage=_ratio(c, n))
-                                   for r in NEGATIVE_REASONS for n, c in [t.by_reason.get(r, [0, 0])]])
+                                   for r in NEGATIVE_REASONS if r in t.by_reason for n, c in [t.by_reason[r]]])
     return RunReport(
         label=label, rules=rules, ruleset_versions=dict(sorted(t.versions.items())), rows=t.rows,
         rows_with_gesture=t.rows_with_gesture, fires=t.fires, cost_total=_money(t.cents), cost_cents=t.cents,

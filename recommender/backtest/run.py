@@ -168,7 +168,7 @@ def process_chunk(rows: list[tuple[int, Any]], source: Source, rulesets: tuple[R
         if ctx.interaction.occurred_at is not None:
             part.see_time(_utc(ctx.interaction.occurred_at))
         segs = segments_of(ctx)
-        reasons = negative_reasons(ctx)
+        reasons = negative_reasons(results[0].assessment)
         fired = [t.add(res, segs, reasons)[0] for t, res in zip(part.tallies, results, strict=True)]
         if part.diff is not None:
             part.diff.add(fired[0], fired[1])
@@ -221,8 +221,12 @@ def _run_dask(source: Source, sets: tuple[RuleSet, ...], workers: int | None, sc
               chunk_size: int, progress: Progress | None, connect_timeout: float) -> tuple[Partial, EngineInfo]:
     try:
         from distributed import Client, LocalCluster, as_completed
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise BacktestError("--workers and --dask need Dask: pip install 'distributed>=2024.1'") from None
+    except ModuleNotFoundError as exc:  # depends on the install
+        if (exc.name or "").split(".")[0] not in ("distributed", "dask"):
+            raise
+        from ..optional import MissingExtra
+
+        raise MissingExtra("a backtest on Dask (--workers, --dask)", "distributed") from None
 
     cluster = None
     try:
