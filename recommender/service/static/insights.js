@@ -1,68 +1,142 @@
-// Insights: recent outcomes, acceptance rate and cost per gesture, as inline SVG charts.
+// Insights people read: titles, acceptance and cost per gesture over time, coverage of negative
+// experiences, the extras rate against the business's target; charts drawn as inline SVG here
+// (no third-party code).
 "use strict";
-const $ = (id) => document.getElementById(id);
-const key = () => $("apikey").value.trim();
-$("apikey").value = sessionStorage.getItem("recommender-key") || "";
+(function () {
+  const R = window.Rec;
+  const { el, $, svg } = R;
+  const INK = "#1d2330", GRID = "#c9ced6", BLUE = "#1d4ed8", GREEN = "#1f7a6e", AMBER = "#b45f06";
 
-function el(tag, cls, text) {
-  const node = document.createElement(tag);
-  if (cls) node.className = cls;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-function barChart(title, rows, value, format) {
-  const svgNS = "http://www.w3.org/2000/svg";
-  const width = 640, bar = 22, left = 230, max = Math.max(1e-9, ...rows.map(value));
-  const svg = document.createElementNS(svgNS, "svg");
-  svg.setAttribute("width", width);
-  svg.setAttribute("height", rows.length * (bar + 6) + 30);
-  svg.setAttribute("role", "img");
-  svg.setAttribute("aria-label", title);
-  const head = document.createElementNS(svgNS, "text");
-  head.setAttribute("x", 0); head.setAttribute("y", 16); head.setAttribute("font-weight", "600");
-  head.textContent = title;
-  svg.append(head);
-  rows.forEach((row, i) => {
-    const y = 26 + i * (bar + 6);
-    const label = document.createElementNS(svgNS, "text");
-    label.setAttribute("x", 0); label.setAttribute("y", y + 15); label.setAttribute("font-size", "12");
-    label.textContent = row.key;
-    const rect = document.createElementNS(svgNS, "rect");
-    rect.setAttribute("x", left); rect.setAttribute("y", y);
-    rect.setAttribute("width", Math.max(1, (width - left - 90) * value(row) / max)); rect.setAttribute("height", bar);
-    rect.setAttribute("fill", "#457b9d");
-    const num = document.createElementNS(svgNS, "text");
-    num.setAttribute("x", left + 4 + (width - left - 90) * value(row) / max); num.setAttribute("y", y + 15);
-    num.setAttribute("font-size", "12");
-    num.textContent = format(value(row));
-    svg.append(label, rect, num);
-  });
-  return svg;
-}
-
-async function load() {
-  $("error").textContent = "";
-  const res = await fetch("/v1/insights", { headers: { "X-API-Key": key() } });
-  const data = await res.json().catch(() => ({}));
-  if (!res.ok) { $("error").textContent = `${res.status} ${data.detail || res.statusText}`; return; }
-  const rate = data.acceptance_rate;
-  $("acceptance").textContent = rate === null ? "—" : `${Math.round(rate * 100)}%`;
-  $("answered").textContent = `${data.accepted} accepted of ${data.accepted + data.declined} answered`;
-  const charts = $("charts");
-  charts.replaceChildren();
-  const rows = data.gestures;
-  charts.append(barChart("Outcomes recorded per gesture", rows, (r) => r.offered + r.accepted + r.declined + r.delivered, (v) => String(v)));
-  charts.append(barChart("Cost of delivered gestures", rows, (r) => r.total_cost, (v) => v.toFixed(2)));
-  const table = $("recent");
-  table.replaceChildren();
-  for (const o of data.recent) {
-    const tr = el("tr");
-    tr.append(el("td", "", o.recorded_at.replace("T", " ").slice(0, 19)), el("td", "", o.gesture_id),
-              el("td", "", o.outcome), el("td", "", o.customer_id || ""));
-    table.append(tr);
+  function frame(title, summary, width, height) {
+    const node = svg("svg", { viewBox: `0 0 ${width} ${height}`, width: "100%", role: "img", "aria-label": `${title}: ${summary}`,
+                              class: "chart", preserveAspectRatio: "xMinYMin meet" });
+    return node;
   }
-}
-$("refresh").addEventListener("click", load);
-$("apikey").addEventListener("change", () => { sessionStorage.setItem("recommender-key", key()); load(); });
-load();
+
+  // A time series: one point per day of the period (missing days are gaps, not zeros).
+  function lineChart(title, days, value, format, max, colour) {
+    const W = 560, H = 220, L = 52, B = 34, T = 14, Rt = 12;
+    const pts = days.map((d) => ({ day: d.day, v: value(d) })).filter((p) => p.v !== null && p.v !== undefined);
+    const top = max ?? Math.max(1e-9, ...pts.map((p) => p.v));
+    const summary = pts.length ? pts.map((p) => `${p.day} ${format(p.v)}`).join(", ") : "no data in this period";
+    const node = frame(title, summary, W, H);
+    const x = (i) => L + (pts.length <= 1 ? (W - L - Rt) / 2 : (i * (W - L - Rt)) / (pts.length - 1));
+    const y = (v) => T + (H - T - B) * (1 - v / top);
+    for (const f of [0, 0.5, 1]) {
+      node.append(svg("line", { x1: L, x2: W - Rt, y1: y(top * f), y2: y(top * f), stroke: GRID, "stroke-width": 1 }),
+                  svg("text", { x: L - 6, y: y(top * f) + 4, "text-anchor": "end", "font-size": 12, fill: INK, text: format(top * f) }));
+    }
+    if (!pts.length) node.append(svg("text", { x: W / 2, y: H / 2, "text-anchor": "middle", fill: INK, "font-size": 14, text: "No answers recorded in this period" }));
+    if (pts.length > 1) node.append(svg("polyline", { points: pts.map((p, i) => `${x(i)},${y(p.v)}`).join(" "), fill: "none", stroke: colour, "stroke-width": 2.5 }));
+    pts.forEach((p, i) => {
+      node.append(svg("circle", { cx: x(i), cy: y(p.v), r: 4, fill: colour }, svg("title", { text: `${p.day}: ${format(p.v)}` })));
+      if (pts.length <= 8 || i === 0 || i === pts.length - 1 || i % Math.ceil(pts.length / 6) === 0) {
+        node.append(svg("text", { x: x(i), y: H - 12, "text-anchor": "middle", "font-size": 12, fill: INK, text: p.day.slice(5) }));
+      }
+    });
+    return figure(title, node);
+  }
+
+  function barChart(title, days, value, format, colour) {
+    const W = 560, H = 220, L = 64, B = 34, T = 14, Rt = 12;
+    const pts = days.map((d) => ({ day: d.day, v: value(d) }));
+    const top = Math.max(1e-9, ...pts.map((p) => p.v));
+    const summary = pts.length ? pts.map((p) => `${p.day} ${format(p.v)}`).join(", ") : "no data in this period";
+    const node = frame(title, summary, W, H);
+    const y = (v) => T + (H - T - B) * (1 - v / top);
+    for (const f of [0, 0.5, 1]) {
+      node.append(svg("line", { x1: L, x2: W - Rt, y1: y(top * f), y2: y(top * f), stroke: GRID, "stroke-width": 1 }),
+                  svg("text", { x: L - 6, y: y(top * f) + 4, "text-anchor": "end", "font-size": 12, fill: INK, text: format(top * f) }));
+    }
+    if (!pts.length) node.append(svg("text", { x: W / 2, y: H / 2, "text-anchor": "middle", fill: INK, "font-size": 14, text: "Nothing delivered in this period" }));
+    const slot = (W - L - Rt) / Math.max(1, pts.length), bw = Math.max(4, Math.min(40, slot * 0.7));
+    pts.forEach((p, i) => {
+      const cx = L + slot * (i + 0.5);
+      node.append(svg("rect", { x: cx - bw / 2, y: y(p.v), width: bw, height: Math.max(0, H - B - y(p.v)), fill: colour },
+                      svg("title", { text: `${p.day}: ${format(p.v)}` })));
+      if (pts.length <= 8 || i % Math.ceil(pts.length / 6) === 0) {
+        node.append(svg("text", { x: cx, y: H - 12, "text-anchor": "middle", "font-size": 12, fill: INK, text: p.day.slice(5) }));
+      }
+    });
+    return figure(title, node);
+  }
+
+  // A share against a target: a bar for the share, a line at the target.
+  function gauge(title, rate, target, detail) {
+    const W = 560, H = 92, L = 8, Rt = 8, Y = 30, BH = 26;
+    const span = W - L - Rt;
+    const summary = `${R.percent(rate)}${target !== null && target !== undefined ? ` against a target of ${R.percent(target)}` : ""}; ${detail}`;
+    const node = frame(title, summary, W, H);
+    node.append(svg("rect", { x: L, y: Y, width: span, height: BH, fill: "#eef1f5", stroke: GRID }));
+    if (rate !== null && rate !== undefined) node.append(svg("rect", { x: L, y: Y, width: Math.max(2, span * Math.min(1, rate)), height: BH, fill: GREEN }));
+    node.append(svg("text", { x: L, y: 20, "font-size": 13, fill: INK, text: `${R.percent(rate)} ${detail}` }));
+    if (target !== null && target !== undefined) {
+      const tx = L + span * Math.min(1, target);
+      node.append(svg("line", { x1: tx, x2: tx, y1: Y - 6, y2: Y + BH + 6, stroke: INK, "stroke-width": 3 }),
+                  svg("text", { x: Math.min(tx, W - 110), y: Y + BH + 22, "font-size": 13, fill: INK, text: `target ${R.percent(target)}` }));
+    }
+    return figure(title, node);
+  }
+
+  function figure(title, node) {
+    return el("figure", { class: "chart-box" }, el("figcaption", { text: title }), node);
+  }
+
+  function sparkline(days, label) {
+    const W = 120, H = 28;
+    const vals = days.map((d) => d.accepted + d.declined + d.offered + d.delivered);
+    const top = Math.max(1, ...vals);
+    const node = svg("svg", { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: "img",
+                              "aria-label": `${label}: ${days.map((d, i) => `${d.day} ${vals[i]}`).join(", ") || "none"}` });
+    const bw = W / Math.max(1, vals.length);
+    vals.forEach((v, i) => node.append(svg("rect", { x: i * bw + 1, y: H - (H - 2) * (v / top), width: Math.max(2, bw - 2), height: (H - 2) * (v / top), fill: BLUE })));
+    return node;
+  }
+
+  async function load() {
+    $("error").textContent = "";
+    let data;
+    try {
+      data = await R.api("GET", `/v1/insights?days=${encodeURIComponent($("days").value)}&limit=20`);
+    } catch (err) {
+      $("error").textContent = R.authMessage(err) || err.message;
+      return;
+    }
+    R.currency = data.currency || R.currency;
+    const title = (id) => (data.titles || {})[id] || R.words(id);
+    $("acceptance").textContent = R.percent(data.acceptance_rate);
+    $("answered").textContent = `${data.accepted} accepted of ${data.accepted + data.declined} answered`;
+    const cov = data.coverage || { negative: 0, covered: 0, rate: null };
+    $("coverage").textContent = R.percent(cov.rate);
+    $("coverage-text").textContent = `${cov.covered} of ${cov.negative} negative experiences got a recover gesture`;
+    const ex = data.extras || { on_offer: 0, given: 0, rate: null, target: null };
+    $("extras").textContent = R.percent(ex.rate);
+    $("extras-text").textContent = `${ex.given} of ${ex.on_offer} with an extra on offer; target ${R.percent(ex.target)}`;
+    const spent = (data.days || []).reduce((s, d) => s + d.cost, 0);
+    $("spent").textContent = R.money(spent);
+    $("spent-text").textContent = `${(data.days || []).reduce((s, d) => s + d.delivered, 0)} gestures delivered`;
+
+    const grid = $("chart-grid");
+    grid.replaceChildren(
+      lineChart("Acceptance rate per day", data.days || [], (d) => d.acceptance_rate, R.percent, 1, BLUE),
+      barChart(`Delivered cost per day (${R.currency})`, data.days || [], (d) => d.cost, (v) => R.money(v), AMBER),
+      gauge("Extras rate against the business's target", ex.rate, ex.target, `of interactions with an extra on offer got one`),
+      gauge("Coverage of negative experiences", cov.rate, null, `of negative experiences got a recover gesture`));
+
+    const byId = data.gesture_days || {};
+    $("per-gesture").replaceChildren(...data.gestures.map((g) => {
+      const answered = g.accepted + g.declined;
+      return el("tr", { "data-gesture": g.key },
+        el("td", {}, el("strong", { text: title(g.key) })), el("td", { text: g.recommended }), el("td", { text: g.accepted }),
+        el("td", { text: g.declined }), el("td", { text: answered ? R.percent(g.accepted / answered) : "—" }),
+        el("td", { text: R.money(g.total_cost) }), el("td", {}, sparkline(byId[g.key] || [], `Answers per day for ${title(g.key)}`)));
+    }));
+    $("recent").replaceChildren(...data.recent.map((o) => el("tr", {},
+      el("td", { text: o.recorded_at.replace("T", " ").slice(0, 16) }), el("td", { text: title(o.gesture_id) }),
+      el("td", { text: o.outcome }), el("td", { text: o.customer_id || "" }), el("td", { text: o.approved_by || "" }))));
+  }
+  R.bindKey($("apikey"), load);
+  $("refresh").addEventListener("click", load);
+  $("days").addEventListener("change", load);
+  load();
+})();
