@@ -180,12 +180,27 @@ class Recommender:
             tenant.book.retire()
         return tenants[("default", None)].book.version
 
+    def plugin_businesses(self) -> list[Business]:
+        """The businesses whose rulebooks show every plugin at work: the default business, and
+        one of each vertical a plugin declares or the plugin configuration names."""
+        verticals = {v for i in self.host.infos.values() for v in (i.verticals or ())}
+        verticals.update(self.plugin_config.verticals)
+        return [Business(), *(Business(vertical=v) for v in sorted(verticals))]
+
     def plugin_info(self) -> list[dict[str, Any]]:
-        """Plugins found: name, version, source, hooks, and the default business's contributions."""
-        contrib = self._tenant(Business()).contributions
+        """Plugins found: name, version, source, hooks, the verticals each declares (None: every
+        business), and what each contributed to the default business's rulebook or, for a
+        plugin that declares verticals, to theirs (see :meth:`plugin_businesses`)."""
+        contributed: dict[str, tuple[list[str], list[str]]] = {}
+        for business in self.plugin_businesses():
+            for name, (gestures, rules) in self._tenant(business).contributions.items():
+                have = contributed.setdefault(name, ([], []))
+                have[0].extend(g for g in gestures if g not in have[0])
+                have[1].extend(r for r in rules if r not in have[1])
         return [
             {"name": i.name, "version": i.version, "source": i.source, "path": i.path, "hooks": i.hooks,
-             "gestures": contrib.get(i.name, ([], []))[0], "rules": contrib.get(i.name, ([], []))[1]}
+             "verticals": i.verticals,
+             "gestures": contributed.get(i.name, ([], []))[0], "rules": contributed.get(i.name, ([], []))[1]}
             for i in self.host.infos.values()
         ]
 

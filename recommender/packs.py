@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
 from .conditions import Atom
 from .context import STAFF_LEVELS, StaffLevel, field_kind
@@ -98,6 +98,11 @@ class Gesture(_Spec):
     script: Annotated[str, StringConstraints(min_length=1, max_length=1000)]
     agent_note: Annotated[str, StringConstraints(max_length=1000)] | None = None
     exclusive_group: Id | None = None
+    #: The gesture joins ``exclusive_group`` on purpose, knowing another pack or plugin uses
+    #: the same group (a trade's fee waiver in the core's ``fee_waiver``: one waiver per
+    #: interaction, whoever offers it). ``recommender plugins --check`` reports a group used
+    #: by two sources only when a gesture joining it has not said so.
+    shares_group: bool = False
     conflicts_with: list[Id] = Field(default_factory=list)
     follow_up_days: Annotated[int, Field(ge=0, le=3650)] | None = None
     #: The gesture contacts the customer later (a call, a message): never offered to a
@@ -121,6 +126,13 @@ class Gesture(_Spec):
             return v
         elif not (0 <= v <= 1e9):
             raise ValueError("cost must be between 0 and 1e9")
+        return v
+
+    @field_validator("shares_group")
+    @classmethod
+    def _shares(cls, v: bool, info: ValidationInfo) -> bool:
+        if v and info.data.get("exclusive_group") is None:
+            raise ValueError("needs an exclusive_group: the group the gesture joins on purpose")
         return v
 
     def cost_for(self, ctx: Any) -> float | None:

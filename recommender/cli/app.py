@@ -19,7 +19,11 @@ app = typer.Typer(
     name="recommender",
     help="Recommend the service gestures worth making now, ranked and explained.",
     no_args_is_help=True,
-    add_completion=False,
+    # --install-completion / --show-completion (bash, zsh, fish, PowerShell): see the README
+    add_completion=True,
+    # Help texts are plain text: "[[api_keys]]" or "[--since 30d]" is shown as written, never
+    # read as Rich markup (which would swallow it).
+    rich_markup_mode="markdown",
     pretty_exceptions_enable=False,
 )
 out = Console(highlight=False, soft_wrap=True)
@@ -33,6 +37,8 @@ COMMAND_GROUPS = (
     "recommender.cli.serve_cmd",
     "recommender.cli.backtest_cmd",
     "recommender.cli.issues_cmd",
+    "recommender.cli.reference_cmd",
+    "recommender.cli.plugin_new_cmd",
 )
 
 
