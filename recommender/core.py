@@ -13,7 +13,7 @@ from .outcomes import OutcomeEvent
 from .packs import Pack, pack_from_data
 from .pipeline import context_hash, decide, decide_async
 from .plugins import PluginConfig, PluginHost
-from .profile import Profile, merge_profiles
+from .profile import Profile, ProfileError, merge_profiles
 from .results import Explanation, PluginWarning, RecommendationResult
 from .rulebook import RuleBook
 from .tenants import Tenant, build_key, build_tenant, profile_layers
@@ -71,6 +71,8 @@ class Recommender:
         self.profiles = self._check_profiles(profiles)
         #: (business.id, vertical) -> its profile and the warnings of plugins that gave layers
         self._profiles: dict[tuple[str, str | None], tuple[Profile, list[PluginWarning]]] = {}
+        #: the same with a tenant's stored profile on top: (the stored layer, the profile, warnings)
+        self._stored_profiles: dict[tuple[str, str | None], tuple[Any, Profile, list[PluginWarning]]] = {}
         self.host = PluginHost(strict=strict, timeout=plugin_timeout)
         self.host.register(CorePacks(self.rule_paths, extra), "core_packs", "builtin")
         if autoload:
@@ -100,9 +102,12 @@ class Recommender:
             out[str(name)] = dict(layer)
         return out
 
-    def profile_for(self, business: Business) -> tuple[Profile, list[PluginWarning]]:
+    def profile_for(self, business: Business, stored: Any = None) -> tuple[Profile, list[PluginWarning]]:
         """The business's profile: core defaults, its plugins' trade defaults, then the
-        configured ``default`` and its own entry (see :mod:`recommender.profile`)."""
+        configured ``default`` and its own entry (see :mod:`recommender.profile`); then
+        ``stored``, the tenant's own profile from a memory store (a record with ``revision``
+        and ``profile``, the partial layer), when given. A stored layer that no longer fits the
+        layers under it (configuration changed since) is left out with a warning."""
         key = (business.id, business.vertical)
         got = self._profiles.get(key)
         if got is None:
@@ -115,7 +120,23 @@ class Recommender:
             if len(self._profiles) >= _MAX_TENANTS:
                 self._profiles.clear()
             self._profiles[key] = got
-        return got
+        if stored is None:
+            return got
+        hit = self._stored_profiles.get(key)
+        if hit is not None and (hit[0] is stored or (hit[0].revision, hit[0].profile)
+                                == (stored.revision, stored.profile)):
+            return hit[1], hit[2]
+        try:
+            profile = merge_profiles(got[0].model_dump(), stored.profile, where="profile")
+            warnings = got[1]
+        except ProfileError as exc:
+            profile = got[0]
+            warnings = [*got[1], PluginWarning(plugin="memory", hook="tenant_profile", message=(
+                f"the tenant's stored profile (revision {stored.revision}) is left out: {exc}"))]
+        if len(self._stored_profiles) >= _MAX_TENANTS:
+            self._stored_profiles.clear()
+        self._stored_profiles[key] = (stored, profile, warnings)
+        return profile, warnings
 
     def _tenant(self, business: Business) -> Tenant:
         key = (business.id, business.vertical)
@@ -175,7 +196,7 @@ class Recommender:
                    for key in [("default", None), *self._tenants]}
         with self._lock:
             old, self._builds, self._tenants, self.plugin_config = self._builds, builds, tenants, config
-            self._profiles = {}
+            self._profiles, self._stored_profiles = {}, {}
         for tenant in old.values():
             tenant.book.retire()
         return tenants[("default", None)].book.version

@@ -15,7 +15,10 @@ logged decision is recommended again. Its ``enrich`` adds nothing (the logged co
 already enriched) and its ``screen`` returns the holds logged with the decision (contact
 policy, goodwill cap, budgets, authority limits, abuse review), so held gestures are taken out
 before ranking exactly as they were when the decision was made, and cannot come back to win
-an exclusive group or a listing place from the gesture actually given.
+an exclusive group or a listing place from the gesture actually given. What else the decision
+took from the store is logged with it and given back the same: the tenant's stored profile in
+force (``profile_layer``: the logged revision's layer) and the steer of the extras draw
+(``extras_steer``: the logged steer, never one recomputed from today's realised rate).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ if TYPE_CHECKING:
     from ..results import RecommendationResult
 
 __all__ = ["StoredDecision", "DecisionLogError", "iter_decisions", "decisions_of", "POLICY_REASONS",
-           "ReplayMemory", "store_holds", "replay_context", "decision_day"]
+           "ReplayMemory", "LoggedProfile", "store_holds", "replay_context", "decision_day"]
 
 #: Withheld reasons only the store's screening produces (contact policy, goodwill proportion).
 POLICY_REASONS = frozenset({"suppressed", "goodwill_cap"})
@@ -44,6 +47,14 @@ _HOLD_REASONS = frozenset({"suppressed", "over_budget", "goodwill_cap", "abuse_r
 #: held entries carried ``source``): the ranking's own budget and approval holds read otherwise.
 _STORE_BUDGET = re.compile(r" daily budget for |staff level's limit of ")
 _STORE_ABUSE = "customer flagged for review"
+
+
+@dataclass(frozen=True)
+class LoggedProfile:
+    """The tenant's stored profile a decision was made under (a layer the recommender applies)."""
+
+    revision: int
+    profile: dict[str, Any]
 
 
 class DecisionLogError(RecommenderError):
@@ -66,6 +77,10 @@ class StoredDecision:
     occurred_at: datetime | None = None
     receipt_id: str = ""
     context_hash: str = ""
+    #: the tenant's stored profile in force (None: none, or logged before profiles were stored)
+    stored_profile: LoggedProfile | None = None
+    #: the steer the extras draw used (None: no draw, or logged before the draw was steered)
+    extras_steer: float | None = None
 
 
 def _json(value: Any) -> Any:
@@ -105,13 +120,21 @@ def iter_decisions(store: Any, tenant: str | None = None, since: datetime | None
     if until is not None:
         base.append(c.created_at < _naive_utc(until))
     cols = [c.id, c.created_at, c.tenant, c.customer_id, c.ruleset_version, c.recommendations, c.held, c.context]
-    cols += [getattr(c, name) for name in ("occurred_at", "receipt_id", "context_hash") if name in table.c]
+    cols += [getattr(c, name) for name in ("occurred_at", "receipt_id", "context_hash", "profile_revision",
+                                           "extras_steer") if name in table.c]
+    source: Any = table
+    profiles = _profiles_table(engine) if "profile_revision" in table.c else None
+    if profiles is not None:  # the stored profile each decision was made under
+        cols.append(profiles.c.profile.label("stored_profile"))
+        source = table.outerjoin(profiles, and_(profiles.c.tenant == c.tenant,
+                                                profiles.c.revision == c.profile_revision))
+    layers: dict[tuple[str, int], LoggedProfile] = {}  # shared: the recommender keeps one merge per layer
     last: tuple[Any, str] | None = None
     while True:
         where = list(base)
         if last is not None:
             where.append(or_(c.created_at > last[0], and_(c.created_at == last[0], c.id > last[1])))
-        stmt = select(*cols).where(*where).order_by(c.created_at, c.id).limit(page)
+        stmt = select(*cols).select_from(source).where(*where).order_by(c.created_at, c.id).limit(page)
         try:
             with engine.connect() as conn:
                 rows = conn.execute(stmt).fetchall()
@@ -120,7 +143,7 @@ def iter_decisions(store: Any, tenant: str | None = None, since: datetime | None
         if not rows:
             return
         for row in rows:
-            yield _decision(row)
+            yield _decision(row, layers)
         last = (rows[-1].created_at, rows[-1].id)
 
 
@@ -130,7 +153,27 @@ def _naive_utc(when: datetime) -> datetime:
     return when.astimezone(timezone.utc).replace(tzinfo=None) if when.tzinfo else when
 
 
-def _decision(row: Any) -> StoredDecision:
+def _profiles_table(engine: Any) -> Any:
+    from sqlalchemy import MetaData, Table
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        return Table("tenant_profiles", MetaData(), autoload_with=engine)
+    except SQLAlchemyError:  # NoSuchTableError: a log written before profiles were stored
+        return None
+
+
+def _logged_profile(row: Any, layers: dict[tuple[str, int], LoggedProfile]) -> LoggedProfile | None:
+    revision, layer = getattr(row, "profile_revision", None), _json(getattr(row, "stored_profile", None))
+    if revision is None or not isinstance(layer, dict):
+        return None
+    key = (row.tenant, int(revision))
+    if key not in layers:
+        layers[key] = LoggedProfile(int(revision), layer)
+    return layers[key]
+
+
+def _decision(row: Any, layers: dict[tuple[str, int], LoggedProfile] | None = None) -> StoredDecision:
     recs = _json(row.recommendations) or []
     costs: dict[str, float | None] = {}
     for r in recs:
@@ -143,7 +186,9 @@ def _decision(row: Any) -> StoredDecision:
         tenant=row.tenant, created_at=row.created_at, ruleset_version=row.ruleset_version or "",
         costs=costs, held=[h for h in (_json(row.held) or []) if isinstance(h, dict)],
         occurred_at=getattr(row, "occurred_at", None), receipt_id=getattr(row, "receipt_id", None) or "",
-        context_hash=getattr(row, "context_hash", None) or "")
+        context_hash=getattr(row, "context_hash", None) or "",
+        stored_profile=_logged_profile(row, {} if layers is None else layers),
+        extras_steer=getattr(row, "extras_steer", None))
 
 
 def decisions_of(store: Any, tenant: str | None = None, since: datetime | None = None,
@@ -200,14 +245,19 @@ class ReplayMemory:
 
     ``enrich`` adds nothing: the logged context was logged after enrichment. ``screen`` returns
     the holds logged with the decision for the gestures offered now, so the pipeline takes them
-    out before ranking, as it did then. ``record_decision`` logs nothing and returns the logged
-    decision's id. A gesture the rules did not offer then was never screened: a replay with
+    out before ranking, as it did then. ``profile_layer`` is the tenant's stored profile the
+    decision was made under, and ``extras_steer`` the steer its extras draw used (1.0 for a
+    decision logged before draws were steered). ``record_decision`` logs nothing and returns
+    the logged decision's id. A gesture the rules did not offer then was never screened: a replay with
     changed rules offers it unscreened (the store's state of that day is not kept).
     """
 
     def __init__(self, decision: Any) -> None:
         self.decision_id = str(getattr(decision, "id", ""))
         self.holds = store_holds(decision)
+        self.stored_profile: LoggedProfile | None = getattr(decision, "stored_profile", None)
+        steer = getattr(decision, "extras_steer", None)
+        self.steer = 1.0 if steer is None else float(steer)
 
     def enrich(self, ctx: "Context") -> dict[str, Any]:
         return {}
@@ -216,7 +266,13 @@ class ReplayMemory:
         offered = {o.gesture_id for o in offers}
         return [h for h in self.holds if h.gesture_id in offered]
 
-    def record_decision(self, ctx: "Context", result: "RecommendationResult") -> str:
+    def profile_layer(self, tenant: str) -> LoggedProfile | None:
+        return self.stored_profile
+
+    def extras_steer(self, ctx: "Context", target: float) -> float:
+        return self.steer
+
+    def record_decision(self, ctx: "Context", result: "RecommendationResult", **logged: Any) -> str:
         return self.decision_id
 
 

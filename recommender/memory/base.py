@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 import threading
+import time as _time
 from datetime import date, datetime, time, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Self
+from typing import TYPE_CHECKING, Any, Callable, Self, TypeVar
 
 from sqlalchemy import Connection, func, select
 from sqlalchemy.exc import IntegrityError
@@ -29,9 +30,12 @@ __all__ = ["StoreBase", "Clock", "as_utc", "check_tenant", "check_customer", "ch
            "load_policy", "count_rows"]
 
 Clock = Callable[[], datetime]
+T = TypeVar("T")
 
 _TENANT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$")
 _RETRIES = 3
+#: Per-tenant cache entries kept (stored profiles, percentile samples, realised extras rates).
+_CACHE_MAX = 20_000
 
 
 def _utc_now() -> datetime:
@@ -89,6 +93,10 @@ class StoreBase:
         #: plugins, the pipeline screens on a worker thread and logs a new copy of the context.
         self._screened: list[tuple[tuple[Any, ...], dict[str, tuple[str, str]], dict[str, str]]] = []
         self._screened_lock = threading.Lock()
+        #: (kind, tenant) -> (expires at, on the monotonic clock; value): see :meth:`_cached`
+        self._cache: dict[tuple[str, str], tuple[float, Any]] = {}
+        #: (kind, tenant) -> how often it was invalidated (a load that raced a write is not kept)
+        self._generations: dict[tuple[str, str], int] = {}
         try:
             auto = self.dialect == "sqlite" if upgrade is None else upgrade
             if auto:
@@ -163,6 +171,33 @@ class StoreBase:
 
     def _date(self, when: datetime) -> date:
         return local_date(when, self.policy.tz)
+
+    # -- per-tenant caches ------------------------------------------------------------
+
+    def _cached(self, kind: str, tenant: str, seconds: float, load: Callable[[], T]) -> T:
+        """``load()``, kept for ``seconds`` (0: not kept) per tenant in this process.
+
+        Expiry runs on the monotonic clock (not the store's injectable clock). A value loaded
+        while :meth:`_invalidate` ran for the same key is returned but not kept, so a write on
+        this process is seen by the next call."""
+        key = (kind, tenant)
+        hit = self._cache.get(key)
+        now = _time.monotonic()
+        if hit is not None and hit[0] > now:
+            cached: T = hit[1]
+            return cached
+        generation = self._generations.get(key, 0)
+        value = load()
+        if seconds > 0 and self._generations.get(key, 0) == generation:
+            if len(self._cache) >= _CACHE_MAX:
+                self._cache.clear()
+            self._cache[key] = (now + seconds, value)
+        return value
+
+    def _invalidate(self, kind: str, tenant: str) -> None:
+        key = (kind, tenant)
+        self._generations[key] = self._generations.get(key, 0) + 1
+        self._cache.pop(key, None)
 
 
 def load_policy(policy: Policy | str | Path | None) -> Policy:

@@ -5,17 +5,21 @@ why, and the customer's visit; :meth:`DecisionLog.get_decision` reads one back f
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections import defaultdict
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Mapping
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, insert, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from .base import as_utc, check_decision_id, check_tenant
-from .errors import TenantMismatch, UnknownDecision
-from .models import Decision, DecisionGesture, DecisionRule, Outcome, Visit, table_of
+from .errors import InvalidStoreInput, TenantMismatch, UnknownDecision
+from .models import CustomerProfileRow, Decision, DecisionGesture, DecisionRule, Outcome, Visit, table_of
 from .outcomes import outcome_record
+from .percentiles import tenure_start
 from .records import DecisionGestureRecord, DecisionRecord
 from .screening import Screening, screening_key
 from .values import check_json, check_occurred_at
@@ -31,6 +35,7 @@ _DG = table_of(DecisionGesture)
 _DR = table_of(DecisionRule)
 _O = table_of(Outcome)
 _V = table_of(Visit)
+_C = table_of(CustomerProfileRow)
 
 
 class DecisionLog(Screening):
@@ -39,8 +44,15 @@ class DecisionLog(Screening):
     # -- the Memory seam: record_decision ---------------------------------------------
 
     def record_decision(self, ctx: "Context", result: "RecommendationResult", *,
-                        now: datetime | None = None) -> str:
-        """Log a decision (and the customer's visit); return the decision id (a UUID)."""
+                        now: datetime | None = None, extras_steer: float | None = None,
+                        profile_revision: int | None = None) -> str:
+        """Log a decision (and the customer's visit, and the lifetime value and tenure its context
+        states); return the decision id (a UUID).
+
+        The recommender passes what it took from this store for the decision: the steer of its
+        extras draw (``extras_steer``: given only when the draw was made, i.e. an extra was on
+        offer) and the revision of the tenant's stored profile in force (``profile_revision``).
+        Both are logged, so a replay uses them again instead of recomputing them."""
         decision_id = str(uuid.uuid4())
         created = self._now(now)
         self._check_ids(ctx)
@@ -90,13 +102,23 @@ class DecisionLog(Screening):
             for rule_id in dict.fromkeys(w.rules):
                 rule_rows.append(dict(decision_id=decision_id, gesture_id=w.gesture_id, rule_id=rule_id))
 
+        offered = extras_steer is not None
+        if offered and (not isinstance(extras_steer, (int, float)) or not math.isfinite(extras_steer)):
+            raise InvalidStoreInput(f"extras_steer: a finite number, got {extras_steer!r}", field="extras_steer")
+        facts = _customer_facts(ctx, occurred) if customer_id else {}
+
         def write(conn: Connection) -> None:
             conn.execute(insert(_D).values(
                 id=decision_id, created_at=created, occurred_at=occurred, tenant=tenant, customer_id=customer_id,
                 store_id=ctx.business.store_id, staff_id=ctx.staff.id, staff_level=ctx.staff.level,
                 issue=ctx.interaction.issue, context_hash=result.receipt.context_hash,
                 receipt_id=result.receipt.id, ruleset_version=result.ruleset_version,
-                recommendations=recs, held=held, context=logged_context))
+                recommendations=recs, held=held, context=logged_context, profile_revision=profile_revision,
+                extras_offered=offered,
+                extras_listed=any(r.tier == "exceed" for r in result.recommendations) if offered else None,
+                extras_steer=float(extras_steer) if extras_steer is not None else None))
+            if facts and customer_id:
+                _remember_facts(conn, tenant, customer_id, occurred, created, facts)
             if gesture_rows:
                 conn.execute(insert(_DG), gesture_rows)
             if rule_rows:
@@ -143,3 +165,27 @@ class DecisionLog(Screening):
 
         return self._read(load)
 
+
+def _customer_facts(ctx: "Context", occurred: datetime) -> dict[str, Any]:
+    """The lifetime value and tenure start the context states (what the percentiles read)."""
+    c = ctx.customer
+    facts: dict[str, Any] = {}
+    if c.lifetime_value is not None:
+        facts["lifetime_value"] = float(c.lifetime_value)
+    if c.tenure_years is not None:
+        facts["tenure_since"] = tenure_start(occurred, c.tenure_years)
+    return facts
+
+
+def _remember_facts(conn: Connection, tenant: str, customer_id: str, occurred: datetime, created: datetime,
+                    facts: dict[str, Any]) -> None:
+    """Keep the customer's latest stated lifetime value and tenure (one upsert; a decision dated
+    before the facts already kept never overwrites them)."""
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    stmt = dialect_insert(_C).values(tenant=tenant, customer_id=customer_id, preferences={}, interests=[], notes=[],
+                                     created_at=created, updated_at=created, facts_at=occurred, **facts)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[_C.c.tenant, _C.c.customer_id],
+        set_={"facts_at": stmt.excluded.facts_at, **{k: stmt.excluded[k] for k in facts}},
+        where=or_(_C.c.facts_at.is_(None), _C.c.facts_at <= stmt.excluded.facts_at))
+    conn.execute(stmt)

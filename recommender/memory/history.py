@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from sqlalchemy import Connection, select
 
-from .base import StoreBase
 from .errors import InvalidStoreInput
 from .models import CustomerProfileRow, Outcome, Visit, table_of
+from .percentiles import Percentiles
 from .policy import RECEIVED
 from .values import MIN_TIME, check_json, shift
 
@@ -44,7 +44,7 @@ class Event:
     at: datetime
 
 
-class History(StoreBase):
+class History(Percentiles):
     """Reading a customer's history: outcome events and the context's enrichment."""
 
     def _history(self, conn: Connection, tenant: str, customer_id: str, now: datetime,
@@ -66,11 +66,18 @@ class History(StoreBase):
         ``customer.last_visit_days``, ``prior_issues``, ``recent_gestures`` (received within
         ``policy.recent_gestures_days``), ``preferences`` and ``interests`` from the profile,
         and ``interaction.repeat_issue`` (the same issue within ``policy.repeat_issue_days``).
-        The reference time is ``interaction.occurred_at``, else the store's clock.
+        ``customer.value_percentile`` and ``tenure_percentile`` among the tenant's customers
+        (:mod:`.percentiles`), also for an anonymous customer whose context states a lifetime
+        value or tenure. The reference time is ``interaction.occurred_at``, else the store's clock.
         """
         customer_id = ctx.customer.id
         if not customer_id:
-            return {}
+            c = ctx.customer
+            if c.lifetime_value is None and c.tenure_years is None:
+                return {}
+            self._check_ids(ctx)
+            standing = valid_updates(ctx, "customer", self.standing(ctx, self._ctx_now(ctx)))
+            return {"customer": standing} if standing else {}
         self._check_ids(ctx)
         tenant = ctx.business.id
         now = self._ctx_now(ctx)
@@ -78,7 +85,7 @@ class History(StoreBase):
 
         def load(conn: Connection) -> tuple[Any, Sequence[Any], list[Event]]:
             profile = conn.execute(
-                select(_C.c.preferences, _C.c.interests)
+                select(_C.c.preferences, _C.c.interests, _C.c.lifetime_value, _C.c.tenure_since)
                 .where(_C.c.tenant == tenant, _C.c.customer_id == customer_id)
             ).first()
             # Visits dated before 1900 (logged before dates were bounded) are not history.
@@ -118,6 +125,8 @@ class History(StoreBase):
                 customer["preferences"] = dict(profile.preferences)
             if profile.interests:
                 customer["interests"] = list(profile.interests)[:100]
+        customer.update(self.standing(ctx, now, profile.lifetime_value if profile is not None else None,
+                                      profile.tenure_since if profile is not None else None))
         out: dict[str, Any] = {"interaction": valid_updates(ctx, "interaction", interaction)}
         customer = valid_updates(ctx, "customer", customer)
         if customer:

@@ -13,6 +13,7 @@ from typing import Any, cast
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Date,
     DateTime,
@@ -32,7 +33,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = ["table_of", "Base", "Decision", "DecisionGesture", "DecisionRule", "Outcome", "CustomerProfileRow",
-           "Visit", "BudgetUsage", "ApiKey", "UTCDateTime", "OUTCOME_KINDS"]
+           "Visit", "BudgetUsage", "ApiKey", "TenantProfile", "UTCDateTime", "OUTCOME_KINDS"]
 
 OUTCOME_KINDS = ("offered", "accepted", "declined", "delivered")
 
@@ -89,6 +90,7 @@ class Decision(Base):
     __table_args__ = (
         Index(None, "tenant", "created_at"),
         Index(None, "tenant", "customer_id", "created_at"),
+        Index(None, "tenant", "extras_offered", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -107,6 +109,12 @@ class Decision(Base):
     held: Mapped[Any] = mapped_column(Json, nullable=False)
     #: the normalised (enriched) context the rules saw: what a replay or a backtest re-runs
     context: Mapped[Any] = mapped_column(Json, nullable=False)
+    #: the tenant's stored profile in force (``tenant_profiles.revision``; None: none)
+    profile_revision: Mapped[int | None] = mapped_column(Integer)
+    #: an extra was on offer (the extras draw was made) / one was listed / the steer the draw used
+    extras_offered: Mapped[bool | None] = mapped_column(Boolean)
+    extras_listed: Mapped[bool | None] = mapped_column(Boolean)
+    extras_steer: Mapped[float | None] = mapped_column(Float)
 
 
 class DecisionGesture(Base):
@@ -173,6 +181,10 @@ class CustomerProfileRow(Base):
     """What a tenant knows about a customer beyond their visits."""
 
     __tablename__ = "customers"
+    __table_args__ = (
+        Index(None, "tenant", "lifetime_value"),
+        Index(None, "tenant", "tenure_since"),
+    )
 
     tenant: Mapped[str] = mapped_column(String(TENANT), primary_key=True)
     customer_id: Mapped[str] = mapped_column(String(CUSTOMER), primary_key=True)
@@ -181,6 +193,12 @@ class CustomerProfileRow(Base):
     notes: Mapped[Any] = mapped_column(Json, nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    #: the latest lifetime value a logged decision stated, and the customer's start (the
+    #: interaction's time minus the tenure it stated): the tenant's percentiles are read from these
+    lifetime_value: Mapped[float | None] = mapped_column(Float)
+    tenure_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: when they were stated (a decision dated earlier never overwrites them)
+    facts_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Visit(Base):
@@ -224,3 +242,17 @@ class ApiKey(Base):
     secret_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class TenantProfile(Base):
+    """A tenant's own business profile (a partial :class:`~recommender.profile.Profile`), the
+    last layer over the defaults, plugins and configuration. Every change is a new revision, so
+    a logged decision names the one it was made under; ``profile`` None: cleared."""
+
+    __tablename__ = "tenant_profiles"
+
+    tenant: Mapped[str] = mapped_column(String(TENANT), primary_key=True)
+    revision: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    profile: Mapped[Any] = mapped_column(Json, nullable=True)
+    updated_by: Mapped[str] = mapped_column(String(200), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)

@@ -27,7 +27,7 @@ from ..packs import CATEGORIES
 from .errors import InvalidStoreInput
 from .values import local_date, next_day
 
-__all__ = ["Policy", "ContactRule", "AbuseRule", "GoodwillRule", "Budget", "RECEIVED"]
+__all__ = ["Policy", "ContactRule", "AbuseRule", "GoodwillRule", "Budget", "PercentileRule", "SteerRule", "RECEIVED"]
 
 
 def _category(v: str | None) -> str | None:
@@ -145,6 +145,40 @@ class Budget(_P):
         return out
 
 
+Seconds = Annotated[float, Field(ge=0, le=86_400, allow_inf_nan=False)]
+
+
+class PercentileRule(_P):
+    """``customer.value_percentile`` and ``tenure_percentile``: where a customer stands among the
+    tenant's own customers (0-100: the share of them below), from the latest lifetime value and
+    tenure the store has seen for each customer. A tenant with fewer than ``min_customers``
+    customers of known value (or tenure) gets no percentile: unknown, not a guess."""
+
+    enabled: bool = True
+    min_customers: Annotated[int, Field(ge=2, le=1_000_000)] = 20
+    #: each process re-reads a tenant's customers at most this often (0: on every request).
+    refresh_seconds: Seconds = 600.0
+    #: at most this many points of a tenant's distribution are kept in memory (its quantiles).
+    sample: Annotated[int, Field(ge=100, le=1_000_000)] = 10_000
+
+
+class SteerRule(_P):
+    """The realised extras rate steers the draw: over the tenant's last ``max_decisions``
+    decisions with an extra on offer within ``window_days``, the share that got one listed is
+    compared with the profile's ``extras_rate``, and the draw's chance is scaled by
+    ``clamp(mean steer in force x target / realised, low, high)`` (with no steer in force yet:
+    ``target / realised``). Below ``min_decisions`` such decisions: no steer (1.0)."""
+
+    enabled: bool = True
+    window_days: Days = 30
+    max_decisions: Annotated[int, Field(ge=1, le=1_000_000)] = 1000
+    min_decisions: Annotated[int, Field(ge=1, le=1_000_000)] = 50
+    low: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 0.5
+    high: Annotated[float, Field(ge=1, le=100, allow_inf_nan=False)] = 2.0
+    #: each process re-reads a tenant's realised rate at most this often (0: on every request).
+    refresh_seconds: Seconds = 60.0
+
+
 def _default_contact() -> list[ContactRule]:
     return [ContactRule(tier="exceed", suppress_days=90)]
 
@@ -167,6 +201,11 @@ class Policy(_P):
     history_days: Days = 365
     #: budgets reset at midnight in this time zone.
     timezone: str = "UTC"
+    #: a tenant's stored profile is re-read at most this often per process (a write on the
+    #: same process applies at once; another server sees it within this many seconds).
+    profile_cache_seconds: Seconds = 30.0
+    percentiles: PercentileRule = Field(default_factory=PercentileRule)
+    extras_steer: SteerRule = Field(default_factory=SteerRule)
 
     @field_validator("timezone")
     @classmethod
@@ -192,7 +231,8 @@ class Policy(_P):
 
     def lookback_days(self) -> float:
         """The longest window any rule looks back over."""
-        windows = [self.recent_gestures_days, self.abuse.window_days, self.goodwill.period_days]
+        windows = [self.recent_gestures_days, self.abuse.window_days, self.goodwill.period_days,
+                   self.extras_steer.window_days if self.extras_steer.enabled else 0]
         for rule in self.contact:
             windows.append(rule.window_days if rule.max_count is not None else 0)
             windows.append(rule.suppress_days or 0)

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["OutcomeRecord", "DecisionRecord", "DecisionGestureRecord", "VisitRecord", "GestureEvent", "Note",
-           "CustomerView", "BudgetLine", "PruneCounts"]
+           "CustomerView", "BudgetLine", "PruneCounts", "TenantProfileRecord"]
 
 OutcomeKind = Literal["offered", "accepted", "declined", "delivered"]
 
@@ -64,6 +64,11 @@ class DecisionRecord(_R):
     recommendations: list[dict[str, Any]]
     held: list[dict[str, Any]]
     context: dict[str, Any] = {}
+    profile_revision: int | None = Field(default=None, description=(
+        "The revision of the tenant's stored profile the decision was made under (None: none)"))
+    extras_offered: bool | None = Field(default=None, description="An extra was on offer: the extras draw was made")
+    extras_listed: bool | None = Field(default=None, description="An extra was listed")
+    extras_steer: float | None = Field(default=None, description="The steer the extras draw used")
     gestures: list[DecisionGestureRecord] = Field(default_factory=list)
     outcomes: list[OutcomeRecord] = Field(default_factory=list)
 
@@ -123,3 +128,16 @@ class PruneCounts(_R):
     outcomes: int = 0
     visits: int = 0
     budget_days: int = 0
+
+
+class TenantProfileRecord(_R):
+    """A tenant's own business profile as stored: the last profile layer (partial), its revision,
+    who set it and when."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tenant: str
+    revision: int = Field(description="Increases with every change (a logged decision names the one in force)")
+    profile: dict[str, Any] = Field(description="The partial profile: only the keys the tenant set")
+    updated_by: str
+    updated_at: datetime

@@ -7,12 +7,15 @@ modules of their own, one concern each:
 
 * :mod:`.base`: opening the database, transactions, time, the ids it checks;
 * :mod:`.history`: a customer's history and the context's enrichment (``enrich``);
+* :mod:`.percentiles`: where a customer stands among the tenant's customers (value, tenure);
 * :mod:`.screening`: contact policy, goodwill cap, budgets, authority limits, abuse review (``screen``);
 * :mod:`.decisions`: the decision log (``record_decision``, ``get_decision``);
 * :mod:`.outcomes`: outcomes and the budgets a delivery spends;
 * :mod:`.customers`: customer profiles, the customer view, forgetting a customer;
 * :mod:`.reports`: budget usage and reports;
-* :mod:`.maintenance`: retention (``prune``).
+* :mod:`.maintenance`: retention (``prune``);
+* :mod:`.profiles`: a tenant's own business profile (the last profile layer);
+* :mod:`.steering`: the realised extras rate and the steer of the extras draw.
 """
 
 from __future__ import annotations
@@ -25,12 +28,14 @@ from .decisions import DecisionLog
 from .maintenance import Maintenance
 from .outcomes import Outcomes
 from .policy import Policy
+from .profiles import TenantProfiles
 from .reports import Reports
+from .steering import ExtrasSteering
 
 __all__ = ["Store", "open_store", "Clock", "as_utc", "check_tenant"]
 
 
-class Store(DecisionLog, Outcomes, Customers, Reports, Maintenance):
+class Store(DecisionLog, Outcomes, Customers, Reports, Maintenance, TenantProfiles, ExtrasSteering):
     """A memory store at ``url`` (see :func:`open_store`). Thread-safe; keep one per process.
 
     ``policy``: a :class:`Policy`, a path to a YAML/JSON policy file, or None for
