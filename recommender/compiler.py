@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 from .conditions import Atom
+from .context import MAX_EXACT_INT
 
 __all__ = ["Unit", "compile_branches", "encode_value", "LIMITS"]
 
@@ -383,7 +384,7 @@ _encode_str = json.encoder.encode_basestring  # what json.dumps(s, ensure_ascii=
 
 def _num(v: float | int) -> str:
     if isinstance(v, int):
-        if -(2**53) <= v <= 2**53:
+        if -MAX_EXACT_INT <= v <= MAX_EXACT_INT:
             return str(v)
         v = float(v)  # int64 saturates silently in the engine; floats compare correctly
     r = repr(v)

@@ -8,6 +8,7 @@ a number sent as a string is an error, not a silent string comparison inside the
 from __future__ import annotations
 
 import math
+import re
 import types
 import typing
 from datetime import datetime
@@ -37,14 +38,30 @@ StaffLevel = Literal["synthetic", "genuine", "super"]
 #: Staff levels from least to most empowered (the seeds' synthetic / genuine / super service).
 STAFF_LEVELS: tuple[str, ...] = ("synthetic", "genuine", "super")
 
-# Bounds keep every value inside what durable-rules compares exactly (integers within
-# +-2**53, finite floats, strings far below its 64 KiB regex window, no NUL).
+# Every bound a context is checked against, each defined once here and imported wherever
+# else it applies (the CLI, the service, the store, the pack checks); docs/http.md's "Limits"
+# table cites them and tests/test_limits.py holds the two together. The bounds keep every
+# value inside what durable-rules compares exactly (integers within +-2**53, finite floats,
+# strings far below its 64 KiB regex window, no NUL) and every refusal cheap.
+#: Money and other open-ended amounts (cost, budget, amount, lifetime value, actual cost).
 MAX_NUMBER = 1e12
+#: Integers in open maps: a double holds every integer exactly only within +-2**53.
 MAX_EXACT_INT = 2**53
-#: The largest context accepted as JSON text (bytes); a dict is bounded by its fields' limits.
+#: The largest context accepted as JSON text, in bytes (UTF-8), from the library, the CLI and
+#: the service alike; a dict is bounded by its fields' limits.
 MAX_CONTEXT_BYTES = 1_000_000
 #: Dates a context may carry: anything outside is a typo or a placeholder, never a visit.
 MIN_YEAR, MAX_YEAR = 1900, 2200
+#: Characters in a text (ids, string values of open maps) and in a name or list item.
+MAX_TEXT_CHARS = 2000
+MAX_NAME_CHARS = 200
+#: Items in a list, keys in an open map, fields in any object of the context.
+MAX_ITEMS = 100
+#: Characters in an open map's key and in an id (issue, business, tier).
+MAX_KEY_CHARS = 64
+MAX_ID_CHARS = 128
+#: Counts (lifetime visits, repeat contacts).
+MAX_COUNT = 1_000_000
 
 
 def _no_nul(value: str) -> str:
@@ -59,12 +76,24 @@ def _exact_int(value: int) -> int:
     return value
 
 
-Key = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
-Text = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_no_nul)]
-Name = Annotated[str, StringConstraints(max_length=200), AfterValidator(_no_nul)]
-Slug = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$")]
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _lone_surrogate(value: str) -> str:
+    # The engine cannot encode a lone UTF-16 surrogate (pydantic's own str refuses one; an
+    # open map's value is checked here, or it reaches the engine as an EngineError).
+    hit = _SURROGATE.search(value)
+    if hit is not None:
+        raise ValueError(f"must be valid Unicode text (a lone surrogate at position {hit.start()})")
+    return value
+
+
+Key = Annotated[str, StringConstraints(pattern=rf"^[A-Za-z_][A-Za-z0-9_]{{0,{MAX_KEY_CHARS - 1}}}$")]
+Text = Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS), AfterValidator(_no_nul)]
+Name = Annotated[str, StringConstraints(max_length=MAX_NAME_CHARS), AfterValidator(_no_nul)]
+Slug = Annotated[str, StringConstraints(pattern=rf"^[A-Za-z0-9_][A-Za-z0-9_.:-]{{0,{MAX_ID_CHARS - 1}}}$")]
 Number = Annotated[float, Field(ge=0, le=MAX_NUMBER, allow_inf_nan=False)]
-Count = Annotated[int, Field(ge=0, le=1_000_000)]
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
 
 
 def _scalar(value: Any) -> Any:
@@ -78,16 +107,28 @@ def _scalar(value: Any) -> Any:
             raise ValueError("numbers must be finite (no NaN or Infinity)")
         return value
     if isinstance(value, str):
-        if len(value) > 2000:
-            raise ValueError("strings are at most 2000 characters")
-        return _no_nul(value)
+        if len(value) > MAX_TEXT_CHARS:
+            raise ValueError(f"strings are at most {MAX_TEXT_CHARS} characters")
+        return _lone_surrogate(_no_nul(value))
     raise ValueError(f"expected a boolean, number or string, got {type(value).__name__}")
 
 
 Scalar = Annotated[Any, PlainValidator(_scalar),
-                   WithJsonSchema({"anyOf": [{"type": "boolean"}, {"type": "number"}, {"type": "string", "maxLength": 2000}]})]
+                   WithJsonSchema({"anyOf": [{"type": "boolean"}, {"type": "number"}, {"type": "string", "maxLength": MAX_TEXT_CHARS}]})]
+
+
+def _few_keys(value: Any) -> Any:
+    """Refuse an oversized object before its entries are validated: pydantic checks a map's
+    length (and unknown fields) after validating every entry, one error each, so a million
+    bad keys would cost gigabytes before the refusal."""
+    if isinstance(value, dict) and len(value) > MAX_ITEMS:
+        raise ValueError(f"at most {MAX_ITEMS} keys, got {len(value)}")
+    return value
+
+
 # Maps are kept in key order so equal contexts serialise identically (the receipt's hash).
-Scalars = Annotated[dict[Key, Scalar], Field(max_length=100), AfterValidator(lambda d: dict(sorted(d.items())))]
+Scalars = Annotated[dict[Key, Scalar], Field(max_length=MAX_ITEMS), BeforeValidator(_few_keys),
+                    AfterValidator(lambda d: dict(sorted(d.items())))]
 
 
 def _iso_datetime(value: Any) -> Any:
@@ -104,11 +145,16 @@ def _sane_year(value: datetime) -> datetime:
 
 
 When = Annotated[datetime, BeforeValidator(_iso_datetime), Field(strict=False), AfterValidator(_sane_year)]
-Tags = Annotated[list[Name], Field(max_length=100)]
+Tags = Annotated[list[Name], Field(max_length=MAX_ITEMS)]
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bounded(cls, data: Any) -> Any:
+        return _few_keys(data)
 
 
 class Customer(_Model):
@@ -222,16 +268,24 @@ def parse_context(data: Context | dict[str, Any] | str | bytes) -> Context:
     """Validate a context given as a model, a dict, or JSON text; raise :class:`ContextError`."""
     if isinstance(data, Context):
         return data
+    if isinstance(data, (str, bytes)) and _json_bytes(data) > MAX_CONTEXT_BYTES:
+        raise ContextError([("<context>", f"a context is at most {MAX_CONTEXT_BYTES} bytes of JSON")])
     try:
         if isinstance(data, (str, bytes)):
-            if len(data) > MAX_CONTEXT_BYTES:
-                raise ContextError([("<context>", f"a context is at most {MAX_CONTEXT_BYTES} bytes of JSON")])
             return Context.model_validate_json(data)
         return Context.model_validate(data)
     except ValidationError as exc:
         raise ContextError.from_pydantic(exc) from None
     except (RecursionError, ValueError) as exc:  # absurd nesting, numbers too long to read
         raise ContextError([("<context>", f"unreadable context: {type(exc).__name__}")]) from None
+
+
+def _json_bytes(data: str | bytes) -> int:
+    """The size of JSON text in UTF-8 bytes, as the CLI and the service count it (a character
+    takes 1 to 4 bytes, so only text near the bound is encoded to measure it)."""
+    if isinstance(data, bytes) or len(data) > MAX_CONTEXT_BYTES or 4 * len(data) <= MAX_CONTEXT_BYTES:
+        return len(data)
+    return len(data.encode("utf-8", "surrogatepass"))
 
 
 # -- field kinds: what the rule compiler needs to type-check a condition -------------

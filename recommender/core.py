@@ -44,7 +44,8 @@ class Recommender:
     ``profiles`` sets business profiles (``{"default": {...}, "acme": {...}}``: loyalty and
     value scales, money limits per staff level, the extras rate, the listing caps; see
     :class:`~recommender.profile.Profile`); ``max_extras`` overrides the profiles' cap on
-    extras listed per interaction.
+    extras listed per interaction. ``learning=False`` ranks by the rules alone even with a
+    store that has learned from outcomes (docs/learning.md).
     Everything is validated at construction: an invalid pack never half-loads.
     Instances are thread-safe and meant to be long-lived.
     """
@@ -62,12 +63,15 @@ class Recommender:
         plugin_timeout: float = 0.5,
         max_extras: int | None = None,
         profiles: Mapping[str, Mapping[str, Any]] | None = None,
+        learning: bool = True,
     ) -> None:
         from .builtin.core_packs import CorePacks
 
         self.rule_paths = [Path(p) for p in (rules if rules is not None else [default_rules_dir()])]
         extra = [p if isinstance(p, Pack) else pack_from_data(p, f"<memory:{p.get('pack', '?')}>") for p in packs]
         self.max_extras = max_extras
+        #: learn from outcomes (with a store that keeps them; docs/learning.md)
+        self.learning = learning
         self.profiles = self._check_profiles(profiles)
         #: (business.id, vertical) -> its profile and the warnings of plugins that gave layers
         self._profiles: dict[tuple[str, str | None], tuple[Profile, list[PluginWarning]]] = {}

@@ -13,6 +13,8 @@ so a test can lower one.
 
 from __future__ import annotations
 
+from .context import MAX_EXACT_INT
+
 __all__ = [
     "MAX_PACK_BYTES", "MAX_YAML_DEPTH", "MAX_YAML_NODES", "MAX_RULES_PER_PACK", "MAX_GESTURES_PER_PACK",
     "MAX_RULES_PER_BOOK", "MAX_GESTURES_PER_BOOK", "MAX_CONDITION_DEPTH", "MAX_CONDITION_TESTS",
@@ -57,7 +59,7 @@ MAX_IN_VALUES = 50
 #: compares the rest as doubles, which are exact for integers only up to 2**53. Context ints
 #: beyond 2**53 are sent as doubles (2**53 + 1 arrives as 2**53), so a threshold strictly
 #: inside +-2**53 still orders them right: ``x gt 2**53 - 1`` holds for every larger ``x``.
-MAX_EXACT_NUMBER = 2**53 - 1
+MAX_EXACT_NUMBER = MAX_EXACT_INT - 1
 #: Characters in a ``contains`` pattern on text. durable-rules compiles it to a DFA that
 #: silently never matches past about 220 characters (fewer for repetitive patterns), and
 #: some short repetitive patterns are refused outright; each distinct pattern is also tried

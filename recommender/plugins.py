@@ -11,13 +11,13 @@ Switches: ``RECOMMENDER_DISABLE_PLUGIN_AUTOLOAD=1`` skips entry points;
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import importlib
 import importlib.metadata
 import importlib.util
 import logging
 import math
+import itertools
 import os
 import threading
 import time
@@ -94,6 +94,12 @@ class PluginHost:
         self.load_warnings: list[PluginWarning] = []
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+        #: (plugin, hook) -> calls in a row that finished within the time limit (a miss resets it)
+        self._streak: dict[tuple[str, str], int] = {}
+        #: (plugin, hook) -> calls in a row needed before its calls run inline (1; more after a miss)
+        self._needed: dict[tuple[str, str], int] = {}
+        #: (plugin, hook) that run inline, under the watchdog (see :meth:`chain`)
+        self._inline_ok: set[tuple[str, str]] = set()
         blocked = os.environ.get("RECOMMENDER_DISABLED_PLUGINS", "")
         self.blocked = {b.strip() for b in blocked.split(",") if b.strip()}
 
@@ -244,15 +250,25 @@ class PluginHost:
         """Fold ``state`` through ``steps`` (``step.run(state, warnings)`` returns the next
         state); each plugin step under the time limit, our own steps (``plugin`` None) without.
 
-        With a time limit the whole chain runs on one worker thread, so a request pays one
-        thread hand-off however many plugins and hooks it meets. A plugin step past the limit
-        is reported and skipped: the chain goes on from the state before it, on a fresh
-        worker, while the late step keeps its thread until it returns (its result and its
-        warnings are dropped). A plugin step must therefore return a new state, never change
-        the one it was given.
+        A plugin step past the limit is reported and skipped: the chain goes on from the state
+        before it, and the late step's result and warnings are dropped. A plugin step must
+        therefore return a new state, never change the one it was given.
+
+        Where the steps run: a hook whose calls have finished within the limit before (once;
+        after a miss, :data:`RETRUST` times in a row) runs inline, on the caller's thread,
+        watched by one watchdog thread (:class:`_Watchdog`): a request whose hooks are all
+        trusted pays no thread hand-off. Otherwise the whole chain runs on one worker thread
+        (one hand-off however many hooks it meets), and a late step is cut off there: the
+        chain goes on at once on a fresh worker, while the late step keeps its thread until it
+        returns. An inline hook that runs late cannot be cut off (the caller's thread is
+        running it): the watchdog reports it (a warning on the ``recommender.plugins``
+        logger) and moves the hook back to workers as soon as it passes the limit, so no other
+        request runs it inline; the request it holds goes on without it once it returns.
         """
         if not self.timed(steps):
             return _fold(steps, state, warnings)
+        if self.trusted(steps):
+            return self._inline(steps, state, warnings)
         sup = _Supervisor(self, steps, state, warnings)
         future = sup.submit()
         while True:
@@ -268,7 +284,12 @@ class PluginHost:
 
     async def achain(self, steps: Sequence[Step], state: Any, warnings: list[PluginWarning]) -> Any:
         """:meth:`chain` for a caller on an event loop: the loop waits without blocking (the
-        worker thread is the only hand-off); without a time limit the steps run right here."""
+        worker thread is the only hand-off); without a time limit the steps run right here.
+
+        Timed hooks always run on a worker here, trusted or not: a hook that hangs inline would
+        stall the event loop and every request on it."""
+        import asyncio
+
         if not self.timed(steps):
             return _fold(steps, state, warnings)
         sup = _Supervisor(self, steps, state, warnings)
@@ -283,6 +304,51 @@ class PluginHost:
                 continue
             future.result()  # a step's exception (strict mode) is raised here
             return sup.collect()
+
+    def trusted(self, steps: Sequence[Step]) -> bool:
+        """Whether every timed step's hook may run inline (see :meth:`chain`)."""
+        ok = self._inline_ok
+        return all(st.plugin is None or (st.plugin, st.hook) in ok or not self._timed(st.plugin) for st in steps)
+
+    def _inline(self, steps: Sequence[Step], state: Any, warnings: list[PluginWarning]) -> Any:
+        """The chain on the caller's thread, each plugin step watched (see :meth:`chain`)."""
+        limit = self.timeout
+        watchdog = _watchdog()
+        for step in steps:
+            if step.plugin is None:
+                state = step.run(state, warnings)
+                continue
+            own: list[PluginWarning] = []
+            call = watchdog.enter(self, step.plugin, step.hook, limit)
+            try:
+                new = step.run(state, own)
+            finally:
+                took = watchdog.leave(call)
+            if took > limit:  # its result is dropped, as on a worker
+                if watchdog.claim(call[1]):  # (unless the watchdog has already moved it)
+                    self.missed(step.plugin, step.hook)
+                self.warn(step.plugin, step.hook, f"took longer than {limit:g} s", warnings)
+                continue
+            warnings.extend(own)
+            state = new
+        return state
+
+    def on_time(self, plugin: str, hook: str) -> None:
+        """A call of ``plugin``'s ``hook`` finished within the limit (on a worker)."""
+        key = (plugin, hook)
+        streak = self._streak[key] = self._streak.get(key, 0) + 1
+        if streak >= self._needed.get(key, 1):
+            self._inline_ok.add(key)
+
+    def missed(self, plugin: str, hook: str) -> None:
+        """A call of ``plugin``'s ``hook`` ran past the limit: its calls run on workers until
+        they have finished within it :data:`RETRUST` times in a row (ten times as many after
+        each further miss)."""
+        key = (plugin, hook)
+        self._inline_ok.discard(key)
+        self._streak[key] = 0
+        needed = self._needed.get(key, 1)
+        self._needed[key] = min(RETRUST if needed < RETRUST else needed * 10, RETRUST * 10_000)
 
     def timed(self, steps: Sequence[Step]) -> bool:
         """Whether ``steps`` run under the time limit: a limit is set and a plugin step is not
@@ -307,6 +373,110 @@ class PluginHost:
         if self.strict:
             raise PluginError(plugin, hook, message)
         warnings.append(PluginWarning(plugin=plugin, hook=hook, message=message))
+
+
+#: After a miss, the calls in a row a hook must finish within its limit (on workers) before it
+#: runs inline again; ten times as many after each further miss (see :meth:`PluginHost.chain`).
+RETRUST = 100
+
+
+class _Call:
+    """A hook call running inline, as the watchdog sees it."""
+
+    __slots__ = ("host", "plugin", "hook", "limit", "start", "reported")
+
+    def __init__(self, host: PluginHost, plugin: str, hook: str, limit: float):
+        self.host, self.plugin, self.hook, self.limit = host, plugin, hook, limit
+        self.reported = False
+        self.start = time.monotonic()
+
+
+class _Watchdog:
+    """One thread per process that watches the hook calls running inline.
+
+    A call is watched by putting it in a dict and taking it out (no lock, no thread woken):
+    that is all an inline hook costs. The thread looks every :attr:`TICK` seconds while calls
+    come (and sleeps when none has come for a second); a call past its limit is reported on
+    the ``recommender.plugins`` logger and its hook is moved back to workers at once
+    (:meth:`PluginHost.missed`), so other requests stop running it inline while it hangs.
+    """
+
+    TICK = 0.05
+
+    def __init__(self) -> None:
+        self.calls: dict[int, _Call] = {}
+        self._ids = itertools.count()
+        self._awake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._claim_lock = threading.Lock()
+
+    def enter(self, host: PluginHost, plugin: str, hook: str, limit: float) -> tuple[int, _Call]:
+        call = _Call(host, plugin, hook, limit)
+        key = next(self._ids)
+        self.calls[key] = call
+        if not self._awake.is_set():
+            self._wake()
+        return key, call
+
+    def leave(self, entry: tuple[int, _Call]) -> float:
+        """Stop watching a call; how long it took, in seconds."""
+        key, call = entry
+        took = time.monotonic() - call.start
+        self.calls.pop(key, None)
+        return took
+
+    def claim(self, call: _Call) -> bool:
+        """Whether the caller is the first to see ``call`` late (and so reports it)."""
+        with self._claim_lock:
+            if call.reported:
+                return False
+            call.reported = True
+            return True
+
+    def _wake(self) -> None:
+        with self._start_lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._watch, name="plugin-watchdog", daemon=True)
+                self._awake.set()
+                self._thread.start()
+            else:
+                self._awake.set()
+
+    def _watch(self) -> None:
+        idle_since = time.monotonic()
+        while True:
+            time.sleep(self.TICK)
+            now = time.monotonic()
+            calls = list(self.calls.copy().values())
+            if calls:
+                idle_since = now
+            for call in calls:
+                if not call.reported and now - call.start > call.limit and self.claim(call):
+                    call.host.missed(call.plugin, call.hook)
+                    log.warning("plugin %s in %s: running inline for longer than %g s; its result will be dropped "
+                                "and its calls now run on worker threads", call.plugin, call.hook, call.limit)
+            if not calls and now - idle_since > 1.0:
+                self._awake.clear()
+                if not self.calls:  # a call that came meanwhile found the event still set
+                    self._awake.wait()
+                idle_since = time.monotonic()
+
+
+_WATCHDOG = _Watchdog()  # its thread starts with the first inline call
+
+
+def _watchdog() -> _Watchdog:
+    return _WATCHDOG
+
+
+def _forget_watchdog() -> None:  # in a forked child: the parent's thread does not exist there
+    global _WATCHDOG
+    _WATCHDOG = _Watchdog()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_watchdog)
 
 
 class Step(NamedTuple):
@@ -334,7 +504,7 @@ class _Supervisor:
         self.since = 0.0  # when the run was submitted
 
     def submit(self) -> concurrent.futures.Future[None]:
-        self.run = _ChainRun(self.pending, self.state)
+        self.run = _ChainRun(self.pending, self.state, self.host)
         self.since = time.monotonic()
         return self.host._worker_pool().submit(self.run.go)
 
@@ -374,6 +544,8 @@ class _Supervisor:
             return False  # not late, or it has just finished: wait on
         self.warnings.extend(gone.warnings)
         step = self.pending[gone.index]
+        if step.plugin is not None:
+            self.host.missed(step.plugin, step.hook)
         self.host.warn(step.plugin or "?", step.hook, f"took longer than {self.host.timeout:g} s", self.warnings)
         self.state, self.pending = gone.state, self.pending[gone.index + 1:]
         return True
@@ -395,8 +567,8 @@ class _Late:
 class _ChainRun:
     """One attempt at a chain of hook steps on a worker thread (see :meth:`PluginHost.chain`)."""
 
-    def __init__(self, steps: Sequence[Step], state: Any):
-        self.steps, self.state = steps, state
+    def __init__(self, steps: Sequence[Step], state: Any, host: PluginHost | None = None):
+        self.steps, self.state, self.host = steps, state, host
         self.index = 0
         self.started = math.inf  # when the plugin step running now began (inf: none is)
         self.begun = False  # a worker has taken the run
@@ -423,11 +595,14 @@ class _ChainRun:
                 if self._abandoned:
                     return  # nobody waits for this run any more
                 raise
+            took = time.monotonic() - self.started  # only this thread sets ``started``
             with self._lock:
                 if self._abandoned:
                     return
                 self.state = new
                 self.warnings.extend(own)
+            if step.plugin is not None and self.host is not None and took <= self.host.timeout:
+                self.host.on_time(step.plugin, step.hook)
         with self._lock:
             self.index = len(self.steps)
 

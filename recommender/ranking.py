@@ -72,6 +72,8 @@ class Candidate:
     cost: float | None
     score: float
     notes: list[str] = field(default_factory=list)
+    #: the learned acceptance (a :class:`~recommender.learning.Posterior`), with a store only
+    evidence: Any = None
 
     @property
     def priority(self) -> int:

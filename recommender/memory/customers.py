@@ -11,6 +11,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from sqlalchemy import Connection, and_, delete, insert, select, update
 
+from ..context import MAX_EXACT_INT, MAX_NAME_CHARS, MAX_TEXT_CHARS
 from .base import check_customer, check_tenant
 from .errors import InvalidStoreInput
 from .history import Event, History, abuse_times
@@ -70,11 +71,11 @@ class Customers(History):
                                         field=where)
             if isinstance(value, float) and not math.isfinite(value):
                 raise InvalidStoreInput(f"{where}: numbers must be finite (no NaN or Infinity)", field=where)
-            if isinstance(value, int) and not isinstance(value, bool) and not -2**53 <= value <= 2**53:
+            if isinstance(value, int) and not isinstance(value, bool) and not -MAX_EXACT_INT <= value <= MAX_EXACT_INT:
                 raise InvalidStoreInput(f"{where}: integers must lie within +-2**53", field=where)
             if isinstance(value, str):
-                check_text(value, where, max_length=2000, empty=True)
-        add = [check_text(i, "interests", max_length=200) for i in interests]
+                check_text(value, where, max_length=MAX_TEXT_CHARS, empty=True)
+        add = [check_text(i, "interests", max_length=MAX_NAME_CHARS) for i in interests]
         drop = {check_text(i, "remove_interests", max_length=200) for i in remove_interests}
         if note is not None:
             check_text(note, "note", max_length=2000)

@@ -21,13 +21,14 @@ import re
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from typing import Any
 
+from ..context import MAX_YEAR, MIN_YEAR
 from .errors import InvalidStoreInput
 
 __all__ = ["check_text", "check_json", "dumps", "check_occurred_at", "shift", "local_date", "next_day",
            "in_window", "MIN_TIME", "MAX_TIME", "MIN_YEAR", "MAX_YEAR"]
 
-#: The years a decision may be dated in (``interaction.occurred_at``), as in the context.
-MIN_YEAR, MAX_YEAR = 1900, 2200
+# The years a decision may be dated in (``interaction.occurred_at``): the context's window,
+# defined once in :mod:`recommender.context` (re-exported here for the store's callers).
 MIN_TIME = datetime(MIN_YEAR, 1, 1, tzinfo=timezone.utc)
 MAX_TIME = datetime(MAX_YEAR, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc)
 _FIRST = datetime.min.replace(tzinfo=timezone.utc)
