@@ -20,6 +20,7 @@ import asyncio
 import ipaddress
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -197,7 +198,12 @@ def example_bodies() -> list[bytes]:
     sys.path.append(str(ROOT))  # a checkout without an install; an installed recommender comes first
     from recommender.examples import load_examples
 
-    return [json.dumps(ctx).encode() for _, _, ctx in load_examples()]
+    bodies = []
+    for _, _, ctx in load_examples():
+        business = {k: v for k, v in (ctx.get("business") or {}).items() if k != "id"}  # the key's tenant
+        bodies.append(json.dumps({**ctx, "business": business} if business else
+                                 {k: v for k, v in ctx.items() if k != "business"}).encode())
+    return bodies
 
 
 def free_port() -> int:
@@ -219,14 +225,17 @@ def start_server(workers: int, extra: list[str], plugins: bool = True) -> tuple[
                    f'scopes = ["recommend"]\nhash = "sha256:{hashlib.sha256(key.encode()).hexdigest()}"\n')
     launch = "import sys; from recommender.cli import main; sys.argv[0] = 'recommender'; main()"
     log = tmp / "server.log"
-    proc = subprocess.Popen([sys.executable, "-c", launch, "serve", "--config", str(cfg), "--host", "127.0.0.1",
-                             "--port", str(port), "--workers", str(workers), *extra],
-                            stdout=open(log, "wb"), stderr=subprocess.STDOUT, cwd=str(tmp))  # not ROOT: the installed build runs
+    with open(log, "wb") as out:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen([sys.executable, "-c", launch, "serve", "--config", str(cfg), "--host", "127.0.0.1",
+                                 "--port", str(port), "--workers", str(workers), *extra],
+                                stdout=out, stderr=subprocess.STDOUT, cwd=str(tmp))  # not ROOT: the installed build runs
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"server exited ({proc.returncode}):\n{log.read_text()}")
+            text = log.read_text()
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise SystemExit(f"server exited ({proc.returncode}):\n{text}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
                 s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -238,7 +247,10 @@ def start_server(workers: int, extra: list[str], plugins: bool = True) -> tuple[
             pass
         time.sleep(0.2)
     proc.terminate()
-    raise SystemExit(f"server not ready:\n{log.read_text()}")
+    proc.wait(15)
+    text = log.read_text()
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise SystemExit(f"server not ready:\n{text}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -273,10 +285,12 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"--url: {exc}")
 
     proc = None
+    tmp: Path | None = None
     if args.url:
         url, key = args.url, args.api_key
     else:
-        proc, url, key, _ = start_server(args.workers, args.serve_arg, plugins=not args.no_plugins)
+        proc, url, key, log = start_server(args.workers, args.serve_arg, plugins=not args.no_plugins)
+        tmp = log.parent  # the config (with the key's hash) and the server log: removed below
     host, port = loopback_only(url)
     try:
         trivial = Phase("trivial", "GET", "/healthz")
@@ -301,6 +315,9 @@ def main(argv: list[str] | None = None) -> int:
                 proc.wait(15)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait(15)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
     a, b = trivial.summary(), recs.summary()
     ratio = round(b["rps"] / a["rps"], 3) if a["rps"] else 0.0
     build = None

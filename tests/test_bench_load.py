@@ -5,6 +5,7 @@ No throughput is asserted: that is the benchmark's job, not the test suite's."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,13 +15,16 @@ import pytest
 LOAD = Path(__file__).resolve().parent.parent / "bench" / "load.py"
 
 
-def _load(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(LOAD), *args], capture_output=True, text=True, timeout=timeout)
+def _load(*args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(LOAD), *args], capture_output=True, text=True, timeout=timeout,
+                          env=env)
 
 
-def test_a_short_run_measures_both_endpoints_of_a_real_server() -> None:
-    done = _load("--duration", "1", "--rounds", "1", "--warmup", "0.1", "--concurrency", "2", "--json")
+def test_a_short_run_measures_both_endpoints_of_a_real_server(tmp_path: Path) -> None:
+    env = {**os.environ, "TMPDIR": str(tmp_path)}  # where the run's config and server log go
+    done = _load("--duration", "1", "--rounds", "1", "--warmup", "0.1", "--concurrency", "2", "--json", env=env)
     assert done.returncode == 0, done.stderr
+    assert list(tmp_path.iterdir()) == []  # the temporary folder (a key's hash, the log) is removed
     report = json.loads(done.stdout)
     trivial, recs = report["trivial"], report["recommendations"]
     assert trivial["endpoint"] == "GET /healthz" and recs["endpoint"] == "POST /v1/recommendations"
