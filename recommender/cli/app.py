@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import json
 import re
 import sys
 from datetime import datetime, timedelta, timezone
@@ -11,8 +10,11 @@ from pathlib import Path
 from typing import Any, NoReturn, Optional
 
 import typer
+from pydantic_core import from_json
 from rich.console import Console
+from rich.markup import escape
 
+from ..context import MAX_CONTEXT_BYTES
 from ..errors import RecommenderError
 
 app = typer.Typer(
@@ -54,25 +56,32 @@ def load_command_groups() -> None:
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    """Print an error (no traceback) and exit: 2 for usage and input errors, 1 otherwise."""
-    err.print(f"[red]error:[/red] {message}", markup=True)
+    """Print an error (no traceback) and exit: 2 for usage and input errors, 1 otherwise.
+    ``message`` is plain text (it quotes what the user wrote: ``[/x]`` is not markup)."""
+    err.print(f"[red]error:[/red] {escape(message)}", markup=True)
     raise typer.Exit(code)
 
 
 def read_json_input(source: str, what: str = "context") -> Any:
     """Read JSON from a file path or ``-`` (stdin). Bad input exits 2 naming the source and
-    the reason, never with a traceback: unreadable, empty, not UTF-8, malformed JSON, nested
-    too deeply, or a number too long to read. Values are checked by the caller (the context
-    model), as the HTTP service does."""
+    the reason, never with a traceback: unreadable, larger than the library's bound
+    (:data:`~recommender.context.MAX_CONTEXT_BYTES`, checked before the file is read), empty,
+    not UTF-8, malformed JSON, nested too deeply, or a number too long to read. The JSON is
+    read by the library's and the service's own parser (pydantic's), so all three refuse the
+    same texts; values are checked by the caller (the context model), as the service does."""
     name = "<stdin>" if source == "-" else source
+    limit = MAX_CONTEXT_BYTES
     try:
         if source == "-":
             stdin = getattr(sys.stdin, "buffer", None)
-            raw = stdin.read() if stdin is not None else sys.stdin.read().encode()
+            raw = stdin.read(limit + 1) if stdin is not None else sys.stdin.read(limit + 1).encode()
         else:
-            raw = Path(source).read_bytes()
+            with Path(source).open("rb") as f:
+                raw = f.read(limit + 1)  # a 100 MB file is never read whole
     except OSError as exc:
         fail(f"cannot read {what} file {source}: {exc.strerror or exc}")
+    if len(raw) > limit:
+        fail(f"{name}: the {what} is larger than {limit} bytes, the limit for a {what}")
     if not raw.strip():
         fail(f"{name}: the {what} {'input' if source == '-' else 'file'} is empty")
     try:
@@ -81,20 +90,23 @@ def read_json_input(source: str, what: str = "context") -> Any:
         line = raw.count(b"\n", 0, exc.start) + 1
         fail(f"{name}:{line}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})")
     try:
-        return json.loads(text, parse_int=_json_int)
-    except json.JSONDecodeError as exc:
-        fail(f"{name}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}")
-    except RecursionError:
-        fail(f"{name}: invalid JSON: nested too deeply")
-    except ValueError as exc:  # from _json_int
-        fail(f"{name}: invalid JSON: {exc}")
+        return from_json(text)
+    except ValueError as exc:
+        fail(f"{name}{_json_problem(text, str(exc))}")
 
 
-def _json_int(text: str) -> int:
-    limit = sys.get_int_max_str_digits()
-    if limit and len(text.lstrip("-")) > limit:  # int() would fail naming sys.set_int_max_str_digits
-        raise ValueError(f"a number of {len(text.lstrip('-'))} digits (at most {limit})")
-    return int(text)
+def _json_problem(text: str, message: str) -> str:
+    """``:line:column: invalid JSON: reason`` from pydantic's parser message (``reason at line
+    L column C``); nesting and over-long numbers said plainly."""
+    m = re.fullmatch(r"(.*) at line (\d+) column (\d+)", message, re.S)
+    reason, line, column = (m.group(1), int(m.group(2)), int(m.group(3))) if m else (message, 0, 0)
+    if reason == "recursion limit exceeded":
+        return ": invalid JSON: nested too deeply"
+    if reason == "number out of range" and line:
+        at = sum(len(row) + 1 for row in text.split("\n")[:line - 1]) + column - 1  # where the parser gave up
+        digits = len(re.search(r"\d*$", text[:at]).group()) + len(re.match(r"\d*", text[at:]).group())  # type: ignore[union-attr]
+        return f": invalid JSON: a number of {digits} digits (at most {sys.get_int_max_str_digits()})"
+    return f":{line}:{column}: invalid JSON: {reason}" if line else f": invalid JSON: {reason}"
 
 
 def parse_when(text: Optional[str], option: str, now: Optional[datetime] = None) -> Optional[datetime]:

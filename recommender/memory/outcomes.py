@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select
 
 from . import budgets
+from ..context import MAX_NUMBER, MAX_TEXT_CHARS
 from .base import StoreBase, check_decision_id, check_tenant
 from .errors import (
     DuplicateOutcome,
@@ -57,12 +58,12 @@ class Outcomes(StoreBase):
         check_text(idempotency_key, "idempotency_key", max_length=200)
         check_text(gesture_id, "gesture_id", max_length=200)
         if note is not None:
-            check_text(note, "note", max_length=2000, empty=True)
+            check_text(note, "note", max_length=MAX_TEXT_CHARS, empty=True)
         if actual_cost is not None:
             if isinstance(actual_cost, bool) or not isinstance(actual_cost, (int, float)) \
-                    or not math.isfinite(actual_cost) or not 0 <= actual_cost <= 1e12:
+                    or not math.isfinite(actual_cost) or not 0 <= actual_cost <= MAX_NUMBER:
                 raise InvalidStoreInput(f"actual_cost: invalid actual cost {actual_cost!r}: a finite number "
-                                        "from 0 to 1e12", field="actual_cost")
+                                        f"from 0 to {MAX_NUMBER:g}", field="actual_cost")
             actual_cost = float(actual_cost)
         if tenant is not None:
             check_tenant(tenant)

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from ..context import Business, Context
+from ..context import MAX_CONTEXT_BYTES, MAX_NUMBER, MAX_TEXT_CHARS, Business, Context
 from ..errors import RecommenderError
 from ..memory.records import CustomerView, OutcomeRecord
 from ..packs import CostFormula
@@ -138,8 +138,8 @@ class _In(BaseModel):
 class OutcomeIn(_In):
     gesture_id: GestureId
     outcome: Literal["offered", "accepted", "declined", "delivered"]
-    note: Annotated[str, StringConstraints(max_length=2000)] | None = None
-    actual_cost: Annotated[float, Field(ge=0, le=1e12, allow_inf_nan=False)] | None = None
+    note: Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS)] | None = None
+    actual_cost: Annotated[float, Field(ge=0, le=MAX_NUMBER, allow_inf_nan=False)] | None = None
 
 
 class GestureOut(BaseModel):
@@ -228,7 +228,7 @@ root_router = APIRouter()
 _DECIDE_PARAMETERS = [
     {"name": "budget", "in": "query", "required": False,
      "description": "Per-interaction budget (overrides interaction.budget)",
-     "schema": {"type": "number", "minimum": 0, "maximum": 1e12}},
+     "schema": {"type": "number", "minimum": 0, "maximum": MAX_NUMBER}},
     {"name": "max_extras", "in": "query", "required": False, "description": "Cap on 'exceed' extras",
      "schema": {"type": "integer", "minimum": 0, "maximum": 100}},
 ]
@@ -269,9 +269,11 @@ async def json_body(request: Request) -> None:
 async def _decide_input(request: Request) -> tuple[Principal, Context, float | None, int | None]:
     principal = await authorize(request, "recommend")
     _require_json(request)
-    budget = _query_number(request, "budget", float, 0, 1e12)
+    budget = _query_number(request, "budget", float, 0, MAX_NUMBER)
     max_extras = _query_number(request, "max_extras", int, 0, 100)
     body = await request.body()
+    if len(body) > MAX_CONTEXT_BYTES:  # the library's bound, whatever max_body_bytes allows
+        raise ServiceError(413, "payload_too_large", f"a context is at most {MAX_CONTEXT_BYTES} bytes of JSON")
     try:
         context = Context.model_validate_json(body)
     except ValidationError as exc:
@@ -384,7 +386,7 @@ def _without_server_path(info: dict[str, Any]) -> dict[str, Any]:
             responses={404: {"model": ErrorBody, "description": "Unknown customer, or no store configured"},
                        503: {"model": ErrorBody, "description": "The store is unavailable"}})
 async def get_customer(request: Request,
-                       customer_id: Annotated[str, Path(min_length=1, max_length=2000)],
+                       customer_id: Annotated[str, Path(min_length=1, max_length=MAX_TEXT_CHARS)],
                        principal: Principal = Depends(require("recommend")),
                        tenant: Annotated[str | None, Query(max_length=128, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$",
                                                            description="The tenant to read; defaults to the key's "

@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.sources import InitSettingsSource
 
+from ..context import MAX_CONTEXT_BYTES
 from ..errors import RecommenderError
 
 __all__ = ["Settings", "ApiKeyEntry", "ConfigFileError", "hash_key", "SCOPES", "Scope"]
@@ -149,7 +150,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8000
     workers: Annotated[int, Field(ge=1, le=64)] = 1
-    max_body_bytes: Annotated[int, Field(ge=1024, le=100_000_000)] = 1_000_000
+    # Every body, not only contexts; a context is held to MAX_CONTEXT_BYTES even if this is larger.
+    max_body_bytes: Annotated[int, Field(ge=1024, le=100_000_000)] = MAX_CONTEXT_BYTES
     auth: AuthMode = Field(default="auto", description=(
         "auto: the store's API keys when a store is configured, else the config file's; "
         "none: no authentication (development only)."))
