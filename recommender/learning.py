@@ -28,7 +28,7 @@ import hmac
 import math
 import random
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Protocol, Sequence
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = ["LearningConfig", "Stats", "Posterior", "SEGMENT_DIMENSIONS", "DEFAULT_SEGMENTS", "prior_mean",
            "segment_key", "posterior", "learned_score", "decay", "choice_seed", "thompson_order",
-           "choice_probabilities", "evidence_text", "LearningMemory", "CHOICE_DRAWS"]
+           "choice_probabilities", "evidence_text", "update", "counts_of", "extras_probability", "Trace", "LearningMemory", "CHOICE_DRAWS"]
 
 #: Segment dimensions a business may learn by (the business itself is always one).
 SEGMENT_DIMENSIONS = ("family", "tier", "value_band", "staff_level", "severity", "channel", "store", "vertical")
@@ -179,6 +179,36 @@ def decay(age_days: float, half_life_days: float) -> float:
     return 0.5 ** (max(age_days, 0.0) / half_life_days)
 
 
+def update(stats: Stats, updated_at: datetime | None, at: datetime, accepted: float, declined: float,
+           delivered: float, half_life_days: float) -> tuple[Stats, datetime]:
+    """Evidence after one outcome at ``at``: what was there ages by the time since it was last
+    updated and the new outcome counts 1; an outcome recorded late for an earlier time counts
+    as old as it is. Returns the new evidence and its time."""
+    counted = 1 if (accepted or declined) else 0
+    if updated_at is None:
+        return Stats(accepted, declined, delivered, counted), at
+    age = (at - updated_at).total_seconds() / 86400
+    if age >= 0:
+        keep, weight, stamp = decay(age, half_life_days), 1.0, at
+    else:
+        keep, weight, stamp = 1.0, decay(-age, half_life_days), updated_at
+    return Stats(stats.accepted * keep + accepted * weight, stats.declined * keep + declined * weight,
+                 stats.delivered * keep + delivered * weight, stats.n + counted), stamp
+
+
+def counts_of(outcome: str, before: set[str]) -> tuple[float, float, float]:
+    """What one new outcome adds (accepted, declined, delivered), given the outcomes already
+    recorded for the same decision gesture: an acceptance counts once (``accepted`` then
+    ``delivered`` is one acceptance and one delivery); ``offered`` adds nothing."""
+    if outcome == "accepted":
+        return (0.0 if "delivered" in before else 1.0), 0.0, 0.0
+    if outcome == "delivered":
+        return (0.0 if "accepted" in before else 1.0), 0.0, 1.0
+    if outcome == "declined" and not before & {"accepted", "delivered"}:
+        return 0.0, 1.0, 0.0
+    return 0.0, 0.0, 0.0
+
+
 def choice_seed(ctx: "Context", profile: "Profile", customer_key: str, day: date) -> bytes:
     """The seed of the extras choice: the extras draw's keyed hash (HMAC-SHA256 with the
     profile's ``extras_key`` of the business, the customer and the day), on its own label."""
@@ -211,6 +241,8 @@ def choice_probabilities(posts: Mapping[str, Posterior], k: int = 1, draws: int 
     if len(params) <= k:
         return {g: 1.0 for g, _, _ in params}
     w = weights or {}
+    if k == 1:
+        return _top_one(params, w)
     seed = hashlib.sha256(repr([(g, round(a, 9), round(b, 9), round(w.get(g, 1.0), 9))
                                 for g, a, b in params]).encode()).digest()
     rng = random.Random(int.from_bytes(seed[:16], "big"))
@@ -222,6 +254,61 @@ def choice_probabilities(posts: Mapping[str, Posterior], k: int = 1, draws: int 
     # never log a zero for a gesture that can be chosen: it would make its weight infinite
     floor = 0.5 / draws
     return {g: round(max(h / draws, floor), 4) for g, h in hits.items()}
+
+
+GRID = 512
+
+
+def _top_one(params: list[tuple[str, float, float]], w: Mapping[str, float]) -> dict[str, float]:
+    """``P(w_i * theta_i is the largest)`` for independent ``theta_i ~ Beta(a_i, b_i)``, by
+    integration on a midpoint grid of :data:`GRID` points (exact arithmetic, so the same
+    evidence gives the same numbers on every machine)."""
+    xs = [(i + 0.5) / GRID for i in range(GRID)]
+    dens: list[list[float]] = []
+    cdfs: list[list[float]] = []
+    for _, a, b in params:
+        logs = [(a - 1) * math.log(x) + (b - 1) * math.log1p(-x) for x in xs]
+        top = max(logs)
+        d = [math.exp(v - top) for v in logs]
+        total = sum(d)
+        d = [v / total for v in d]  # probability mass per grid cell
+        c, acc = [], 0.0
+        for v in d:
+            c.append(acc + v / 2)  # the CDF at the cell's middle
+            acc += v
+        dens.append(d)
+        cdfs.append(c)
+
+    def cdf(j: int, x: float) -> float:
+        if x >= 1.0:
+            return 1.0
+        pos = x * GRID - 0.5
+        if pos <= 0:
+            return cdfs[j][0] * max(x * GRID * 2, 0.0) if x > 0 else 0.0
+        i = int(pos)
+        if i >= GRID - 1:
+            return cdfs[j][-1] + (1 - cdfs[j][-1]) * (pos - (GRID - 1)) * 2
+        f = pos - i
+        return cdfs[j][i] * (1 - f) + cdfs[j][i + 1] * f
+
+    ws = [max(float(w.get(g, 1.0)), 1e-12) for g, _, _ in params]
+    out: dict[str, float] = {}
+    for i, (g, _, _) in enumerate(params):
+        p = 0.0
+        for t, x in enumerate(xs):
+            mass = dens[i][t]
+            if mass < 1e-15:
+                continue
+            for j in range(len(params)):
+                if j != i:
+                    mass *= cdf(j, ws[i] * x / ws[j])
+                    if mass < 1e-15:
+                        break
+            p += mass
+        out[g] = p
+    total = sum(out.values()) or 1.0
+    floor = 1e-4  # never log a zero for a gesture that can be chosen: its weight would be infinite
+    return {g: round(max(v / total, floor), 4) for g, v in out.items()}
 
 
 def evidence_text(post: Posterior) -> str:
@@ -257,15 +344,21 @@ class Trace:
                 "evidence": {g: p.as_dict() for g, p in sorted(posts.items())}}
 
     def propensity(self, given_extras: Sequence[str]) -> float:
-        """The logging policy's probability of the stochastic part of what was given: the
-        extras draw (won or not) times the Thompson choice of the extra given."""
-        if self.extras_chance is None:
-            return 1.0
-        if not self.extra_drawn:
-            return 1.0 - self.extras_chance
-        if not given_extras:
-            return self.extras_chance
-        p = self.extras_chance
-        for g in given_extras:
-            p *= self.choices.get(g, 1.0)
-        return p if math.isfinite(p) else 1.0
+        """The policy's probability of the stochastic part of what was given: the extras draw
+        (won or not) times the choice of the extra given (:func:`extras_probability`)."""
+        return extras_probability(self.extras_chance, self.choices, given_extras)
+
+
+def extras_probability(chance: float | None, choices: Mapping[str, float], given_extras: Sequence[str]) -> float:
+    """The probability that a policy whose extras draw has ``chance`` and whose choice if it
+    is won is ``choices`` (gesture -> probability) gives exactly the extras ``given_extras``:
+    none is ``(1 - chance)``, plus ``chance`` when no extra is eligible; an extra is
+    ``chance`` times its choice probability."""
+    if chance is None:
+        return 0.0 if given_extras else 1.0
+    if not given_extras:
+        return (1.0 - chance) + (chance if not choices else 0.0)
+    p = chance
+    for g in given_extras:
+        p *= choices.get(g, 0.0)
+    return p

@@ -295,7 +295,7 @@ def _choose(d: _Draft, budget: float | None, max_extras: int | None) -> None:
     out = {w["gesture_id"] for w in d.vetoed}
     cands = [c for g, c in d.cands.items() if g not in out]
     limits = _limits(d, budget, max_extras)
-    if d.trace is not None and limits.extra_drawn and d.rule_scores:
+    if d.trace is not None and d.trace.extras_chance is not None:
         _choose_extra(d, cands, limits)
     d.decision = arbitrate(cands, ctx, limits)
     d.recs = [recommendation(c, ctx, tenant.book, d.row, d.missing) for c in d.decision.chosen]
@@ -305,22 +305,29 @@ def _choose(d: _Draft, budget: float | None, max_extras: int | None) -> None:
 
 
 def _choose_extra(d: _Draft, cands: list[Candidate], limits: Limits) -> None:
-    """Thompson sampling among the extras the guardrails allow (with learning on and the
-    extras draw won): each eligible extra's rule score is scaled by a draw from its posterior
+    """With a store: which extra the interaction gets if the extras draw falls on it, and the
+    chance each eligible extra has (``trace.choices``, logged for off-policy evaluation,
+    whether or not the draw was won). With learning on, by Thompson sampling among the
+    extras the guardrails allow: each one's rule score is scaled by a draw from its posterior
     over the prior mean, drawn with the extras draw's keyed hash, so the order replays
-    exactly; the chance each had of being listed is logged (``trace.choices``)."""
-    extras = [c for c in cands if c.gesture.tier == "exceed" and c.evidence is not None]
+    exactly. Without learning, the rules' order decides (probability 1)."""
+    assert d.trace is not None
+    extras = [c for c in cands if c.gesture.tier == "exceed"]
     if not extras:
         return
-    assert d.trace is not None
-    trial = Limits(**{**limits.__dict__, "listing": {**limits.listing, "exceed": len(extras)}})
+    trial = Limits(**{**limits.__dict__, "extra_drawn": True,
+                      "listing": {**limits.listing, "exceed": len(extras)}})
     eligible = {c.gesture.id: c for c in arbitrate(cands, d.ctx, trial).chosen if c.gesture.tier == "exceed"}
-    if len(eligible) < 2:
-        d.trace.choices = {g: 1.0 for g in eligible}
+    k = limits.listing["exceed"]
+    if len(eligible) <= k or any(c.evidence is None for c in eligible.values()):
+        ranked = sorted(eligible.values(), key=Candidate.sort_key)[:k]
+        d.trace.choices = {c.gesture.id: 1.0 for c in ranked}
         return
     posts = {g: c.evidence for g, c in eligible.items()}
     weights = {g: d.rule_scores[g] / c.evidence.prior for g, c in eligible.items()}
-    d.trace.choices = choice_probabilities(posts, k=limits.listing["exceed"], weights=weights)
+    d.trace.choices = choice_probabilities(posts, k=k, weights=weights)
+    if not limits.extra_drawn:
+        return
     seed = choice_seed(d.ctx, d.profile, d.customer_key, d.day or day_of(d.ctx))
     for g, value in thompson_order(posts, seed, weights=weights):
         eligible[g].score = round(value, 2)

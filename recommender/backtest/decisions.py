@@ -81,6 +81,9 @@ class StoredDecision:
     stored_profile: LoggedProfile | None = None
     #: the steer the extras draw used (None: no draw, or logged before the draw was steered)
     extras_steer: float | None = None
+    #: what the decision's ranking learned with and its logged propensities (``learning_decisions``)
+    learning: dict[str, Any] | None = None
+    tiers: dict[str, str] = field(default_factory=dict)
 
 
 def _json(value: Any) -> Any:
@@ -111,6 +114,10 @@ def iter_decisions(store: Any, tenant: str | None = None, since: datetime | None
             f"the decision log in {getattr(store, 'url', 'the store')} does not keep the contexts of its decisions "
             "(no 'context' column in table 'decisions'), so it cannot be replayed; upgrade the store "
             "(`recommender db upgrade`) and replay decisions logged after that")
+    try:
+        traces: Table | None = Table("learning_decisions", MetaData(), autoload_with=engine)
+    except (NoSuchTableError, SQLAlchemyError):
+        traces = None
     c = table.c
     base = []
     if tenant is not None:
@@ -142,8 +149,19 @@ def iter_decisions(store: Any, tenant: str | None = None, since: datetime | None
             raise DecisionLogError(f"cannot read the decision log: {' '.join(str(exc).split())[:300]}") from None
         if not rows:
             return
+        learned: dict[str, Any] = {}
+        if traces is not None:
+            try:
+                with engine.connect() as conn:
+                    learned = dict(conn.execute(select(traces.c.decision_id, traces.c.trace)
+                                                .where(traces.c.decision_id.in_([r.id for r in rows]))).all())
+            except SQLAlchemyError as exc:
+                raise DecisionLogError(f"cannot read the decision log: {' '.join(str(exc).split())[:300]}") from None
         for row in rows:
-            yield _decision(row, layers)
+            decision = _decision(row, layers)
+            trace = _json(learned.get(row.id))
+            decision.learning = trace if isinstance(trace, dict) else None
+            yield decision
         last = (rows[-1].created_at, rows[-1].id)
 
 
@@ -176,9 +194,11 @@ def _logged_profile(row: Any, layers: dict[tuple[str, int], LoggedProfile]) -> L
 def _decision(row: Any, layers: dict[tuple[str, int], LoggedProfile] | None = None) -> StoredDecision:
     recs = _json(row.recommendations) or []
     costs: dict[str, float | None] = {}
+    tiers: dict[str, str] = {}
     for r in recs:
         if isinstance(r, dict) and "gesture_id" in r:
             costs[r["gesture_id"]] = r.get("cost")
+            tiers[r["gesture_id"]] = str(r.get("tier") or "")
     ctx = _json(row.context)
     return StoredDecision(
         id=row.id, customer_id=row.customer_id, context=ctx if isinstance(ctx, dict) else None,
@@ -186,7 +206,7 @@ def _decision(row: Any, layers: dict[tuple[str, int], LoggedProfile] | None = No
         tenant=row.tenant, created_at=row.created_at, ruleset_version=row.ruleset_version or "",
         costs=costs, held=[h for h in (_json(row.held) or []) if isinstance(h, dict)],
         occurred_at=getattr(row, "occurred_at", None), receipt_id=getattr(row, "receipt_id", None) or "",
-        context_hash=getattr(row, "context_hash", None) or "",
+        context_hash=getattr(row, "context_hash", None) or "", tiers=tiers,
         stored_profile=_logged_profile(row, {} if layers is None else layers),
         extras_steer=getattr(row, "extras_steer", None))
 
@@ -258,6 +278,15 @@ class ReplayMemory:
         self.stored_profile: LoggedProfile | None = getattr(decision, "stored_profile", None)
         steer = getattr(decision, "extras_steer", None)
         self.steer = 1.0 if steer is None else float(steer)
+        trace = getattr(decision, "learning", None)
+        self.evidence = (trace.get("evidence") or {}) if isinstance(trace, dict) else {}
+
+    def propensities(self, ctx: "Context", offers: Any) -> dict[str, Any]:
+        """The evidence each gesture was ranked with when the decision was made (logged with
+        it), so a replay ranks as the decision did; a gesture not offered then has none."""
+        from ..learning import Posterior
+
+        return {g: Posterior.from_dict(self.evidence[g]) for g, _, _ in offers if isinstance(self.evidence.get(g), dict)}
 
     def enrich(self, ctx: "Context") -> dict[str, Any]:
         return {}

@@ -260,6 +260,15 @@ def backtest_cmd(
                                      help="--decisions: exit 1 when a larger share of decisions changes."),
     top: int = typer.Option(TOP, "--top", min=1, help="Rows shown per table (the JSON and HTML have all)."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar on stderr."),
+    policy: Optional[List[Path]] = typer.Option(
+        None, "--policy", help="--decisions: estimate what this rule set (file or folder, repeatable) would have "
+        "achieved on the logged decisions (off-policy: acceptance, cost, coverage with intervals; docs/learning.md)."),
+    policy_learning: bool = typer.Option(
+        True, "--policy-learning/--policy-no-learning",
+        help="--decisions: the estimated policy learns from outcomes (default) or ranks by its rules alone."),
+    fail_on: str = typer.Option(
+        "acceptance,coverage", "--fail-on",
+        help="--policy: exit 1 when one of these metrics (acceptance, cost, coverage) gets worse beyond its interval."),
     population: bool = typer.Option(
         False, "--population", help="Check the advice over the history as a population instead: recover coverage, "
         "cost by severity, the extras share, money limits, listing and near misses; exit 1 when one fails."),
@@ -272,9 +281,12 @@ def backtest_cmd(
                             ("--population", population)):
             if value:
                 fail(f"{name} does not apply to --decisions")
+        if policy or not policy_learning:
+            _offpolicy(policy, rules, plugins_dir, policy_learning, url, tenant, since, until, fail_on, as_json)
+            return
         _decisions(rules, plugins_dir, url, tenant, since, until, max_change, as_json, html, top, no_progress)
         return
-    for name, value in (("--tenant", tenant), ("--since", since), ("--until", until)):
+    for name, value in (("--tenant", tenant), ("--since", since), ("--until", until), ("--policy", policy)):
         if value is not None:
             fail(f"{name} applies to --decisions only")
     if history is None:
@@ -449,6 +461,68 @@ def _decisions(rules: Optional[List[Path]], plugins_dir: Optional[Path], url: Op
     if report.exceeded:
         err.print(f"changed share {_pct(report.share_changed)} exceeds --max-change {_pct(max_change)}",
                   markup=False)
+        raise typer.Exit(1)
+
+
+def _offpolicy(policy: Optional[List[Path]], rules: Optional[List[Path]], plugins_dir: Optional[Path],
+               learning: bool, url: Optional[str], tenant: Optional[str], since: Optional[str],
+               until: Optional[str], fail_on: str, as_json: bool) -> None:
+    """Off-policy estimate of a new rule set (or learning on/off) on the decision log."""
+    import json
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from ..backtest.decisions import DecisionLogError, decisions_of
+    from ..backtest.offpolicy import METRICS, evaluate_log
+    from ..core import Recommender
+    from ..memory import open_store
+
+    metrics = [m.strip() for m in fail_on.split(",") if m.strip()]
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        fail(f"--fail-on: unknown metric(s) {', '.join(unknown)} (one of {', '.join(METRICS)})")
+    start, end = parse_when(since, "--since"), parse_when(until, "--until")
+    paths = _rules_list(policy) or _rules_list(rules)
+    try:
+        extra: dict[str, Any] = {"plugins_dir": plugins_dir} if plugins_dir is not None else {}
+        rec = Recommender(paths, learning=learning, **extra)
+    except RecommenderError as exc:
+        fail(str(exc))
+    _check_sqlite_exists(url)
+    try:
+        store = open_store(url)
+    except RecommenderError as exc:
+        fail(str(exc), 2 if getattr(exc, "code", "") == "invalid" else 1)
+    try:
+        est = evaluate_log(decisions_of(store, tenant=tenant, since=start, until=end), rec, store, fail_on=metrics)
+    except DecisionLogError as exc:
+        fail(str(exc))
+    except RecommenderError as exc:
+        fail(str(exc), 1)
+    except SQLAlchemyError as exc:
+        fail(f"database {store.url}: {' '.join(str(getattr(exc, 'orig', None) or exc).split())[:300]}", 1)
+    finally:
+        store.close()
+    label = ", ".join(p.name for p in paths) if paths else "shipped packs"
+    if as_json:
+        sys.stdout.write(json.dumps({"policy": label, "learning": learning, **est.as_dict()}, indent=2) + "\n")
+    else:
+        out.print(f"off-policy estimate of {escape(label)} (learning {'on' if learning else 'off'}) on "
+                  f"{est.evaluated:,} of {est.decisions:,} logged decisions with outcomes "
+                  f"({est.supported:,} the new policy could have made as logged)")
+        table = Table(title="per decision, 95% intervals")
+        for col in ("metric", "logged", "inverse propensity", "doubly robust", "change (DR - logged)"):
+            table.add_column(col, overflow="fold")
+
+        def cell(e: Any) -> str:
+            return "-" if e.n == 0 else f"{e.value:.3f} [{e.low:.3f}, {e.high:.3f}]"
+
+        for m in METRICS:
+            flag = " [red]worse[/red]" if m in est.worse else ""
+            table.add_row(m, cell(est.logged[m]), cell(est.ips[m]), cell(est.dr[m]), cell(est.change[m]) + flag)
+        out.print(table)
+    if est.worse:
+        err.print(f"worse beyond its interval: {', '.join(est.worse)}", markup=False)
         raise typer.Exit(1)
 
 

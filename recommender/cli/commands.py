@@ -27,6 +27,8 @@ AllOpt = typer.Option(False, "--all", help="List every near miss and missing inp
 UrlOpt = typer.Option(None, "--url", envvar="RECOMMENDER_DB_URL",
                       help="Memory store URL (sqlite:///path or postgresql://...): enrich from history, apply "
                            "contact policy and budgets, log the decision.")
+LearningOpt = typer.Option(True, "--learning/--no-learning",
+                           help="With --url: rank by what outcomes taught (docs/learning.md), or by the rules alone.")
 
 
 def build_recommender(rules: Optional[List[Path]], plugins_dir: Optional[Path] = None, **kwargs: Any) -> Any:
@@ -67,8 +69,9 @@ def read_profiles(path: Optional[Path]) -> dict[str, Any] | None:
 
 def _run(source: str, rules: Optional[List[Path]], plugins_dir: Optional[Path], business: Optional[str],
          as_json: bool, budget: Optional[float], max_extras: Optional[int], explain: bool,
-         url: Optional[str] = None, profiles: Optional[Path] = None, full: bool = False) -> None:
-    rec = build_recommender(rules, plugins_dir, profiles=read_profiles(profiles))
+         url: Optional[str] = None, profiles: Optional[Path] = None, full: bool = False,
+         learning: bool = True) -> None:
+    rec = build_recommender(rules, plugins_dir, profiles=read_profiles(profiles), learning=learning)
     ctx = _context(source, business)
     try:
         store = None
@@ -120,6 +123,15 @@ def print_result(result: RecommendationResult) -> None:
         out.print(f"[red]plugin warning[/red]: {escape(pw.plugin)} in {pw.hook}: {escape(pw.message)}")
     if result.missing_inputs:
         out.print(f"[dim]missing inputs:[/dim] {', '.join(result.missing_inputs)}")
+    for r in result.recommendations:
+        ev = r.evidence
+        if ev is not None:
+            line = f"{r.gesture_id}: {ev.text}"
+            if isinstance(result, Explanation):  # the posterior behind it
+                line += (f" [Beta({ev.alpha:g}, {ev.beta:g}), prior {ev.prior:.0%}, segment {ev.segment}"
+                         + (f", chosen with probability {ev.choice_probability:.0%}" if ev.choice_probability
+                            is not None else "") + "]")
+            out.print(f"[dim]evidence[/dim]: {escape(line)}")
     if isinstance(result, Explanation):
         out.print(f"rules matched: {', '.join(result.rules_matched) or 'none'} (of {result.rules_evaluated})")
         for nm in result.near_misses:
@@ -139,10 +151,11 @@ def recommend(
     max_extras: Optional[int] = ExtrasOpt,
     url: Optional[str] = UrlOpt,
     profiles: Optional[Path] = ProfilesOpt,
+    learning: bool = LearningOpt,
 ) -> None:
     """Recommend gestures for one interaction context."""
     _run(context, rules, plugins_dir, business, as_json, budget, max_extras, explain=False, url=url,
-         profiles=profiles)
+         profiles=profiles, learning=learning)
 
 
 @app.command()
@@ -157,10 +170,11 @@ def explain(
     url: Optional[str] = UrlOpt,
     profiles: Optional[Path] = ProfilesOpt,
     full: bool = AllOpt,
+    learning: bool = LearningOpt,
 ) -> None:
     """Recommend, and show matched rules and near misses, what can change first (never logged)."""
     _run(context, rules, plugins_dir, business, as_json, budget, max_extras, explain=True, url=url,
-         profiles=profiles, full=full)
+         profiles=profiles, full=full, learning=learning)
 
 
 rules_app = typer.Typer(help="Check rule packs and print their JSON Schema.", no_args_is_help=True)

@@ -140,6 +140,8 @@ def build_recommender(settings: Settings) -> Any:
         kwargs["profiles"] = settings.profiles
     if not settings.autoload_plugins:
         kwargs["autoload"] = False
+    if not settings.learning:
+        kwargs["learning"] = False
     return Recommender(settings.rules or None, plugin_timeout=settings.plugin_timeout, **kwargs)
 
 

@@ -158,6 +158,8 @@ class Settings(BaseSettings):
     api_keys: list[ApiKeyEntry] = Field(default_factory=list)
     key_cache_seconds: Annotated[float, Field(ge=0, le=3600)] = 5.0
     max_extras: Annotated[int, Field(ge=0, le=100)] | None = None
+    learning: bool = Field(default=True, description=(
+        "Rank by what outcomes taught (with a store; docs/learning.md); false: by the rules alone."))
     plugin_timeout: Annotated[float, Field(ge=0, le=60)] = Field(default=0.5, description=(
         "Seconds a plugin's enrich/adjust hook may take; a request's hooks then run on a worker thread "
         "(one thread hand-off per request). 0: call hooks inline, with no time limit (trusted plugins)."))
