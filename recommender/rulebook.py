@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 from .conditions import Atom, ValueKind, did_you_mean
 from .context import Context, field_kind, field_nullable
 from .engine import Matcher
-from .compiler import compile_branches
+from .cache import compile_units  # compile_branches, kept on disk (recommender.cache)
 from .errors import PackProblem, RulePackError
 from .explain import BranchText, ScriptText, SharedParts, rule_texts, script_texts
 from .packs import Gesture, Pack, Rule, located, rulebook_problems
@@ -143,7 +143,7 @@ class RuleBook:
         # `exists` on a key is sent with the kind its typed tests use, so test order never matters.
         rules = [_align_kinds(rule, {f: k for f, (k, _) in kinds.items()}) for rule in rules]
         items = [((ri, bi), branch) for ri, rule in enumerate(rules) for bi, branch in enumerate(rule.branches)]
-        matcher = Matcher(compile_branches(items, "r"))
+        matcher = Matcher(compile_units(items, "r"))
         digest = hashlib.sha256()
         for pack in sorted(packs, key=lambda p: (p.name, p.source)):
             digest.update(f"{pack.name}@{pack.version}:{pack.digest};".encode())
@@ -196,7 +196,7 @@ class RuleBook:
                 for branch in rule.branches:
                     for atom in branch:
                         atoms.setdefault(atom.key, atom)
-            self._atoms = Matcher(compile_branches(((k, (a,)) for k, a in atoms.items()), "t"))
+            self._atoms = Matcher(compile_units(((k, (a,)) for k, a in atoms.items()), "t"))
         fired, _ = self._atoms.match(lambda p: self.value(ctx, p))
         return set(fired)
 
@@ -266,7 +266,7 @@ class RuleBook:
                         # A test on a missing field never holds, except `exists: false`.
                         needs.add(frozenset(index[a.field] for a in others
                                             if not (a.op == "exists" and a.value is False)))
-            rest = Matcher(compile_branches(items.values(), "a")) if items else None
+            rest = Matcher(compile_units(items.values(), "a")) if items else None
             positions = [index[p] for p in rest.fields] if rest is not None else []
             # (None: always ask; also when there are too many sets for the check to pay)
             minimal = None if frozenset() in needs or len(needs) > 32 else tuple(

@@ -17,7 +17,8 @@ from pydantic import ValidationError
 from .context import Business
 from .errors import RulePackError
 from .issues import IssueCode, Vocabulary
-from .packs import Gesture, Pack, load_packs, pack_from_data
+from .cache import load_packs  # the packs' loader, valid files kept on disk (recommender.cache)
+from .packs import Gesture, Pack, pack_from_data
 from .plugins import PluginConfig, PluginHost
 from .profile import ProfileError, merge_profiles
 from .results import PluginWarning
