@@ -1,9 +1,18 @@
-"""Wheel build hook: with ``RECOMMENDER_COMPILE=1``, compile the hot modules with mypyc.
+"""Wheel build hook: compile the hot modules with mypyc, by default.
 
-``RECOMMENDER_COMPILE=1 pip install .`` builds a wheel whose matcher, rulebook, pipeline,
-ranking, explanation and template modules are C extensions (mypyc compiles the same typed
-Python; the .py files ship alongside, for reading). Without the variable, and for editable
-installs (whose point is that the .py you edit is what runs), the package is pure Python.
+``pip install .`` (any non-editable install) builds a wheel whose matcher, rulebook,
+pipeline, ranking, explanation and template modules are C extensions (mypyc compiles the
+same typed Python; the .py files ship alongside, for reading), as black and mypy ship
+compiled wheels. ``RECOMMENDER_COMPILE``:
+
+* unset (the default): compile when a C compiler and the Python headers are there; without
+  them, or if compiling fails, build the pure-Python package with a warning that says why
+  and what would give the compiled build (pip shows build output with ``pip install -v``;
+  ``recommender --version`` says which build runs);
+* ``1``: compile, and fail the build if that is not possible (CI uses this);
+* ``0``: pure Python, no attempt and no warning.
+
+Editable installs are always pure Python: their point is that the .py you edit is what runs.
 The compilation happens in a scratch copy of the package, so the checkout never holds
 compiled files that would shadow its sources.
 """
@@ -11,6 +20,7 @@ compiled files that would shadow its sources.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -38,14 +48,51 @@ python_version = {version}
 ignore_missing_imports = True
 """
 
+_HOW = ("for the compiled build (recommend() about 1.3x faster), install a C compiler and the Python "
+        "headers (e.g. `apt install gcc python3-dev`) and reinstall; set RECOMMENDER_COMPILE=0 to build "
+        "pure Python without this warning")
 
-def _wanted() -> bool:
+
+def _mode() -> str:
+    """``auto`` (unset: compile if possible), ``on`` (must compile) or ``off``."""
     value = os.environ.get(ENV, "").strip().lower()
-    if value in ("", "0", "false", "no"):
-        return False
+    if value == "":
+        return "auto"
+    if value in ("0", "false", "no"):
+        return "off"
     if value in ("1", "true", "yes"):
-        return True
-    raise ValueError(f"{ENV}={os.environ[ENV]!r}: expected 1 (compile with mypyc) or 0")
+        return "on"
+    raise ValueError(f"{ENV}={os.environ[ENV]!r}: expected 1 (compile with mypyc), 0 (pure Python) or unset (compile "
+                     "when a C compiler is available)")
+
+
+def toolchain_problem() -> str | None:
+    """Why a C extension cannot be built here (None: it looks possible). Checks the C compiler
+    setuptools would use (``CC``, else the one Python was built with) and ``Python.h``."""
+    if sys.platform == "win32":  # MSVC is found by setuptools itself; a failure falls back below
+        return None
+    cc = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
+    try:
+        exe = shlex.split(cc)[0]
+    except (ValueError, IndexError):
+        return f"the C compiler setting CC={cc!r} cannot be read"
+    if shutil.which(exe) is None:
+        return f"no C compiler: {exe!r} is not on PATH"
+    include = sysconfig.get_paths().get("include")
+    if not include or not (Path(include) / "Python.h").is_file():
+        return f"the Python headers are missing (no Python.h in {include})"
+    return None
+
+
+def _editable_requested() -> bool:
+    """Whether hatchling is asked for an editable build's requirements (the hook cannot be told
+    otherwise when it lists its dependencies)."""
+    frame = sys._getframe()
+    while frame is not None:
+        if frame.f_code.co_name == "get_requires_for_build_editable":
+            return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
 
 
 class CompileHook(BuildHookInterface):
@@ -53,14 +100,38 @@ class CompileHook(BuildHookInterface):
 
     def dependencies(self) -> list[str]:
         # mypyc type-checks what the modules import, so the runtime dependencies too
-        return ["mypy>=1.10", "setuptools>=69", *self.metadata.core.dependencies] if _wanted() else []
+        mode = _mode()
+        if mode == "off" or _editable_requested() or (mode == "auto" and toolchain_problem()):
+            return []
+        return ["mypy>=1.10", "setuptools>=69", *self.metadata.core.dependencies]
 
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
-        if self.target_name != "wheel" or not _wanted():
+        mode = _mode()
+        if self.target_name != "wheel" or mode == "off":
             return
         if version == "editable":
-            self.app.display_warning(f"{ENV}=1 is ignored for an editable install: it runs the .py files you edit")
+            if mode == "on":
+                self.app.display_warning(f"{ENV}=1 is ignored for an editable install: it runs the .py files you edit")
             return
+        if mode == "auto":
+            problem = toolchain_problem()
+            if problem is None:
+                try:
+                    import mypyc  # noqa: F401
+                except ImportError:
+                    problem = "mypyc (part of mypy) is not installed in the build environment"
+            if problem is not None:
+                self.app.display_warning(f"recommender: building the pure-Python package: {problem}; {_HOW}")
+                return
+        try:
+            self._compile(build_data)
+        except Exception as exc:
+            if mode == "on":
+                raise
+            self.app.display_warning(f"recommender: building the pure-Python package: compiling with mypyc failed "
+                                     f"({str(exc).strip()[-2000:]}); {_HOW}")
+
+    def _compile(self, build_data: dict[str, Any]) -> None:
         modules = list(self.config.get("compile", []))
         if not modules:
             raise ValueError("[tool.hatch.build.hooks.custom] compile: list the modules to compile")
