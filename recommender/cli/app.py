@@ -36,6 +36,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 COMMAND_GROUPS = (
     "recommender.cli.plugins_cmd",
     "recommender.cli.memory_cmd",
+    "recommender.cli.profile_cmd",
     "recommender.cli.serve_cmd",
     "recommender.cli.backtest_cmd",
     "recommender.cli.issues_cmd",

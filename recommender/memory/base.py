@@ -19,6 +19,7 @@ from sqlalchemy import Connection, func, select
 from sqlalchemy.exc import IntegrityError
 
 from . import db
+from .db import log
 from .errors import InvalidStoreInput, UnknownDecision
 from .policy import Policy
 from .values import check_occurred_at, check_text, local_date
@@ -97,6 +98,8 @@ class StoreBase:
         self._cache: dict[tuple[str, str], tuple[float, Any]] = {}
         #: (kind, tenant) -> how often it was invalidated (a load that raced a write is not kept)
         self._generations: dict[tuple[str, str], int] = {}
+        #: keys being refreshed on a background thread (see :meth:`_cached`'s ``background``)
+        self._refreshing: set[tuple[str, str]] = set()
         try:
             auto = self.dialect == "sqlite" if upgrade is None else upgrade
             if auto:
@@ -174,25 +177,48 @@ class StoreBase:
 
     # -- per-tenant caches ------------------------------------------------------------
 
-    def _cached(self, kind: str, tenant: str, seconds: float, load: Callable[[], T]) -> T:
+    def _cached(self, kind: str, tenant: str, seconds: float, load: Callable[[], T], *,
+                background: bool = False) -> T:
         """``load()``, kept for ``seconds`` (0: not kept) per tenant in this process.
 
         Expiry runs on the monotonic clock (not the store's injectable clock). A value loaded
         while :meth:`_invalidate` ran for the same key is returned but not kept, so a write on
-        this process is seen by the next call."""
+        this process is seen by the next call. With ``background``, an expired value is
+        returned once more while one background thread loads the next (no request waits for
+        a slow refresh, e.g. the scan of a large tenant's customers)."""
         key = (kind, tenant)
         hit = self._cache.get(key)
-        now = _time.monotonic()
-        if hit is not None and hit[0] > now:
+        if hit is not None and hit[0] > _time.monotonic():
             cached: T = hit[1]
             return cached
+        if background and hit is not None and seconds > 0:
+            if key not in self._refreshing:
+                self._refreshing.add(key)
+                threading.Thread(target=self._refresh, args=(key, seconds, load), daemon=True,
+                                 name=f"recommender-store-{kind}").start()
+            stale: T = hit[1]
+            return stale
+        return self._load_and_keep(key, seconds, load)
+
+    def _load_and_keep(self, key: tuple[str, str], seconds: float, load: Callable[[], T]) -> T:
         generation = self._generations.get(key, 0)
         value = load()
         if seconds > 0 and self._generations.get(key, 0) == generation:
             if len(self._cache) >= _CACHE_MAX:
                 self._cache.clear()
-            self._cache[key] = (now + seconds, value)
+            self._cache[key] = (_time.monotonic() + seconds, value)
         return value
+
+    def _refresh(self, key: tuple[str, str], seconds: float, load: Callable[[], Any]) -> None:
+        try:
+            self._load_and_keep(key, seconds, load)
+        except Exception as exc:  # noqa: BLE001 - the stale value stays; the next call tries again
+            log.warning("background refresh of %s for tenant %r failed: %s", key[0], key[1], exc)
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache[key] = (_time.monotonic(), hit[1])  # expired: the next call refreshes
+        finally:
+            self._refreshing.discard(key)
 
     def _invalidate(self, kind: str, tenant: str) -> None:
         key = (kind, tenant)

@@ -5,13 +5,14 @@ why, and the customer's visit; :meth:`DecisionLog.get_decision` reads one back f
 
 from __future__ import annotations
 
+import functools
 import math
 import uuid
 from collections import defaultdict
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Mapping
 
-from sqlalchemy import Connection, insert, or_, select
+from sqlalchemy import Connection, and_, insert, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -180,12 +181,19 @@ def _customer_facts(ctx: "Context", occurred: datetime) -> dict[str, Any]:
 def _remember_facts(conn: Connection, tenant: str, customer_id: str, occurred: datetime, created: datetime,
                     facts: dict[str, Any]) -> None:
     """Keep the customer's latest stated lifetime value and tenure (one upsert; a decision dated
-    before the facts already kept never overwrites them)."""
-    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    stmt = dialect_insert(_C).values(tenant=tenant, customer_id=customer_id, preferences={}, interests=[], notes=[],
-                                     created_at=created, updated_at=created, facts_at=occurred, **facts)
-    stmt = stmt.on_conflict_do_update(
+    before the facts already kept never overwrites them, and facts stated again unchanged write
+    nothing)."""
+    stmt = _facts_upsert(conn.dialect.name, tuple(sorted(facts)))
+    conn.execute(stmt, dict(tenant=tenant, customer_id=customer_id, preferences={}, interests=[], notes=[],
+                            created_at=created, updated_at=created, facts_at=occurred, **facts))
+
+
+@functools.lru_cache(maxsize=8)
+def _facts_upsert(dialect: str, keys: tuple[str, ...]) -> Any:
+    """The upsert, built once per database and set of facts (building it costs more than running it)."""
+    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(_C)
+    changed = or_(*(_C.c[k].is_distinct_from(stmt.excluded[k]) for k in keys))
+    return stmt.on_conflict_do_update(
         index_elements=[_C.c.tenant, _C.c.customer_id],
-        set_={"facts_at": stmt.excluded.facts_at, **{k: stmt.excluded[k] for k in facts}},
-        where=or_(_C.c.facts_at.is_(None), _C.c.facts_at <= stmt.excluded.facts_at))
-    conn.execute(stmt)
+        set_={"facts_at": stmt.excluded.facts_at, **{k: stmt.excluded[k] for k in keys}},
+        where=and_(or_(_C.c.facts_at.is_(None), _C.c.facts_at <= stmt.excluded.facts_at), changed))

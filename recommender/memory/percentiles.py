@@ -5,8 +5,9 @@ The store keeps each customer's latest stated lifetime value and the start of th
 (``customers.lifetime_value``, ``tenure_since``: written when a decision is logged whose context
 states them). Per tenant, each process keeps the sorted values (at most the policy's
 ``percentiles.sample`` points of the distribution: its quantiles) for
-``percentiles.refresh_seconds`` (600), so a request pays a binary search, and a refresh one
-indexed scan of the tenant's customers. A tenant with fewer than ``percentiles.min_customers``
+``percentiles.refresh_seconds`` (600), so a request pays a binary search; a refresh (one
+indexed scan of the tenant's customers) runs on a background thread while requests go on with
+the sample it replaces. A tenant with fewer than ``percentiles.min_customers``
 (20) customers of known value (or tenure) gets no percentile: unknown, not a guess, and the
 profile's absolute thresholds decide alone.
 """
@@ -53,8 +54,10 @@ def _thin(ordered: list[float], size: int) -> list[float]:
 
 
 def tenure_start(at: datetime, tenure_years: float) -> datetime:
-    """When a customer of ``tenure_years`` at ``at`` started (saturating at the calendar's ends)."""
-    return shift(at, -tenure_years * DAYS_PER_YEAR)
+    """The day a customer of ``tenure_years`` at ``at`` started (midnight UTC; saturating at the
+    calendar's ends): the same customer stated the same tenure again later the same day starts
+    the same day, so their kept facts need no rewrite."""
+    return shift(at, -tenure_years * DAYS_PER_YEAR).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 class Percentiles(StoreBase):
@@ -72,7 +75,7 @@ class Percentiles(StoreBase):
                 .order_by(_C.c.tenure_since)).scalars()]
             return Distribution(_thin(values, rule.sample), len(values), _thin(starts, rule.sample), len(starts))
 
-        return self._cached("percentiles", tenant, rule.refresh_seconds, lambda: self._read(load))
+        return self._cached("percentiles", tenant, rule.refresh_seconds, lambda: self._read(load), background=True)
 
     def standing(self, ctx: "Context", now: datetime, stored_value: float | None = None,
                  stored_start: datetime | None = None) -> dict[str, Any]:

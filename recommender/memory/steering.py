@@ -59,7 +59,7 @@ class ExtrasSteering(StoreBase):
             mean = sum(1.0 if r.extras_steer is None else float(r.extras_steer) for r in rows) / len(rows)
             return len(rows), listed, mean
 
-        return self._cached("extras", tenant, rule.refresh_seconds, lambda: self._read(load))
+        return self._cached("extras", tenant, rule.refresh_seconds, lambda: self._read(load), background=True)
 
     def extras_steer(self, ctx: "Context", target: float) -> float:
         """The factor the extras draw's chance is scaled by for ``ctx``'s tenant, to bring its

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
+from datetime import datetime
 from typing import Annotated, Any, Callable, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
@@ -15,6 +17,7 @@ from ..context import MAX_CONTEXT_BYTES, MAX_NUMBER, MAX_TEXT_CHARS, Business, C
 from ..errors import RecommenderError
 from ..memory.records import CustomerView, OutcomeRecord
 from ..packs import CostFormula
+from ..profile import Profile
 from ..results import Explanation, RecommendationResult
 from .auth import AuthError, NoAuth, Principal, extract_key
 from .errors import (
@@ -401,6 +404,180 @@ async def get_customer(request: Request,
     if not view.known:
         raise ServiceError(404, "not_found", f"no customer {customer_id!r} is known for tenant {t!r}")
     return _json(view, svc.version())
+
+
+# -- the business profile -----------------------------------------------------------
+
+_TENANT_QUERY = Query(max_length=128, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$",
+                      description="The tenant; defaults to the key's (another tenant's is 403)")
+
+
+class StoredProfileOut(BaseModel):
+    profile: dict[str, Any] = Field(description="The partial profile the tenant set (only its keys)")
+    revision: int = Field(description="Increases with every change; a logged decision names the one in force")
+    updated_by: str
+    updated_at: datetime
+
+
+class ProfileOut(BaseModel):
+    business: str
+    vertical: str | None = None
+    profile: Profile = Field(description="The profile in force: the defaults, the plugins' layers, configuration, "
+                                         "then the tenant's stored profile")
+    sources: dict[str, str] = Field(description=(
+        "Each key (dotted, e.g. money_limits.synthetic) and the layer it comes from: default, plugin:NAME, "
+        "config:default, config:BUSINESS or store"))
+    stored: StoredProfileOut | None = Field(default=None, description=(
+        "The tenant's own profile in the memory store (PUT /v1/profile), who set it and when; null: none"))
+    warnings: list[str] = Field(default_factory=list, description=(
+        "A stored profile that no longer fits the layers under it is left out, and said so here"))
+    cache_seconds: float | None = Field(default=None, description=(
+        "A change reaches the recommendations of this server at once and of other servers sharing the "
+        "store within this many seconds (the store policy's profile_cache_seconds); null without a store"))
+
+
+_PROFILE_BODY = {
+    "requestBody": {"required": True, "description": (
+        "The tenant's profile: any of the profile's keys (a partial profile; nested sections merge key by key "
+        "with the layers under it). Replaces the whole stored profile."),
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Profile"},
+                                         "example": {"loyal_tenure_years": 1, "high_value": 600,
+                                                     "money_limits": {"genuine": 80}}}}},
+}
+_PROFILE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "No store configured"},
+    422: {"model": ErrorBody, "description": "An unknown profile key or an invalid value, named in errors[].field "
+                                             "(profile.loyal_tenur_years); nothing is stored"},
+    503: {"model": ErrorBody, "description": "The store is unavailable"},
+}
+
+
+def _profile_layers(rec: Any, business: Business) -> list[tuple[str, dict[str, Any]]]:
+    """The layers under a tenant's stored profile, named: each selected plugin's, configuration's."""
+    from ..profile import ProfileError, merge_profiles
+
+    layers: list[tuple[str, dict[str, Any]]] = []
+    host, hook = rec.host, "recommender_business_profile"
+    warnings: list[Any] = []
+    for name, fn, args in host.impls(hook, rec._tenant(business).plugins):
+        ok, got = host.call(name, hook, fn, args, {"business": business}, warnings)
+        if not ok or got is None:
+            continue
+        try:
+            merge_profiles(got, where=f"plugin {name}")
+        except ProfileError:  # left out by the recommender too
+            continue
+        layers.append((f"plugin:{name}", dict(got)))
+    for name in dict.fromkeys(("default", business.id)):
+        if name in rec.profiles:
+            layers.append((f"config:{name}", dict(rec.profiles[name])))
+    return layers
+
+
+def _masked(profile: dict[str, Any], admin: bool) -> dict[str, Any]:
+    """The extras draw's key is the business's secret: only an admin key sees it."""
+    return profile if admin or "extras_key" not in profile else {**profile, "extras_key": "***"}
+
+
+def _profile_view(svc: Any, business: Business, stored: Any, admin: bool) -> ProfileOut:
+    from ..memory.profiles import layer_sources
+
+    rec = svc.recommender
+    profile, warnings = rec.profile_for(business, stored)
+    refused = [w.message for w in warnings if w.plugin == "memory" and w.hook == "tenant_profile"]
+    layers: list[tuple[str, Any]] = _profile_layers(rec, business)
+    if stored is not None and not refused:
+        layers.append(("store", stored.profile))
+    out = StoredProfileOut(profile=_masked(dict(stored.profile), admin), revision=stored.revision,
+                           updated_by=stored.updated_by, updated_at=stored.updated_at) if stored is not None else None
+    policy = getattr(svc.store, "policy", None)
+    return ProfileOut(business=business.id, vertical=business.vertical,
+                      profile=Profile.model_validate(_masked(profile.model_dump(), admin)),
+                      sources=layer_sources(layers), stored=out, warnings=refused,
+                      cache_seconds=getattr(policy, "profile_cache_seconds", None))
+
+
+async def _stored_profile(svc: Any, tenant: str) -> Any:
+    if svc.store is None:
+        return None
+    return await _store_call(svc.store.tenant_profile, tenant, _fields={"tenant": "query.tenant"})
+
+
+@router.get("/profile", response_model=ProfileOut, tags=["profile"],
+            summary="The business profile in force for the caller's tenant, with each key's source",
+            responses={503: {"model": ErrorBody, "description": "The store is unavailable"}})
+async def get_profile(request: Request, principal: Principal = Depends(require("recommend")),
+                      tenant: Annotated[str | None, _TENANT_QUERY] = None,
+                      vertical: Annotated[str | None, Query(max_length=128, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$",
+                                                            description="The business's vertical (plugins may "
+                                                                        "give a trade's defaults)")] = None) -> Response:
+    """The profile the recommendations use: loyalty and value scales, money limits, the extras
+    rate, listing caps (docs/advice.md). Without a store: the layers of the defaults, plugins
+    and configuration. ``extras_key`` is shown only to an admin key."""
+    svc = _state(request)
+    business = Business(id=_tenant(principal, tenant), vertical=vertical)
+    stored = await _stored_profile(svc, business.id)
+    view = await run_in_threadpool(_profile_view, svc, business, stored, principal.can("admin"))
+    return _json(view, svc.version())
+
+
+@router.put("/profile", response_model=ProfileOut, tags=["profile"], openapi_extra=_PROFILE_BODY,
+            summary="Set the tenant's own business profile (the last layer)", responses=_PROFILE_RESPONSES)
+async def put_profile(request: Request, principal: Principal = Depends(require("admin")),
+                      tenant: Annotated[str | None, _TENANT_QUERY] = None,
+                      _json_body: None = Depends(json_body)) -> Response:
+    """Validated over the layers under it before anything is stored: an unknown key or a bad
+    value is 422 naming it (``profile.loyal_tenur_years: unknown profile key (did you mean
+    'loyal_tenure_years'?)``) and the stored profile stays as it was."""
+    from ..memory.profiles import validate_layer
+    from ..profile import ProfileError
+
+    svc = _state(request)
+    store = _need_store(svc, "profile")
+    business = Business(id=_tenant(principal, tenant))
+    layer = _json_object(await request.body())
+    base = [layer_ for _, layer_ in await run_in_threadpool(_profile_layers, svc.recommender, business)]
+    try:
+        validate_layer(layer, base)
+    except ProfileError as exc:
+        errors = [FieldError(field=path, message=msg) for path, msg in exc.errors]
+        raise ServiceError(422, "invalid_request", "; ".join(f"{e.field}: {e.message}" for e in errors[:5]),
+                           errors=errors) from None
+    await _store_call(store.set_tenant_profile, business.id, layer, updated_by=_who(principal), base=base,
+                      _fields={"tenant": "query.tenant"})
+    stored = await _stored_profile(svc, business.id)
+    view = await run_in_threadpool(_profile_view, svc, business, stored, principal.can("admin"))
+    return _json(view, svc.version())
+
+
+@router.delete("/profile", response_model=ProfileOut, tags=["profile"],
+               summary="Clear the tenant's own business profile (the layers under it apply again)",
+               responses={404: _PROFILE_RESPONSES[404], 503: _PROFILE_RESPONSES[503]})
+async def delete_profile(request: Request, principal: Principal = Depends(require("admin")),
+                         tenant: Annotated[str | None, _TENANT_QUERY] = None) -> Response:
+    """Idempotent: clearing a tenant without a stored profile changes nothing. Earlier
+    revisions stay in the store (logged decisions name the one they were made under)."""
+    svc = _state(request)
+    store = _need_store(svc, "profile")
+    business = Business(id=_tenant(principal, tenant))
+    await _store_call(store.delete_tenant_profile, business.id, updated_by=_who(principal),
+                      _fields={"tenant": "query.tenant"})
+    view = await run_in_threadpool(_profile_view, svc, business, None, principal.can("admin"))
+    return _json(view, svc.version())
+
+
+def _who(principal: Principal) -> str:
+    return f"key:{principal.name or principal.key_id}"[:200]
+
+
+def _json_object(body: bytes) -> Any:
+    """A JSON body as Python data (400 when it is not JSON)."""
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        detail = str(exc).splitlines()[0][:200] if str(exc) else "invalid JSON"
+        raise ServiceError(400, "malformed_json", f"the body is not valid JSON: {detail}",
+                           errors=[FieldError(field="", message=detail)]) from None
 
 
 @router.post("/admin/reload", response_model=ReloadOut, tags=["admin"], summary="Hot-reload the rule packs",
