@@ -11,7 +11,8 @@
   rounds that rotate which recommender goes first (so load on the machine hits all alike):
   without plugins, with the three shipped plugins as installed (trusted hooks inline under
   the watchdog), the same with every hook forced onto a worker thread (the hand-off per
-  request before issue 17), and with ``plugin_timeout=0``. p50 of the wall clock per call and
+  request before issue 17), with ``plugin_timeout=0``, and with the plugins' packs in the
+  rulebooks but their hooks never called (what the larger rulebooks cost by themselves). p50 of the wall clock per call and
   process CPU per call (every thread), each as a ratio to no plugins; on every example
   context, and on those of the plugins' verticals only. Target: plugins add <= 25% to p50.
 * **startup**: fresh processes, rotated in rounds: ``python -c "import pydantic"`` (the
@@ -77,18 +78,24 @@ def _examples() -> list[dict[str, Any]]:
 def bench_plugins(rounds: int, per_round: int) -> dict[str, Any]:
     """recommend() p50 and CPU per call: no plugins, plugins (as shipped), plugins forced onto
     workers, plugins with no time limit."""
-    from recommender import Recommender
+    from recommender import Business, Recommender
 
     examples = _examples()
     sets = {"every example": examples,
             "the plugins' verticals": [c for c in examples if (c.get("business") or {}).get("vertical") in VERTICALS]}
     forced = Recommender()
     forced.host.trusted = lambda steps: False  # type: ignore[method-assign]  # a hand-off per request, as before
+    packs_only = Recommender()  # the plugins' packs in the rulebooks, their hooks never called
+    for v in VERTICALS:
+        packs_only._tenant(Business(vertical=v))
+    for tenant in packs_only._builds.values():
+        tenant.enrichers, tenant.adjusters = [], []
     recs: dict[str, Any] = {
         "no plugins": Recommender(autoload=False),
         "three plugins": Recommender(),
         "three plugins, hooks on a worker": forced,
         "three plugins, plugin_timeout=0": Recommender(plugin_timeout=0),
+        "the plugins' packs only, no hooks": packs_only,
     }
     out: dict[str, Any] = {"rounds": rounds, "calls_per_round": per_round, "sets": {}}
     names = list(recs)
