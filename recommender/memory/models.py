@@ -175,6 +175,8 @@ class Outcome(Base):
     actual_cost: Mapped[float | None] = mapped_column(Float)
     cost: Mapped[float | None] = mapped_column(Float)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    #: who approved the gesture, when it needed approval (migration 0003_approvals)
+    approved_by: Mapped[str | None] = mapped_column(String(200))
 
 
 class CustomerProfileRow(Base):

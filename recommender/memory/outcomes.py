@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select
 
 from . import budgets
+from .approvals import approver
 from ..context import MAX_NUMBER, MAX_TEXT_CHARS
 from .base import StoreBase, check_decision_id, check_tenant
 from .errors import (
@@ -107,7 +108,7 @@ class Outcomes(StoreBase):
             values = dict(tenant=dec.tenant, idempotency_key=idempotency_key, decision_id=decision_id,
                           gesture_id=gesture_id, outcome=outcome, customer_id=dec.customer_id,
                           category=dg.category, tier=dg.tier, note=note, actual_cost=actual_cost, cost=cost,
-                          recorded_at=recorded_at)
+                          recorded_at=recorded_at, approved_by=approver(conn, decision_id, gesture_id))
             key = conn.execute(insert(_O).values(**values)).inserted_primary_key
             assert key is not None
             new_id = key[0]
@@ -135,5 +136,5 @@ def outcome_record(row: Any, replayed: bool = False) -> OutcomeRecord:
                          tenant=row.tenant, customer_id=row.customer_id, category=row.category, tier=row.tier,
                          idempotency_key=row.idempotency_key,
                          note=row.note, actual_cost=row.actual_cost, cost=row.cost, recorded_at=row.recorded_at,
-                         replayed=replayed)
+                         replayed=replayed, approved_by=row.approved_by)
 

@@ -34,6 +34,7 @@ class OutcomeRecord(_R):
     cost: float | None = Field(default=None, description="actual_cost, else the recommended cost")
     recorded_at: datetime
     replayed: bool = False
+    approved_by: str | None = Field(default=None, description="Who approved the gesture, when it needed approval")
 
 
 class DecisionGestureRecord(_R):

@@ -15,13 +15,15 @@ modules of their own, one concern each:
 * :mod:`.reports`: budget usage and reports;
 * :mod:`.maintenance`: retention (``prune``);
 * :mod:`.profiles`: a tenant's own business profile (the last profile layer);
-* :mod:`.steering`: the realised extras rate and the steer of the extras draw.
+* :mod:`.steering`: the realised extras rate and the steer of the extras draw;
+* :mod:`.approvals`: approval requests for gestures above the serving person's authority.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from .approvals import ApprovalRequests
 from .base import Clock, as_utc, check_tenant
 from .customers import Customers
 from .decisions import DecisionLog
@@ -35,7 +37,8 @@ from .steering import ExtrasSteering
 __all__ = ["Store", "open_store", "Clock", "as_utc", "check_tenant"]
 
 
-class Store(DecisionLog, Outcomes, Customers, Reports, Maintenance, TenantProfiles, ExtrasSteering):
+class Store(DecisionLog, Outcomes, Customers, Reports, Maintenance, ApprovalRequests, TenantProfiles,
+            ExtrasSteering):
     """A memory store at ``url`` (see :func:`open_store`). Thread-safe; keep one per process.
 
     ``policy``: a :class:`Policy`, a path to a YAML/JSON policy file, or None for

@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from ..errors import EngineError, RecommenderError
-from .auth import ConfigKeys, NoAuth, StoreKeys, Verifier
+from .auth import ConfigKeys, NoAuth, PanelTokens, StoreKeys, Verifier, WithPanelTokens
 from .errors import error_response, install_error_handlers, is_json, unsupported_media
 from .metrics import Metrics, MetricsMiddleware
 from .settings import Settings
@@ -53,6 +53,10 @@ class ServiceState:
         self.store = store
         self.metrics = metrics or Metrics()
         self.verifier: Verifier = verifier or _make_verifier(settings, store)
+        secret = settings.panel_secret.get_secret_value() if settings.panel_secret is not None else None
+        self.panel_tokens = PanelTokens(secret)  # the agent console's side panel (see console_api)
+        if not isinstance(self.verifier, NoAuth):
+            self.verifier = WithPanelTokens(self.verifier, self.panel_tokens)
         self._reload_lock = threading.Lock()
         self.metrics.set_version(recommender.ruleset_version)
 
@@ -219,7 +223,7 @@ def build_app() -> FastAPI:
     """The routes and documentation, without state (what ``recommender openapi`` documents).
 
     ``/docs`` and ``/redoc`` are served from local assets (:mod:`.docs`), never a CDN."""
-    from . import console, docs
+    from . import console, console_api, docs
     from .routes import router, root_router
 
     app = FastAPI(
@@ -234,6 +238,7 @@ def build_app() -> FastAPI:
     app.include_router(root_router)
     app.include_router(router)
     app.include_router(console.api)
+    app.include_router(console_api.router)
     app.include_router(console.pages)
     app.include_router(docs.router)
     install_error_handlers(app)

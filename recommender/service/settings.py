@@ -20,8 +20,8 @@ Env vars: ``RECOMMENDER_RULES`` (paths separated by ``:`` or a JSON list),
 ``RECOMMENDER_PLUGINS_DIR``, ``RECOMMENDER_STORE_URL``, ``RECOMMENDER_STORE_POLICY``, ``RECOMMENDER_HOST``,
 ``RECOMMENDER_PORT``, ``RECOMMENDER_WORKERS``, ``RECOMMENDER_MAX_BODY_BYTES``,
 ``RECOMMENDER_AUTH``, ``RECOMMENDER_API_KEYS`` (a JSON list of key entries),
-``RECOMMENDER_PROFILES`` (JSON) and ``RECOMMENDER_FRAME_ANCESTORS`` (origins separated by
-spaces, or a JSON list).
+``RECOMMENDER_PROFILES`` (JSON), ``RECOMMENDER_FRAME_ANCESTORS`` (origins separated by
+spaces, or a JSON list) and ``RECOMMENDER_PANEL_SECRET`` (the key panel tokens are signed with).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.sources import InitSettingsSource
 
@@ -43,8 +43,8 @@ from ..errors import RecommenderError
 
 __all__ = ["Settings", "ApiKeyEntry", "ConfigFileError", "hash_key", "SCOPES", "Scope"]
 
-Scope = Literal["recommend", "outcome", "admin"]
-SCOPES: tuple[str, ...] = ("recommend", "outcome", "admin")
+Scope = Literal["recommend", "outcome", "approve", "admin"]
+SCOPES: tuple[str, ...] = ("recommend", "outcome", "approve", "admin")
 AuthMode = Literal["auto", "store", "config", "none"]
 ENV_PREFIX = "RECOMMENDER_"
 
@@ -167,6 +167,10 @@ class Settings(BaseSettings):
     frame_ancestors: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["'self'"], description=(
         "Who may show the agent console in a frame (the help-desk tools that embed it): 'self', "
         "'none', or origins such as https://helpdesk.example.com or https://*.example.com."))
+    panel_secret: SecretStr | None = Field(default=None, description=(
+        "The key panel tokens are signed with (HMAC-SHA256; at least 32 characters). Give every worker and "
+        "server the same one; unset: a random key per process (tokens then work only on the process that "
+        "minted them)."), min_length=32)
 
     @field_validator("rules", mode="before")
     @classmethod
