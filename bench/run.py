@@ -287,6 +287,14 @@ def meta(args: argparse.Namespace) -> dict[str, Any]:
             "seed": args.seed, "rounds": args.rounds, "budget_s": args.budget, "versions": versions}
 
 
+def _missing_peers(skip: set[str]) -> list[tuple[str, str]]:
+    """The peer engines to run whose package is not installed: (peer, module)."""
+    import importlib.util
+
+    peers = [("zen", "zen"), ("rule-engine", "rule_engine")]
+    return [(peer, module) for peer, module in peers if peer not in skip and importlib.util.find_spec(module) is None]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="about a minute: fewer contexts and rounds")
@@ -312,6 +320,13 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             ap.error(f"--markdown {args.markdown}: not a results file of this script ({type(exc).__name__}: {exc})")
         return 0
+    missing = _missing_peers(set(args.skip)) if not args.memory else []
+    if missing:
+        from recommender.optional import hint
+
+        print(f"error: {hint(f'the {missing[0][0]} peer', missing[0][1])} (or --skip {missing[0][0]})",
+              file=sys.stderr)
+        return 2
     args.contexts = args.contexts or (60 if args.quick else 200)
     if args.batch_contexts is not None and args.batch_contexts < 1:
         ap.error("--batch-contexts: must be at least 1")

@@ -82,7 +82,8 @@ def test_outcome_command(cli, db_url: str, rec: Recommender, tmp_path: Path) -> 
 
     usage = cli("outcome", d, "waive_fee", "given", "--key", "k3", "--url", db_url)
     assert usage.exit_code == 2 and "given" in usage.output
-    assert cli("outcome", d, "waive_fee", "offered", "--url", db_url).exit_code == 2  # --key is required
+    keyless = cli("outcome", d, "waive_fee", "offered", "--url", db_url, "--json")  # the key is what it records
+    assert keyless.exit_code == 0 and json.loads(keyless.output)["idempotency_key"] == f"auto:{d}:waive_fee:offered"
 
     policy = tmp_path / "policy.yaml"
     policy.write_text("budgets:\n  acme: {daily: 30}\n")

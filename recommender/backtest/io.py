@@ -154,6 +154,8 @@ def load_mapping(path: str | Path) -> Mapping:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise HistoryInputError(f"cannot read mapping file {p}: {exc.strerror or exc}") from None
+    if not text.strip():
+        raise HistoryInputError(f"{p}: the mapping file is empty")
     try:
         data = YAML(typ="rt").load(text)
     except YAMLError as exc:
@@ -271,8 +273,8 @@ def open_source(path: str | Path, mapping: str | Path | Mapping | None = None,
             header = next(csv.reader(f), None)
     except (OSError, UnicodeDecodeError, EOFError, csv.Error) as exc:
         raise HistoryInputError(f"cannot read history file {p}: {getattr(exc, 'strerror', None) or exc}") from None
-    if not header:
-        raise HistoryInputError(f"{p}: empty CSV file (no header line)")
+    if not header or not "".join(header).strip():
+        raise HistoryInputError(f"{p}: the history file is empty (no header line)")
     header = [h.strip() for h in header]
     if mp is None:
         mp = _header_mapping(header, str(p))

@@ -342,7 +342,7 @@ def _history(history: Path, rules: Optional[List[Path]], plugins_dir: Optional[P
                           rules=[list(rs.paths or []) for rs in sets], timing=timing)
     _report_bad_rows(report)
     if report.rows_read == 0:
-        fail(f"{history} holds no rows")
+        fail(f"{history}: the history file is empty (it holds no rows)")
     if report.rows_ok == 0:
         fail(f"{history}: none of its {report.rows_read:,} rows is usable (every row was skipped)")
     if html is not None:

@@ -57,9 +57,15 @@ def read_profiles(path: Optional[Path]) -> dict[str, Any] | None:
     from ruamel.yaml import YAML
 
     try:
-        data = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         fail(f"--profiles {path}: cannot read: {exc.strerror or exc}")
+    except UnicodeDecodeError as exc:
+        fail(f"--profiles {path}: not valid YAML or JSON: {str(exc).splitlines()[0]}")
+    if not text.strip():
+        fail(f"--profiles {path}: the file is empty")
+    try:
+        data = YAML(typ="safe", pure=True).load(text)
     except Exception as exc:  # YAML syntax, invalid UTF-8
         fail(f"--profiles {path}: not valid YAML or JSON: {str(exc).splitlines()[0]}")
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):

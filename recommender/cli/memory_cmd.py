@@ -71,16 +71,39 @@ def _guarded(fn: Callable[[], T], url: Optional[str] = None) -> T:
         fail(f"{where}: {' '.join(str(orig).split())[:300]}", 1)
 
 
-def _open(url: Optional[str], policy: Optional[Path] = None, upgrade: Optional[bool] = None) -> "Store":
+def missing_sqlite_file(url: Optional[str]) -> Optional[str]:
+    """The URL (password masked) when it names a SQLite file that does not exist, else None."""
+    from ..errors import RecommenderError
+    from ..memory.db import default_url, mask_text, normalize_url
+
+    try:
+        parsed = normalize_url(url)
+    except RecommenderError as exc:
+        _store_fail(exc)
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    return None if Path(database).expanduser().exists() else mask_text(url if url is not None else default_url())
+
+
+def _open(url: Optional[str], policy: Optional[Path] = None, upgrade: Optional[bool] = None,
+          existing: bool = True) -> "Store":
+    """The store at ``url``. Commands that read (``existing``) never create a SQLite file: a
+    mistyped path is an error (exit 2), not an empty report; writes and ``db upgrade`` create it."""
     from ..memory import open_store
 
+    if existing:
+        missing = missing_sqlite_file(url)
+        if missing:
+            fail(f"no database at {missing}: the file does not exist (a mistyped path?); `recommender db upgrade "
+                 "--url ...` creates one, as does a first write (recommend --url, customer set, keys create)")
     return _guarded(lambda: open_store(url, policy=policy, upgrade=upgrade), url)
 
 
 def _run_and_print(fetch: Callable[["Store"], Any], print_table: Callable[[Any], None], as_json: bool,
-                   url: Optional[str], policy: Optional[Path] = None) -> None:
+                   url: Optional[str], policy: Optional[Path] = None, existing: bool = True) -> None:
     """One store call that returns a record; print the record as JSON or for people."""
-    store = _open(url, policy)
+    store = _open(url, policy, existing=existing)
     try:
         record = _guarded(lambda: fetch(store), url)
     finally:
@@ -113,7 +136,7 @@ def db_upgrade(url: Optional[str] = UrlOpt) -> None:
     """Apply schema migrations (creates every table on an empty database)."""
     from ..memory.db import head_revision
 
-    store = _open(url, upgrade=True)
+    store = _open(url, upgrade=True, existing=False)
     try:
         revision = _guarded(store.schema_revision, url)
         out.print(f"database {store.url} is at schema revision {revision} "
@@ -139,7 +162,9 @@ def outcome_cmd(
     decision_id: str = typer.Argument(..., help="The decision id a recommendation returned."),
     gesture_id: str = typer.Argument(..., help="A gesture recommended in that decision."),
     outcome: OutcomeChoice = typer.Argument(..., help="What happened."),
-    key: str = typer.Option(..., "--key", "-k", help="Idempotency key: a retry with the same key counts once."),
+    key: Optional[str] = typer.Option(None, "--key", "-k", help="Idempotency key (a till's transaction id): a retry "
+                                      "with it counts once. Default: the decision, gesture and outcome, so a "
+                                      "retry counts once too (docs/memory.md, Outcomes)."),
     note: Optional[str] = typer.Option(None, "--note", help="Free text for the log."),
     cost: Optional[float] = typer.Option(None, "--cost", min=0, help="Actual cost (default: the recommended cost)."),
     tenant: Optional[str] = typer.Option(None, "--tenant", "-t", help="Check the decision belongs to this tenant."),
@@ -148,6 +173,9 @@ def outcome_cmd(
     as_json: bool = JsonOpt,
 ) -> None:
     """Record what happened to a recommended gesture (delivered consumes the budget)."""
+    from ..outcomes import outcome_key
+
+    key = key or outcome_key(decision_id, gesture_id, outcome.value)
     store = _open(url, policy)
     try:
         rec = _guarded(lambda: store.record_outcome(decision_id, gesture_id, outcome.value, key, note=note,
@@ -302,7 +330,7 @@ def customer_set(
         fail("nothing to change: give --pref, --unset, --interest, --remove-interest or --note")
     _run_and_print(lambda store: store.update_customer(tenant, customer_id, preferences=prefs, interests=interest or [],
                                                        remove_interests=remove_interest or [], note=note),
-                   _print_customer, as_json, url)
+                   _print_customer, as_json, url, existing=False)
 
 
 # -- report --------------------------------------------------------------------------
@@ -361,7 +389,7 @@ def keys_create(
     """Create a key; its secret is printed once and never stored."""
     from ..memory import KeyStore
 
-    store = _open(url)
+    store = _open(url, existing=False)
     try:
         info, plaintext = _guarded(lambda: KeyStore(store).create(tenant, [s.value for s in scope], name), url)
     finally:

@@ -94,9 +94,15 @@ def make_engine(url: URL, **kwargs: Any) -> Engine:
     try:
         return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
                              connect_args=connect_args, json_serializer=dumps, **kwargs)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] != "psycopg":
+            raise
+        from ..optional import MissingExtra
+
+        raise MissingExtra(f"a PostgreSQL store ({mask_url(url)})", "psycopg") from None
     except (NoSuchModuleError, ImportError) as exc:
         raise InvalidStoreInput(f"cannot use {mask_url(url)}: the database driver is not installed ({exc}); "
-                                "install psycopg[binary]") from None
+                                "pip install 'service-recommender[postgres]'") from None
 
 
 def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:

@@ -246,6 +246,8 @@ class Policy(_P):
             text = p.read_text(encoding="utf-8")
         except OSError as exc:
             raise InvalidStoreInput(f"cannot read policy file {p}: {exc.strerror or exc}") from None
+        if not text.strip():
+            raise InvalidStoreInput(f"{p}: the policy file is empty")
         try:
             if p.suffix.lower() == ".json":
                 data: Any = json.loads(text)

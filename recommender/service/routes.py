@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from datetime import datetime
 from typing import Annotated, Any, Callable, Literal
 
@@ -16,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from ..context import MAX_CONTEXT_BYTES, MAX_NUMBER, MAX_TEXT_CHARS, Business, Context
 from ..errors import RecommenderError
 from ..memory.records import CustomerView, OutcomeRecord
+from ..outcomes import outcome_key
 from ..packs import CostFormula
 from ..profile import Profile
 from ..results import Explanation, RecommendationResult
@@ -321,12 +321,12 @@ async def post_outcome(request: Request, body: OutcomeIn,
                                                                      max_length=200, pattern=r"^[\x21-\x7e]+$")] = None,
                        principal: Principal = Depends(require("outcome")),
                        _json_body: None = Depends(json_body)) -> Response:
-    """``delivered`` spends the tenant's budget. Retries with the same ``Idempotency-Key``
-    header record the outcome once (200 on a replay, 201 when new); without the header
-    every call is a new outcome."""
+    """``delivered`` spends the tenant's budget. An outcome is recorded once: a retry with
+    the same ``Idempotency-Key`` header replays it (200, 201 when new); without the header
+    the key is what the outcome records (decision, gesture, outcome), so a retry replays too."""
     svc = _state(request)
     store = _need_store(svc, "outcomes")
-    key = idempotency_key or f"auto:{uuid.uuid4().hex}"
+    key = idempotency_key or outcome_key(decision_id, body.gesture_id, body.outcome)
     tenant = principal.tenant_for(None)
     fields = {"decision_id": "path.decision_id", "idempotency_key": "header.Idempotency-Key"}
     if tenant is None:  # no-auth mode: act for the tenant that owns the decision

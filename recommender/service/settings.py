@@ -74,6 +74,8 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigFileError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    if not text.strip():
+        raise ConfigFileError(f"config file {path}: the file is empty")
     suffix = path.suffix.lower()
     try:
         if suffix == ".toml":
