@@ -413,15 +413,24 @@ def _assemble(d: _Draft, full: bool = False) -> dict[str, Any]:
 def _plugin_steps(rec: "Recommender", d: _Draft, store: Memory | None, budget: float | None,
                   max_extras: int | None) -> list[Step]:
     """One context of a business with plugins: its enrichers, our stages, its adjusters, and,
-    if an adjuster vetoed a gesture (which frees its place), our choice once more and the
-    adjusters again. Folded through :meth:`PluginHost.chain`, all of it runs on one worker
-    thread when hooks run under a time limit (one hand-off per request). The chain reports
-    into the draft's own warnings list, which the drafts it makes share."""
+    while an adjuster vetoes a gesture (which frees its place), our choice once more without
+    what was vetoed and the adjusters again, up to :data:`REVIEW_ROUNDS` rounds; then
+    :func:`_settle`, so that no withheld reason names a vetoed gesture. Folded through
+    :meth:`PluginHost.chain`, all of it runs on one worker thread when hooks run under a time
+    limit (one hand-off per request); once no round vetoes, the remaining steps do nothing. The
+    chain reports into the draft's own warnings list, which the drafts it makes share."""
     host, tenant = rec.host, d.tenant
     enrich = [Step(name, _ENRICH, partial(_enrich_with, host, name, fn, args)) for name, fn, args in tenant.enrichers]
     adjust = [Step(name, _ADJUST, partial(_adjust_with, host, name, fn, args)) for name, fn, args in tenant.adjusters]
-    return [*enrich, Step(None, "", partial(_ours, store, budget, max_extras)),
-            *adjust, Step(None, "", partial(_choose_again, budget, max_extras)), *adjust]
+    again = Step(None, "", partial(_choose_again, budget, max_extras))
+    rounds = [step for _ in range(REVIEW_ROUNDS - 1) for step in (again, *adjust)] if adjust else []
+    return [*enrich, Step(None, "", partial(_ours, store, budget, max_extras)), *adjust, *rounds,
+            Step(None, "", _settle)]
+
+
+#: Rounds of adjusters at most: the first, and a re-run of the choice after each round that
+#: vetoed something. Each re-run needs a new veto, so a round that vetoes nothing ends it.
+REVIEW_ROUNDS = 4
 
 
 def _ours(store: Memory | None, budget: float | None, max_extras: int | None, d: _Draft, _: list[PluginWarning]) -> _Draft:
@@ -439,6 +448,26 @@ def _choose_again(budget: float | None, max_extras: int | None, d: _Draft, _: li
         _choose(d, budget, max_extras)
     else:
         d.adjust = False
+    return d
+
+
+def _settle(d: _Draft, _: list[PluginWarning]) -> _Draft:
+    """After the last round: a withheld reason never names a gesture that was vetoed. Only an
+    adjuster still vetoing in the last of :data:`REVIEW_ROUNDS` rounds leaves such a reason
+    (the choice is not run again without adjusters to review it): it is restated without
+    the vetoed gesture."""
+    decision = d.decision
+    if decision is None or not d.vetoed or not decision.blocked_by:
+        return d
+    out = {w["gesture_id"]: w["detail"] for w in d.vetoed}
+    restated = []
+    for cand, reason, detail in decision.withheld:
+        blocker = decision.blocked_by.get(cand.gesture.id)
+        if blocker in out:
+            detail = (f"held back by a gesture that was then {out[blocker]}; the choice was not run again "
+                      f"after {REVIEW_ROUNDS} rounds of plugin review")
+        restated.append((cand, reason, detail))
+    d.decision = replace(decision, withheld=restated)
     return d
 
 

@@ -88,6 +88,8 @@ class Candidate:
 class Decision:
     chosen: list[Candidate]
     withheld: list[tuple[Candidate, str, str]]  # (candidate, reason, detail)
+    #: gesture id -> the gesture its reason names (a conflict, the holder of its group)
+    blocked_by: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -116,12 +118,14 @@ def arbitrate(cands: list[Candidate], ctx: Context, limits: Limits) -> Decision:
     barred: set[str] = set()  # gestures some chosen gesture conflicts with
     listed = {tier: 0 for tier in _TIER_ORDER}
     spent = 0.0
+    blocked_by: dict[str, str] = {}
     for cand in sorted(cands, key=Candidate.sort_key):
         g = cand.gesture
         group = g.exclusive_group
         if group and group in groups:
             withheld.append((cand, "exclusive_group",
                              f"only one gesture of group {group!r}; {groups[group]} ranks higher"))
+            blocked_by[g.id] = groups[group]
             continue
         if limits.no_contact and g.contacts_customer:
             withheld.append((cand, "contact_preference",
@@ -146,6 +150,7 @@ def arbitrate(cands: list[Candidate], ctx: Context, limits: Limits) -> Decision:
             if group and group in asked:  # one approval request per group is enough
                 withheld.append((cand, "exclusive_group",
                                  f"only one gesture of group {group!r}; {asked[group]} ranks higher and awaits approval"))
+                blocked_by[g.id] = asked[group]
                 continue
             withheld.append((cand, "needs_approval", over))
             if group:
@@ -157,6 +162,7 @@ def arbitrate(cands: list[Candidate], ctx: Context, limits: Limits) -> Decision:
                           if c.gesture.id in g.conflicts_with or g.id in c.gesture.conflicts_with), None)
         if clash:
             withheld.append((cand, "conflict", f"conflicts with {clash}, which ranks higher"))
+            blocked_by[g.id] = clash
             continue
         if budget is not None:
             if cand.cost is not None and spent + cand.cost > budget + 1e-9:
@@ -174,4 +180,4 @@ def arbitrate(cands: list[Candidate], ctx: Context, limits: Limits) -> Decision:
         spent += cand.cost or 0.0
         chosen.append(cand)
         barred.update(g.conflicts_with)
-    return Decision(chosen, withheld)
+    return Decision(chosen, withheld, blocked_by)
