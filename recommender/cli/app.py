@@ -40,6 +40,7 @@ COMMAND_GROUPS = (
     "recommender.cli.serve_cmd",
     "recommender.cli.backtest_cmd",
     "recommender.cli.issues_cmd",
+    "recommender.cli.learning_cmd",
     "recommender.cli.reference_cmd",
     "recommender.cli.plugin_new_cmd",
 )

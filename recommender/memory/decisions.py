@@ -19,6 +19,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from .base import as_utc, check_decision_id, check_tenant
 from .errors import InvalidStoreInput, TenantMismatch, UnknownDecision
 from .models import CustomerProfileRow, Decision, DecisionGesture, DecisionRule, Outcome, Visit, table_of
+from .learning import log_decision
 from .outcomes import outcome_record
 from .percentiles import tenure_start
 from .records import DecisionGestureRecord, DecisionRecord
@@ -124,6 +125,7 @@ class DecisionLog(Screening):
                 conn.execute(insert(_DG), gesture_rows)
             if rule_rows:
                 conn.execute(insert(_DR), rule_rows)
+            log_decision(conn, decision_id, tenant, result)
             if customer_id:
                 same_visit = None
                 if ctx.interaction.occurred_at is not None:  # a retried call for the same interaction

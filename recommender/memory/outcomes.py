@@ -22,6 +22,7 @@ from .errors import (
     TenantMismatch,
     UnknownDecision,
 )
+from .learning import config_of, learn_from_outcome
 from .models import OUTCOME_KINDS, Decision, DecisionGesture, Outcome, table_of
 from .records import OutcomeRecord
 from .values import check_text
@@ -112,6 +113,8 @@ class Outcomes(StoreBase):
             key = conn.execute(insert(_O).values(**values)).inserted_primary_key
             assert key is not None
             new_id = key[0]
+            learn_from_outcome(conn, config_of(self), dec.tenant, decision_id, gesture_id, outcome, new_id,
+                               recorded_at)
             if outcome == "delivered" and cost:
                 scopes = budgets.scopes_for(policy.budget_for(dec.tenant), dec.store_id, dec.staff_id)
                 budgets.consume(conn, dec.tenant, scopes, cost, policy.budget_day(recorded_at))

@@ -16,7 +16,8 @@ modules of their own, one concern each:
 * :mod:`.maintenance`: retention (``prune``);
 * :mod:`.profiles`: a tenant's own business profile (the last profile layer);
 * :mod:`.steering`: the realised extras rate and the steer of the extras draw;
-* :mod:`.approvals`: approval requests for gestures above the serving person's authority.
+* :mod:`.approvals`: approval requests for gestures above the serving person's authority;
+* :mod:`.learning`: what outcomes taught (acceptance per gesture and segment).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from .approvals import ApprovalRequests
 from .base import Clock, as_utc, check_tenant
 from .customers import Customers
 from .decisions import DecisionLog
+from .learning import Learning
 from .maintenance import Maintenance
 from .outcomes import Outcomes
 from .policy import Policy
@@ -37,8 +39,8 @@ from .steering import ExtrasSteering
 __all__ = ["Store", "open_store", "Clock", "as_utc", "check_tenant"]
 
 
-class Store(DecisionLog, Outcomes, Customers, Reports, Maintenance, ApprovalRequests, TenantProfiles,
-            ExtrasSteering):
+class Store(DecisionLog, Outcomes, Customers, Reports, Maintenance, ApprovalRequests, Learning,
+            TenantProfiles, ExtrasSteering):
     """A memory store at ``url`` (see :func:`open_store`). Thread-safe; keep one per process.
 
     ``policy``: a :class:`Policy`, a path to a YAML/JSON policy file, or None for

@@ -111,6 +111,10 @@ def _json(model: BaseModel, version: str, status: int = 200) -> Response:
                     headers={"X-Ruleset-Version": version})
 
 
+_LEARNING_TENANT = Query(max_length=128, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$",
+                         description="The tenant; defaults to the key's (another tenant's is 403)")
+
+
 def _need_store(svc: Any, what: str) -> Any:
     if svc.store is None:
         raise ServiceError(404, "no_store", f"{what}: no memory store is configured on this server "
@@ -404,6 +408,52 @@ async def get_customer(request: Request,
     if not view.known:
         raise ServiceError(404, "not_found", f"no customer {customer_id!r} is known for tenant {t!r}")
     return _json(view, svc.version())
+
+
+# -- learning from outcomes (docs/learning.md) --------------------------------------------
+
+
+class LearningSegmentOut(BaseModel):
+    gesture_id: str
+    segment: str
+    acceptance: float = Field(description="Posterior mean acceptance (with a neutral prior, priority 50)")
+    outcomes: int = Field(description="Acceptances and declines behind it")
+    alpha: float
+    beta: float
+    learned: bool = Field(description="Enough outcomes to change the order")
+    delivery: float | None = None
+    accepted: float = Field(description="Recency-weighted acceptances")
+    declined: float = Field(description="Recency-weighted declines")
+    delivered: float = Field(description="Recency-weighted deliveries")
+    text: str
+    updated_at: str
+
+
+class LearningOut(BaseModel):
+    tenant: str
+    enabled: bool = Field(description="Whether this server ranks by what outcomes taught")
+    frozen: bool = Field(description="Outcomes no longer change the evidence (it is kept and used)")
+    config: dict[str, Any] = Field(description="Segments, half-life (days), minimum evidence, prior strength")
+    segments: list[LearningSegmentOut]
+
+
+@router.get("/learning", response_model=LearningOut, tags=["admin"],
+            summary="What the business learned from outcomes (admin; needs a store)",
+            responses={404: {"model": ErrorBody, "description": "No store configured"},
+                       503: {"model": ErrorBody, "description": "The store is unavailable"}})
+async def get_learning(request: Request, principal: Principal = Depends(require("admin")),
+                       tenant: Annotated[str | None, _LEARNING_TENANT] = None,
+                       gesture: Annotated[str | None, Query(max_length=80)] = None,
+                       limit: Annotated[int, Query(ge=1, le=10_000, description="Rows, most outcomes first")] = 500
+                       ) -> Response:
+    """Each gesture's learned acceptance per segment, whether learning is on and frozen, and
+    the model's settings: for the console's insights."""
+    svc = _state(request)
+    store = _need_store(svc, "learning")
+    t = _tenant(principal, tenant)
+    state = await _store_call(store.learning_state, t, gesture=gesture, limit=limit, _fields={"tenant": "query.tenant"})
+    state["enabled"] = bool(getattr(svc.recommender, "learning", True))
+    return _json(LearningOut.model_validate(state), svc.version())
 
 
 # -- the business profile -----------------------------------------------------------
