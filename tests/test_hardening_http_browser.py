@@ -57,6 +57,7 @@ def test_docs_render_offline_and_no_page_breaks_its_csp(server):
 
             page.goto(server.url + "/console")
             page.locator("#recommend").wait_for(timeout=10000)
+            page.click("#json-toggle")  # the console's form, as JSON (issue 18)
             page.fill("#context", json.dumps({"customer": {"tenure_years": 6},
                                               "interaction": {"issue": "flat_tire", "cost": 25}}))
             page.click("#recommend")

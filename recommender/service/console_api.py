@@ -163,7 +163,9 @@ class RuleOut(BaseModel):
     because: str
     description: str | None = None
     gestures: list[str]
-    when: list[list[str]] = Field(description="The conditions: any one branch, all of its tests")
+    when: Any = Field(description=(
+        "The conditions as the pack writes them: a test ('customer.tenure_years ge 2'), a list (all of them), "
+        "or {all: [...]}, {any: [...]}, {not: ...}"))
 
 
 class RulesOut(BaseModel):
@@ -212,7 +214,7 @@ async def get_rules(request: Request, principal: Principal = Depends(require(Non
         for r in pack.rules:
             rules.append(RuleOut(id=r.id, pack=pack.name, plugin=_plugin(r.source or pack.source), priority=r.priority,
                                  because=r.because, description=r.description, gestures=r.gesture_ids,
-                                 when=[[atom.text() for atom in branch] for branch in r.branches]))
+                                 when=r.when))
     out = RulesOut(business=business.id, vertical=vertical, ruleset_version=book.version, packs=packs,
                    gestures=gestures, rules=rules)
     return _json(out, book.version)
@@ -372,6 +374,9 @@ async def post_panel_token(request: Request, body: PanelTokenIn,
     key's tenant, the scopes asked for (each one the key holds; never admin) and an expiry
     (60 to 3,600 s). 403 ``forbidden_scope`` for a scope the key lacks."""
     svc = _state(request)
+    if principal.key_id.startswith("panel:"):  # else a token could renew itself for ever
+        raise AuthError(403, "forbidden_scope", "a panel token cannot mint panel tokens: the help-desk tool's "
+                                                "backend mints them with its API key")
     scopes = list(dict.fromkeys(body.scopes))
     lacking = [s for s in scopes if not principal.can(s) or s not in TOKEN_SCOPES]
     if lacking:

@@ -52,8 +52,12 @@
   R.bindKey = function (input, onChange) {
     R.auth.keyInput = input;
     if (!input.value) input.value = sessionStorage.getItem("recommender-key") || "";
+    let applied = input.value.trim();
     input.addEventListener("change", () => {
-      sessionStorage.setItem("recommender-key", input.value.trim());
+      const key = input.value.trim();
+      if (key === applied) return; // a second "change" (on leaving the field) changes nothing
+      applied = key;
+      sessionStorage.setItem("recommender-key", key);
       if (onChange) onChange();
     });
   };

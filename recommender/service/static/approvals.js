@@ -28,8 +28,10 @@
         try {
           const done = await R.api("POST", `/v1/approvals/${encodeURIComponent(a.id)}/decision`,
                                    { decision: button.dataset.decision, note: note.value.trim() || null });
-          R.showStatus(status, `${done.status === "approved" ? "Approved" : "Declined"}.`, "ok");
-          setTimeout(load, 600);
+          R.showStatus(status, `${done.status === "approved" ? "Approved" : "Declined"}: the agent sees it now.`, "ok");
+          box.classList.add("decided");
+          note.disabled = true;
+          load(false);
         } catch (err) {
           approve.disabled = decline.disabled = false;
           R.showStatus(status, err.message, "bad");
@@ -39,16 +41,18 @@
     return box;
   }
 
-  async function load() {
+  // pendingToo: false keeps the queue as it is (a card just decided stays, with its result)
+  async function load(pendingToo) {
     $("error").textContent = "";
     try {
-      const [pending, all] = await Promise.all([R.api("GET", "/v1/approvals?status=pending"),
+      const [pending, all] = await Promise.all([pendingToo === false ? null : R.api("GET", "/v1/approvals?status=pending"),
                                                 R.api("GET", "/v1/approvals?status=all&limit=30")]);
-      R.currency = (await R.api("GET", "/v1/business").catch(() => ({ currency: R.currency }))).currency;
-      const list = $("pending");
-      list.replaceChildren(...pending.approvals.map(card));
-      $("pending-count").textContent = pending.approvals.length
-        ? `${pending.approvals.length} request${pending.approvals.length === 1 ? "" : "s"} waiting` : "Nothing is waiting for approval.";
+      if (pending) {
+        R.currency = (await R.api("GET", "/v1/business").catch(() => ({ currency: R.currency }))).currency;
+        $("pending").replaceChildren(...pending.approvals.map(card));
+        $("pending-count").textContent = pending.approvals.length
+          ? `${pending.approvals.length} request${pending.approvals.length === 1 ? "" : "s"} waiting` : "Nothing is waiting for approval.";
+      }
       const table = $("decided");
       table.replaceChildren(...all.approvals.filter((a) => a.status !== "pending").map((a) => el("tr", {},
         el("td", { text: when(a.decided_at) }), el("td", { text: a.title }),
@@ -58,7 +62,7 @@
       $("error").textContent = R.authMessage(err) || err.message;
     }
   }
-  R.bindKey($("apikey"), load);
-  $("refresh").addEventListener("click", load);
+  R.bindKey($("apikey"), () => load());
+  $("refresh").addEventListener("click", () => load());
   load();
 })();

@@ -9,7 +9,7 @@
     opts = opts || {};
     let built = false;
     if (opts.keyInput) R.bindKey(opts.keyInput, () => { if (built) loadBusiness(); });
-    const form = new R.Form($("form-fields"), { only: opts.only });
+    const form = new R.Form($("form-fields"), { only: opts.only, keepClosed: !!opts.only });
     const answer = new R.Answer($("answer"));
     const error = $("error");
     const showError = (text) => { error.textContent = text || ""; };
@@ -53,6 +53,11 @@
         if (!form.validate()) { showError("Some details need fixing: see the marked fields."); return; }
         ctx = form.value();
       }
+      // The interaction happens now: its time makes the receipt replay exactly, and keeps the visit
+      // this recommendation logs out of the history a later what-if reads.
+      if (ctx.interaction && typeof ctx.interaction === "object" && !ctx.interaction.occurred_at) {
+        ctx.interaction.occurred_at = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+      }
       const button = $("recommend");
       button.disabled = true;
       $("answer").setAttribute("aria-busy", "true");
@@ -70,10 +75,10 @@
         const elsewhere = json.open() ? asks : form.markAsks(asks);
         if (elsewhere.length) {
           const misses = (explanation && explanation.near_misses) || [];
-          $("answer").append(el("div", { class: "asks" }, el("h3", {}, "Could change this answer"),
+          $("answer").append(el("div", { class: "asks" }, el("h3", {}, "Asking these could change this answer"),
             el("ul", {}, elsewhere.map((path) => {
               const miss = misses.find((m) => m.failed.field === path);
-              return el("li", {}, el("code", { text: path }), miss ? `: ${miss.hint}` : ": not given");
+              return el("li", {}, `${R.askPhrase(path)}`, miss ? ` (${miss.hint})` : "");
             }))));
         }
         renderWhatIfChoices(explanation);

@@ -49,6 +49,20 @@
     "interaction.severity": ["interaction.sentiment", "interaction.amount"],
   };
 
+  // How a field a rule asked for is named when the form has no place for it.
+  const ASK = {
+    "customer.is_vip": "whether the customer is a VIP", "customer.visits_last_year": "how many times they came last year",
+    "customer.life_events": "about life events (a move, a new baby, a wedding)", "customer.interests": "about their interests",
+    "customer.last_visit_days": "when they last came", "customer.is_new": "whether they are a new customer",
+    "interaction.budget": "the budget for this interaction", "interaction.occurred_at": "when it happened",
+  };
+  R.askPhrase = function (path) {
+    if (ASK[path]) return `Ask ${ASK[path]}`;
+    const m = path.match(/^customer\.(preferences|consents)\.?(.*)$/);
+    if (m) return m[1] === "consents" ? "Ask for the customer's consent" : `Ask their preference: ${R.words(m[2])}`;
+    return `Ask about ${R.words(path.split(".").slice(1).join(" "))}`;
+  };
+
   const idOf = (path) => `f-${path.replace(/\./g, "-")}`;
   R.idOf = idOf;
 
@@ -421,6 +435,7 @@
     // paths: fields whose value could change the answer. Returns those the form has no field for.
     markAsks(paths) {
       this.clearAsks();
+      let hidden = 0;
       const elsewhere = [];
       const seen = new Set();
       for (const raw of paths) {
@@ -433,10 +448,17 @@
           seen.add(entry.spec.path);
           entry.wrap.classList.add("ask");
           entry.wrap.append(el("p", { class: "ask-note" }, `Asking ${entry.spec.ask} could change this.`));
-          if (this.moreBox && this.moreBox.contains(entry.wrap)) this.moreBox.open = true;
+          if (this.moreBox && this.moreBox.contains(entry.wrap)) {
+            if (this.opts.keepClosed) hidden += 1;
+            else this.moreBox.open = true;
+          }
           shown = true;
         }
         if (!shown && !seen.has(raw)) elsewhere.push(raw);
+      }
+      if (this.moreBox) {
+        this.moreBox.querySelector("summary").textContent = hidden
+          ? `More details (${hidden} could change the answer)` : "More details";
       }
       return elsewhere;
     }

@@ -15,7 +15,7 @@
 
   // A time series: one point per day of the period (missing days are gaps, not zeros).
   function lineChart(title, days, value, format, max, colour) {
-    const W = 560, H = 220, L = 52, B = 34, T = 14, Rt = 12;
+    const W = 560, H = 220, L = 52, B = 34, T = 14, Rt = 26;
     const pts = days.map((d) => ({ day: d.day, v: value(d) })).filter((p) => p.v !== null && p.v !== undefined);
     const top = max ?? Math.max(1e-9, ...pts.map((p) => p.v));
     const summary = pts.length ? pts.map((p) => `${p.day} ${format(p.v)}`).join(", ") : "no data in this period";
@@ -38,7 +38,7 @@
   }
 
   function barChart(title, days, value, format, colour) {
-    const W = 560, H = 220, L = 64, B = 34, T = 14, Rt = 12;
+    const W = 560, H = 220, L = 64, B = 34, T = 14, Rt = 26;
     const pts = days.map((d) => ({ day: d.day, v: value(d) }));
     const top = Math.max(1e-9, ...pts.map((p) => p.v));
     const summary = pts.length ? pts.map((p) => `${p.day} ${format(p.v)}`).join(", ") : "no data in this period";

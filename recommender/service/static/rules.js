@@ -8,6 +8,23 @@
 
   function from(plugin) { return plugin ? `plugin ${plugin}` : "core"; }
 
+  // A rule's conditions as the pack writes them: a test, a list (all of them), {all|any: [...]}, {not: ...}.
+  function condition(node) {
+    const group = (label, items) => el("div", { class: "cond-group" }, el("span", { class: "label" }, `${label}:`),
+      el("ul", { class: "conditions" }, items.map((item) => el("li", {}, condition(item)))));
+    if (typeof node === "string") return el("code", { text: node });
+    if (Array.isArray(node)) return node.length === 1 ? condition(node[0]) : group("All of", node);
+    if (node && typeof node === "object") {
+      const keys = Object.keys(node);
+      if (keys.length === 1 && (keys[0] === "all" || keys[0] === "any")) {
+        const items = Array.isArray(node[keys[0]]) ? node[keys[0]] : [node[keys[0]]];
+        return group(keys[0] === "all" ? "All of" : "Any of", items);
+      }
+      if (keys.length === 1 && keys[0] === "not") return el("div", { class: "cond-group" }, el("span", { class: "label" }, "Not:"), condition(node.not));
+    }
+    return el("code", { text: JSON.stringify(node) });
+  }
+
   function matches(text, q) { return !q || text.toLowerCase().includes(q); }
 
   function render() {
@@ -21,22 +38,18 @@
       const gs = r.gestures.map((id) => byId.get(id)).filter(Boolean);
       if (!gs.some(gestureOk)) return false;
       if (plugin && !(plugin === "core" ? !r.plugin : r.plugin === plugin)) return false;
-      const text = [r.id, r.because, r.description || "", ...r.when.flat(), ...gs.map((g) => g.title)].join(" ");
+      const text = [r.id, r.because, r.description || "", JSON.stringify(r.when), ...gs.map((g) => g.title)].join(" ");
       return matches(text, q);
     });
     const gestures = data.gestures.filter((g) => gestureOk(g) && matches([g.id, g.title, g.script, g.category].join(" "), q));
     $("shown").textContent = `Showing ${rules.length} of ${data.rules.length} rules and ${gestures.length} of ${data.gestures.length} gestures.`;
     $("rules").replaceChildren(...rules.map((r) => {
       const gs = r.gestures.map((id) => byId.get(id)).filter(Boolean);
-      const when = r.when.length === 1
-        ? el("ul", { class: "conditions" }, r.when[0].map((t) => el("li", {}, el("code", { text: t }))))
-        : el("ol", { class: "conditions" }, r.when.map((branch) => el("li", {}, "All of: ",
-            el("ul", {}, branch.map((t) => el("li", {}, el("code", { text: t })))))));
       return el("article", { class: "rule-card", "data-rule": r.id, "aria-labelledby": `rule-${r.id}` },
         el("h3", { id: `rule-${r.id}`, text: gs.map((g) => g.title).join(" · ") || r.id }),
         el("p", { class: "because", text: r.because }),
         el("p", {}, gs.map((g) => R.tierChip(g.tier)), ` Rule ${r.id} · pack ${r.pack} (${from(r.plugin)}) · priority ${r.priority}`),
-        el("p", { class: "label" }, r.when.length === 1 ? "When all of these hold:" : "When any one of these holds:"), when);
+        el("div", { class: "when" }, el("span", { class: "label" }, "When:"), condition(r.when)));
     }));
     $("gestures").replaceChildren(...gestures.map((g) => el("tr", { "data-gesture": g.id },
       el("td", {}, el("strong", { text: g.title }), el("br"), el("code", { text: g.id })),
