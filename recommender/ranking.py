@@ -12,6 +12,11 @@ value of a gesture; a gesture that is expensive relative to what is at stake fal
 (an unknown tenure or lifetime value weighs as none: the score only orders gestures and is
 never shown as a claim about the customer).
 
+With a memory store that learned from outcomes, the pipeline multiplies the score by the
+gesture's learned acceptance over the prior its rule's priority gave (``p / p0``, 1 until a
+segment has enough outcomes; :mod:`recommender.learning`): the order within a tier changes,
+the tier order and every guardrail below do not.
+
 Arbitration then walks the candidates in order (recover, then meet: the baseline; then
 the exceed extras; each by score) and withholds, with a reason: a second gesture of an
 exclusive group (kept, or already awaiting approval), a gesture that would contact a

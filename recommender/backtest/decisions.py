@@ -270,6 +270,8 @@ class ReplayMemory:
     decision logged before draws were steered). ``record_decision`` logs nothing and returns
     the logged decision's id. A gesture the rules did not offer then was never screened: a replay with
     changed rules offers it unscreened (the store's state of that day is not kept).
+    ``propensities`` is the evidence each gesture was ranked with (the decision's learning
+    trace), so a replay ranks, and draws the extra, as the decision did.
     """
 
     def __init__(self, decision: Any) -> None:
