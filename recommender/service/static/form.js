@@ -289,8 +289,10 @@
         for (const [k, v] of Object.entries(value || {})) this.addRow(input, k, String(v));
         return;
       }
-      if (value === undefined || value === null) input.value = "";
-      else if (Array.isArray(value)) input.value = value.join(", ");
+      const { schema } = this.fields.get(path);
+      if (value === undefined || value === null) {
+        input.value = input.tagName === "SELECT" && schema.default !== undefined && schema.default !== null ? schema.default : "";
+      } else if (Array.isArray(value)) input.value = value.join(", ");
       else input.value = String(value);
       if (spec.vocab) this.describeIssue();
     }
