@@ -42,6 +42,7 @@ class OutcomeChoice(str, Enum):
 class ScopeChoice(str, Enum):
     recommend = "recommend"
     outcome = "outcome"
+    approve = "approve"
     admin = "admin"
 
 
