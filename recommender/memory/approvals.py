@@ -188,7 +188,7 @@ class ApprovalRequests(StoreBase):
             if dg is None or dg.status != "needs_approval":
                 raise InvalidStoreInput(f"gesture_id: {gesture_id[:80]!r} is not a gesture this decision listed as "
                                         "needing approval", field="gesture_id")
-            held = next((h for h in (dec.held or []) if h.get("gesture_id") == gesture_id), {})
+            held: dict[str, Any] = next((h for h in (dec.held or []) if h.get("gesture_id") == gesture_id), {})
             values = dict(id=str(uuid.uuid4()), tenant=tenant, decision_id=decision_id, gesture_id=gesture_id,
                           status="pending", title=(title or held.get("title") or gesture_id)[:200], tier=dg.tier,
                           cost=dg.cost if cost is None else cost, customer_id=dec.customer_id, issue=dec.issue,
@@ -196,7 +196,7 @@ class ApprovalRequests(StoreBase):
             conn.execute(_A.insert().values(**values))
             return ApprovalRecord(**values), True
 
-        return self._write(write)  # type: ignore[no-any-return]
+        return self._write(write)
 
     def get_approval(self, tenant: str, approval_id: str) -> ApprovalRecord:
         """One request of ``tenant`` (:class:`UnknownApproval` for an unknown id or another tenant's)."""
@@ -217,7 +217,7 @@ class ApprovalRequests(StoreBase):
             query = query.where(_A.c.status == status)
         order = _A.c.requested_at.asc() if status == "pending" else _A.c.requested_at.desc()
         query = query.order_by(order, _A.c.id).limit(max(1, min(limit, 500)))
-        return self._read(lambda conn: [_record(r) for r in conn.execute(query)])  # type: ignore[no-any-return]
+        return self._read(lambda conn: [_record(r) for r in conn.execute(query)])
 
     def decide_approval(self, tenant: str, approval_id: str, status: str, *, decided_by: str, note: str | None = None,
                now: datetime | None = None) -> tuple[ApprovalRecord, bool]:
@@ -254,7 +254,7 @@ class ApprovalRequests(StoreBase):
             fresh = conn.execute(select(_A).where(_A.c.id == approval_id)).first()
             return _record(fresh), True
 
-        return self._write(write)  # type: ignore[no-any-return]
+        return self._write(write)
 
 
 def _stamp_decision(conn: Connection, decision_id: str, gesture_id: str, approval: dict[str, Any]) -> None:

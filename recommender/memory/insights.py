@@ -87,7 +87,7 @@ def _finish(days: dict[date, Day]) -> list[Day]:
 def trends(store: "Store", tenant: str, since: datetime, until: datetime) -> Trends:
     """Outcomes per day, overall and per gesture, coverage and the extras rate for ``[since, until)``."""
 
-    def load(conn: Connection) -> tuple[list[Any], list[Any]]:
+    def load(conn: Connection) -> tuple[Any, Any]:
         outcomes = conn.execute(
             select(_O.c.gesture_id, _O.c.outcome, _O.c.cost, _O.c.recorded_at)
             .where(_O.c.tenant == tenant, _O.c.recorded_at >= since, _O.c.recorded_at < until)

@@ -39,7 +39,7 @@ VerticalQuery = Annotated[str | None, Query(max_length=128, pattern=r"^[A-Za-z0-
 ApprovalId = Annotated[str, Path(min_length=1, max_length=36, pattern=r"^[A-Za-z0-9-]+$")]
 Note = Annotated[str, StringConstraints(max_length=2000)]
 
-_STORE_404 = {404: {"model": ErrorBody, "description": "Unknown (or another tenant's) id, or no store configured"},
+_STORE_404: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "Unknown (or another tenant's) id, or no store configured"},
               503: {"model": ErrorBody, "description": "The store is unavailable"}}
 
 
@@ -251,7 +251,7 @@ def _approvals(svc: Any, what: str) -> Any:
 def _held_item(svc: Any, record: Any, gesture_id: str) -> dict[str, Any]:
     """What the decision's answer said about ``gesture_id``: re-run on the logged context (the
     same rules give the same script), else what the log kept."""
-    logged = next((h for h in record.held if h.get("gesture_id") == gesture_id), {})
+    logged: dict[str, Any] = next((h for h in record.held if h.get("gesture_id") == gesture_id), {})
     item = {"title": logged.get("title"), "cost": logged.get("cost"), "detail": logged.get("detail") or "",
             "script": "", "agent_reason": ""}
     try:
@@ -343,9 +343,16 @@ async def decide_approval(request: Request, body: ApprovalDecisionIn, approval_i
 # -- panel tokens ------------------------------------------------------------------------------
 
 
+TokenScope = Literal["recommend", "outcome", "approve"]
+
+
+def _default_scopes() -> list[TokenScope]:
+    return ["recommend", "outcome"]
+
+
 class PanelTokenIn(_In):
-    scopes: list[Literal["recommend", "outcome", "approve"]] = Field(
-        default_factory=lambda: ["recommend", "outcome"], min_length=1, max_length=3,
+    scopes: list[TokenScope] = Field(
+        default_factory=_default_scopes, min_length=1, max_length=3,
         description="What the panel may do: at most the minting key's scopes, never admin")
     seconds: Annotated[int, Field(ge=60, le=MAX_TOKEN_SECONDS)] = Field(
         default=DEFAULT_TOKEN_SECONDS, description="How long the token lives")
@@ -377,7 +384,7 @@ async def post_panel_token(request: Request, body: PanelTokenIn,
     if principal.key_id.startswith("panel:"):  # else a token could renew itself for ever
         raise AuthError(403, "forbidden_scope", "a panel token cannot mint panel tokens: the help-desk tool's "
                                                 "backend mints them with its API key")
-    scopes = list(dict.fromkeys(body.scopes))
+    scopes: list[str] = list(dict.fromkeys(body.scopes))
     lacking = [s for s in scopes if not principal.can(s) or s not in TOKEN_SCOPES]
     if lacking:
         raise AuthError(403, "forbidden_scope", f"this API key lacks the {lacking[0]!r} scope a token would carry")
