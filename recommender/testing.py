@@ -11,6 +11,9 @@
     declared, found = entry_point_probe(PLUGIN_ROOT, tmp_path, monkeypatch)  # discovery, no pip
     assert script_problems(gesture.script, {"customer.name": "Ada"}) == []  # reads true, name or not
 
+    class TestTrade(TradePluginTests):                         # the tests every one-trade plugin repeats
+        plugin, root, entry_point, ... = ...                   # (see TradePluginTests)
+
 See ``docs/plugins.md`` ("Testing a plugin in isolation").
 """
 
@@ -31,7 +34,7 @@ if TYPE_CHECKING:
     from .memory import Store
 
 __all__ = ["import_plugin", "plugin_recommender", "sqlite_store", "withheld_reasons", "offered_or_drawn",
-           "entry_point_probe", "script_problems"]
+           "entry_point_probe", "script_problems", "TradePluginTests"]
 
 
 def import_plugin(module: str, test_file: str | Path) -> ModuleType:
@@ -140,3 +143,126 @@ def script_problems(script: str, values: Mapping[str, Any]) -> list[str]:
         if not text[:1].isupper():
             problems.append(f"{where}: does not start with a capital letter")
     return sorted(set(problems))
+
+
+class TradePluginTests:
+    """The tests every one-trade plugin repeats, written once. Subclass it in the plugin's
+    test module (a class named ``Test...``, so pytest collects it) and set the attributes::
+
+        class TestTrade(TradePluginTests):
+            plugin = plugin                       # the imported package (uses recommender.trade.Trade)
+            root = PLUGIN_ROOT                    # the folder with pyproject.toml
+            entry_point = "car_wash"              # [project.entry-points.recommender] name
+            distribution = "recommender-car-wash"
+            prefix = "car_wash_"                  # every gesture id starts with it
+            marker = "interaction.attributes.wash_kind"  # the scope marker every rule tests
+            signature = ({"interaction": {"issue": "wash"}}, "car_wash_free_tire_shine")
+
+    ``signature`` is a context (the plugin's vertical is filled in) and a gesture it gets
+    (listed, or withheld only by the extras draw). The tests: the vertical is declared and
+    the plugin applies to no other; issue codes and profile register without warnings; the
+    pack is package data; ids are prefixed; every rule tests the marker; the signature case,
+    alone and next to the core packs, without warnings; ``plugins --check`` finds no
+    undeclared clash; the pyproject's entry point is discovered (no pip); the installed
+    distribution is autoloaded (skipped when not installed).
+    """
+
+    plugin: Any
+    root: Path
+    entry_point: str
+    distribution: str
+    prefix: str
+    marker: str | None = None
+    signature: tuple[dict[str, Any], str]
+
+    @property
+    def vertical(self) -> str:
+        return str(self.plugin.TRADE.vertical)
+
+    def context(self, vertical: str | None = "") -> dict[str, Any]:
+        data = {k: dict(v) for k, v in self.signature[0].items()}
+        business = dict(data.get("business") or {})
+        if vertical is None:
+            business.pop("vertical", None)
+        else:
+            business["vertical"] = vertical or self.vertical
+        data["business"] = business
+        return data
+
+    def test_declares_its_vertical(self) -> None:
+        assert self.plugin.recommender_declare_verticals() == [self.vertical]
+
+    def test_applies_to_no_other_vertical(self) -> None:
+        from .context import Business
+
+        rec = plugin_recommender(self.plugin)
+        for other in (None, f"not_{self.vertical}"):
+            assert not [g for g in rec.rulebook_for(Business(vertical=other)).gestures if g.startswith(self.prefix)]
+            assert not [g for g in rec.recommend(self.context(other)).gesture_ids() if g.startswith(self.prefix)]
+
+    def test_registers_its_issue_codes_and_profile_without_warnings(self) -> None:
+        from .context import Business
+
+        rec = plugin_recommender(self.plugin, strict=True)
+        business = Business(vertical=self.vertical)
+        vocabulary = rec._tenant(business).vocabulary
+        for code in self.plugin.TRADE.issue_codes:
+            assert vocabulary.family(code) == self.plugin.TRADE.issue_codes[code][0], code
+        profile, warnings = rec.profile_for(business)
+        assert warnings == []
+        for key, value in (self.plugin.TRADE.profile or {}).items():
+            got = getattr(profile, key)
+            assert (got.model_dump() if hasattr(got, "model_dump") else got) == value, key
+
+    def test_pack_is_package_data(self) -> None:
+        pack = self.plugin.TRADE.pack
+        assert pack.parent == Path(self.plugin.__file__).parent and pack.is_file()
+
+    def test_ids_are_prefixed(self) -> None:
+        from .context import Business
+
+        book = plugin_recommender(self.plugin).rulebook_for(Business(vertical=self.vertical))
+        assert book.gestures and all(g.startswith(self.prefix) for g in book.gestures)
+        assert all(r.id.startswith(f"{self.entry_point}.") for r in book.rules)
+
+    def test_every_rule_tests_the_scope_marker(self) -> None:
+        from .context import Business
+
+        if self.marker is None:
+            return
+        for rule in plugin_recommender(self.plugin).rulebook_for(Business(vertical=self.vertical)).rules:
+            for branch in rule.branches:
+                assert any(a.field == self.marker for a in branch), rule.id
+
+    def test_the_signature_case_alone_and_next_to_the_core_packs(self) -> None:
+        for rec in (plugin_recommender(self.plugin), plugin_recommender(self.plugin, core_packs=True)):
+            result = rec.recommend(self.context())
+            assert not result.warnings, result.warnings
+            assert offered_or_drawn(result, self.signature[1]), (result.gesture_ids(), withheld_reasons(result))
+
+    def test_no_undeclared_clash_with_the_core_packs(self) -> None:
+        from .cli.plugins_cmd import check_plugins
+
+        assert check_plugins(plugin_recommender(self.plugin, core_packs=True)) == ([], [])
+
+    def test_entry_point_declared_in_pyproject_is_discovered(self, tmp_path: Path, monkeypatch: Any) -> None:
+        declared, found = entry_point_probe(self.root, tmp_path, monkeypatch)
+        assert declared == {self.entry_point: self.plugin.__name__}
+        info = {i["name"]: i for i in found.plugin_info()}[f"probe_{self.entry_point}"]
+        assert info["source"] == "entrypoint" and info["verticals"] == [self.vertical]
+        assert offered_or_drawn(found.recommend(self.context()), self.signature[1])
+
+    def test_installed_plugin_is_autoloaded(self, monkeypatch: Any) -> None:
+        import pytest
+
+        if not any(ep.name == self.entry_point for ep in importlib.metadata.entry_points(group="recommender")):
+            pytest.skip(f"not pip-installed: pip install -e {self.root}")
+        monkeypatch.delenv("RECOMMENDER_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+        monkeypatch.delenv("RECOMMENDER_DISABLED_PLUGINS", raising=False)
+        default = Recommender()
+        info = {i["name"]: i for i in default.plugin_info()}[self.entry_point]
+        assert info["source"] == "entrypoint"
+        assert info["version"] == importlib.metadata.version(self.distribution)
+        result = default.recommend(self.context())
+        assert not [w for w in result.warnings if w.plugin == self.entry_point]
+        assert offered_or_drawn(result, self.signature[1])

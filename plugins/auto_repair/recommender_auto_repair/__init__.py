@@ -28,9 +28,10 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from recommender import hookimpl
+from recommender.trade import Trade
 
 __all__ = [
     "PACK_PATH",
@@ -40,6 +41,7 @@ __all__ = [
     "SERVICE_CATEGORIES",
     "PROFILE",
     "vehicle_age_band",
+    "TRADE",
     "recommender_declare_verticals",
     "recommender_register_issue_codes",
     "recommender_business_profile",
@@ -124,41 +126,20 @@ def _vehicle_year(value: Any) -> int | None:
 def _in_scope(context: Any) -> bool:
     """Auto-repair work: the business says so, or (no vertical given, and a ``PluginConfig``
     selected the plugin for the business) the issue is one of ours."""
-    vertical = context.business.vertical
-    if vertical is not None:
-        return vertical == VERTICAL
-    return context.interaction.issue in SERVICE_CATEGORIES
+    return TRADE.serves(context)
 
 
 # -- registration --------------------------------------------------------------------
 
+#: The trade's vertical, issue codes, profile and pack, as hook implementations
+#: (:class:`recommender.trade.Trade`: the set-up every one-trade plugin shares).
+TRADE = Trade(VERTICAL, pack=PACK_PATH, issue_codes={code: (family, aliases) for code, (family, _, aliases)
+                                                     in ISSUE_CODES.items()}, profile=PROFILE)
 
-@hookimpl
-def recommender_declare_verticals() -> list[str]:
-    """The plugin serves auto-repair shops only (unless a ``PluginConfig`` selects it)."""
-    return [VERTICAL]
-
-
-@hookimpl
-def recommender_register_issue_codes(register: Callable[[Any], None]) -> None:
-    """The shop's issue codes, each in its family (:data:`ISSUE_CODES`)."""
-    for code, (family, _, aliases) in ISSUE_CODES.items():
-        register({"code": code, "family": family, "aliases": list(aliases)})
-
-
-@hookimpl
-def recommender_business_profile(business: Any) -> dict[str, Any] | None:
-    """A garage's scale (:data:`PROFILE`); nothing for a business of another trade that a
-    ``PluginConfig`` gave this plugin too (its own trade's profile applies there)."""
-    if business.vertical not in (None, VERTICAL):
-        return None
-    return PROFILE
-
-
-@hookimpl
-def recommender_register_rule_packs(register: Callable[[Any], None]) -> None:
-    """The shop's gestures and rules, from the YAML pack shipped with the package."""
-    register(PACK_PATH)
+recommender_declare_verticals = TRADE.declare_verticals
+recommender_register_issue_codes = TRADE.register_issue_codes
+recommender_business_profile = TRADE.business_profile
+recommender_register_rule_packs = TRADE.register_rule_packs
 
 
 # -- context -------------------------------------------------------------------------

@@ -23,8 +23,8 @@ import pytest
 from recommender import Recommender, parse_context
 from recommender.context import Business
 from recommender.issues import IssueCode, Vocabulary
-from recommender.testing import (entry_point_probe, import_plugin, offered_or_drawn, plugin_recommender,
-                                 script_problems, withheld_reasons)
+from recommender.testing import (TradePluginTests, import_plugin, offered_or_drawn, plugin_recommender, script_problems,
+                                 withheld_reasons)
 
 plugin = import_plugin("recommender_auto_repair", __file__)  # installed, or from the source folder
 PLUGIN_ROOT = Path(__file__).resolve().parents[1]
@@ -99,11 +99,6 @@ def test_contributes_prefixed_gestures_and_rules(rec: Recommender) -> None:
     assert book.gestures["auto_waive_flat_fee"].source == str(plugin.PACK_PATH)
 
 
-def test_pack_is_package_data() -> None:
-    assert plugin.PACK_PATH.parent == Path(plugin.__file__).parent
-    assert plugin.PACK_PATH.is_file()
-
-
 def test_declares_waiver_vs_upsell_conflict(rec: Recommender) -> None:
     assert "auto_upsell_premium_tire_repair" in rec.rulebook_for(SHOP).gestures["auto_waive_flat_fee"].conflicts_with
 
@@ -115,10 +110,6 @@ def test_loads_next_to_the_shipped_core_packs_without_warnings(with_core: Recomm
 
 
 # -- the trade it serves -------------------------------------------------------------
-
-
-def test_declares_the_auto_repair_vertical() -> None:
-    assert plugin.recommender_declare_verticals() == ["auto_repair"]
 
 
 @pytest.mark.parametrize("vertical", [None, "fitness", "insurance"])
@@ -419,12 +410,6 @@ def test_car_words_at_another_trade_are_not_ours(rec: Recommender) -> None:
     assert both.recommend(ctx(LOYAL, vertical="retail", issue="late_delivery", delay_days=2)).gesture_ids() == []
 
 
-def test_every_rule_requires_the_service_category(rec: Recommender) -> None:
-    for rule in rec.rulebook_for(SHOP).rules:
-        for branch in rule.branches:
-            assert any(a.field == "interaction.attributes.service_category" for a in branch), rule.id
-
-
 # -- follow up -----------------------------------------------------------------------
 
 
@@ -648,15 +633,6 @@ def test_follow_up_gestures_are_marked_as_contacting_the_customer(rec: Recommend
 # -- discovery through the entry point -----------------------------------------------
 
 
-def test_entry_point_declared_in_pyproject_is_discovered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Hermetic: a throw-away dist-info carrying the pyproject's entry point, no pip needed."""
-    declared, found = entry_point_probe(PLUGIN_ROOT, tmp_path, monkeypatch)
-    assert declared == {EP_NAME: "recommender_auto_repair"}
-    info = {i["name"]: i for i in found.plugin_info()}[f"probe_{EP_NAME}"]
-    assert info["source"] == "entrypoint" and info["version"] == "0.0.0"
-    assert "auto_waive_flat_fee" in found.recommend(ctx(LOYAL, issue="flat_tire", cost=25)).gesture_ids()
-
-
 def _installed() -> bool:
     return any(ep.name == EP_NAME for ep in importlib.metadata.entry_points(group="recommender"))
 
@@ -683,3 +659,15 @@ def test_installed_plugin_is_autoloaded(monkeypatch: pytest.MonkeyPatch) -> None
     # not a garage: not the garage's rules
     assert not [g for g in default.recommend(ctx(LOYAL, vertical=None, issue="flat_tire", cost=25)).gesture_ids()
                 if g.startswith("auto_")]
+
+
+class TestTrade(TradePluginTests):
+    """What every one-trade plugin is tested for (recommender.testing.TradePluginTests)."""
+
+    plugin = plugin
+    root = PLUGIN_ROOT
+    entry_point = EP_NAME
+    distribution = "recommender-auto-repair"
+    prefix = "auto_"
+    marker = "interaction.attributes.service_category"
+    signature = (ctx(LOYAL, issue="flat_tire", cost=25), "auto_waive_flat_fee")

@@ -28,9 +28,10 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from recommender import hookimpl
+from recommender.trade import Trade
 
 __all__ = [
     "PACK_PATH",
@@ -44,6 +45,7 @@ __all__ = [
     "OutcomeTally",
     "TALLY",
     "attendance_drop",
+    "TRADE",
     "recommender_declare_verticals",
     "recommender_register_issue_codes",
     "recommender_business_profile",
@@ -119,33 +121,15 @@ def attendance_drop(visits_last_30_days: float, visits_last_year: float) -> floa
 
 # -- registration --------------------------------------------------------------------
 
+#: The trade's vertical, issue codes, profile and pack, as hook implementations
+#: (:class:`recommender.trade.Trade`: the set-up every one-trade plugin shares).
+TRADE = Trade(VERTICAL, pack=PACK_PATH, issue_codes={code: (family, aliases) for code, (family, _, aliases)
+                                                     in ISSUE_CODES.items()}, profile=PROFILE)
 
-@hookimpl
-def recommender_declare_verticals() -> list[str]:
-    """The plugin serves fitness centers only (unless a ``PluginConfig`` selects it)."""
-    return [VERTICAL]
-
-
-@hookimpl
-def recommender_register_issue_codes(register: Callable[[Any], None]) -> None:
-    """The gym's issue codes, each in its family (:data:`ISSUE_CODES`)."""
-    for code, (family, _, aliases) in ISSUE_CODES.items():
-        register({"code": code, "family": family, "aliases": list(aliases)})
-
-
-@hookimpl
-def recommender_business_profile(business: Any) -> dict[str, Any] | None:
-    """A gym's scale (:data:`PROFILE`); nothing for a business of another trade that a
-    ``PluginConfig`` gave this plugin too (its own trade's profile applies there)."""
-    if business.vertical not in (None, VERTICAL):
-        return None
-    return PROFILE
-
-
-@hookimpl
-def recommender_register_rule_packs(register: Callable[[Any], None]) -> None:
-    """The center's gestures and rules, from the YAML pack shipped with the package."""
-    register(PACK_PATH)
+recommender_declare_verticals = TRADE.declare_verticals
+recommender_register_issue_codes = TRADE.register_issue_codes
+recommender_business_profile = TRADE.business_profile
+recommender_register_rule_packs = TRADE.register_rule_packs
 
 
 # -- context -------------------------------------------------------------------------
@@ -154,10 +138,7 @@ def recommender_register_rule_packs(register: Callable[[Any], None]) -> None:
 def _topic(context: Any) -> str | None:
     """The fitness topic, or None when this is not a fitness business's interaction (with
     no vertical given - the plugin selected by configuration - a known gym issue counts)."""
-    issue, vertical = context.interaction.issue, context.business.vertical
-    if vertical is None:
-        return TOPICS.get(issue)
-    return TOPICS.get(issue, "general") if vertical == VERTICAL else None
+    return TRADE.scope(context, TOPICS, "general")
 
 
 @hookimpl

@@ -23,8 +23,8 @@ import pytest
 from recommender import Recommender, parse_context
 from recommender.context import Business
 from recommender.issues import IssueCode, Vocabulary
-from recommender.testing import (entry_point_probe, import_plugin, offered_or_drawn, plugin_recommender,
-                                 script_problems, sqlite_store, withheld_reasons)
+from recommender.testing import (TradePluginTests, import_plugin, offered_or_drawn, plugin_recommender, script_problems,
+                                 sqlite_store, withheld_reasons)
 
 plugin = import_plugin("recommender_fitness", __file__)  # installed, or from the source folder
 PLUGIN_ROOT = Path(__file__).resolve().parents[1]
@@ -142,10 +142,6 @@ def test_loads_next_to_the_shipped_core_packs_without_warnings(with_core: Recomm
 
 
 # -- the trade it serves -------------------------------------------------------------
-
-
-def test_declares_the_fitness_vertical() -> None:
-    assert plugin.recommender_declare_verticals() == ["fitness"]
 
 
 @pytest.mark.parametrize("vertical", [None, "telecom", "auto_repair"])
@@ -417,12 +413,6 @@ def test_no_gym_gestures_for_another_trades_cancellation(rec: Recommender) -> No
     assert "fitness_offer_freeze" in rec.recommend(gym).gesture_ids()
 
 
-def test_every_rule_requires_the_fitness_topic(rec: Recommender) -> None:
-    for rule in rec.rulebook_for(GYM).rules:
-        for branch in rule.branches:
-            assert any(a.field == "interaction.attributes.fitness_topic" and a.op == "exists" for a in branch), rule.id
-
-
 def test_callers_attendance_drop_wins(rec: Recommender) -> None:
     told = {**DRIFTING, "attributes": {**DRIFTING["attributes"], "attendance_drop": 0.1}}
     assert "fitness_missed_you_checkin" not in matched(rec.recommend(ctx(told, issue="front_desk_visit")))
@@ -584,16 +574,6 @@ def test_observer_follows_vertical_selection(store: Any) -> None:
 # -- discovery through the entry point -----------------------------------------------
 
 
-def test_entry_point_declared_in_pyproject_is_discovered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Hermetic: a throw-away dist-info carrying the pyproject's entry point, no pip needed."""
-    declared, found = entry_point_probe(PLUGIN_ROOT, tmp_path, monkeypatch)
-    assert declared == {EP_NAME: "recommender_fitness"}
-    info = {i["name"]: i for i in found.plugin_info()}[f"probe_{EP_NAME}"]
-    assert info["source"] == "entrypoint"
-    assert offered_or_drawn(found.recommend(signup(0)), "fitness_free_pt_sessions")
-    assert "fitness_offer_freeze" in found.recommend(CANCELLING).gesture_ids()
-
-
 def _installed() -> bool:
     return any(ep.name == EP_NAME for ep in importlib.metadata.entry_points(group="recommender"))
 
@@ -610,3 +590,15 @@ def test_installed_plugin_is_autoloaded(monkeypatch: pytest.MonkeyPatch) -> None
     # not a gym: not the gym's rules
     assert not [g for g in default.recommend(ctx({"tenure_years": 4}, vertical=None, issue="cancellation_request",
                                                  cost=30)).gesture_ids() if g.startswith("fitness_")]
+
+
+class TestTrade(TradePluginTests):
+    """What every one-trade plugin is tested for (recommender.testing.TradePluginTests)."""
+
+    plugin = plugin
+    root = PLUGIN_ROOT
+    entry_point = EP_NAME
+    distribution = "recommender-fitness"
+    prefix = "fitness_"
+    marker = "interaction.attributes.fitness_topic"
+    signature = (CANCELLING, "fitness_offer_freeze")

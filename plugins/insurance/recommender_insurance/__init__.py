@@ -37,9 +37,10 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from recommender import hookimpl
+from recommender.trade import Trade
 
 __all__ = [
     "PACK_PATH",
@@ -57,6 +58,7 @@ __all__ = [
     "declined_referrals",
     "ReferralLedger",
     "LEDGER",
+    "TRADE",
     "recommender_declare_verticals",
     "recommender_register_issue_codes",
     "recommender_business_profile",
@@ -157,41 +159,20 @@ def has_consent(customer: Any, scope: str | None) -> bool:
 def _line(context: Any) -> str | None:
     """The insurance line, or None when this is not an insurance business's interaction (with
     no vertical given - the plugin selected by configuration - a known insurance issue counts)."""
-    issue, vertical = context.interaction.issue, context.business.vertical
-    if vertical is None:
-        return LINES.get(issue)
-    return LINES.get(issue, "general") if vertical == VERTICAL else None
+    return TRADE.scope(context, LINES, "general")
 
 
 # -- registration --------------------------------------------------------------------
 
+#: The trade's vertical, issue codes, profile and pack, as hook implementations
+#: (:class:`recommender.trade.Trade`: the set-up every one-trade plugin shares).
+TRADE = Trade(VERTICAL, pack=PACK_PATH, issue_codes={code: (family, aliases) for code, (family, _, aliases)
+                                                     in ISSUE_CODES.items()}, profile=PROFILE)
 
-@hookimpl
-def recommender_declare_verticals() -> list[str]:
-    """The plugin serves insurance agencies only (unless a ``PluginConfig`` selects it)."""
-    return [VERTICAL]
-
-
-@hookimpl
-def recommender_register_issue_codes(register: Callable[[Any], None]) -> None:
-    """The agency's issue codes, each in its family (:data:`ISSUE_CODES`)."""
-    for code, (family, _, aliases) in ISSUE_CODES.items():
-        register({"code": code, "family": family, "aliases": list(aliases)})
-
-
-@hookimpl
-def recommender_business_profile(business: Any) -> dict[str, Any] | None:
-    """An insurer's scale (:data:`PROFILE`); nothing for a business of another trade that a
-    ``PluginConfig`` gave this plugin too (its own trade's profile applies there)."""
-    if business.vertical not in (None, VERTICAL):
-        return None
-    return PROFILE
-
-
-@hookimpl
-def recommender_register_rule_packs(register: Callable[[Any], None]) -> None:
-    """The agency's gestures and rules, from the YAML pack shipped with the package."""
-    register(PACK_PATH)
+recommender_declare_verticals = TRADE.declare_verticals
+recommender_register_issue_codes = TRADE.register_issue_codes
+recommender_business_profile = TRADE.business_profile
+recommender_register_rule_packs = TRADE.register_rule_packs
 
 
 # -- context -------------------------------------------------------------------------

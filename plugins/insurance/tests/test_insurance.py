@@ -26,8 +26,8 @@ import pytest
 from recommender import Recommender, hookimpl, parse_context
 from recommender.context import Business
 from recommender.issues import IssueCode, Vocabulary
-from recommender.testing import (entry_point_probe, import_plugin, plugin_recommender, script_problems,
-                                 sqlite_store, withheld_reasons)
+from recommender.testing import (TradePluginTests, import_plugin, plugin_recommender, script_problems, sqlite_store,
+                                 withheld_reasons)
 
 plugin = import_plugin("recommender_insurance", __file__)  # installed, or from the source folder
 PLUGIN_ROOT = Path(__file__).resolve().parents[1]
@@ -157,10 +157,6 @@ def test_loads_next_to_the_shipped_core_packs_without_warnings(with_core: Recomm
 
 
 # -- the trade it serves -------------------------------------------------------------
-
-
-def test_declares_the_insurance_vertical() -> None:
-    assert plugin.recommender_declare_verticals() == ["insurance"]
 
 
 @pytest.mark.parametrize("vertical", [None, "banking", "auto_repair"])
@@ -482,12 +478,6 @@ def test_no_insurance_gestures_at_another_trade(rec: Recommender) -> None:
     assert rec.recommend(ctx(customer, vertical="auto_repair", issue="oil_change")).gesture_ids() == []
 
 
-def test_every_rule_requires_the_insurance_line(rec: Recommender) -> None:
-    for rule in rec.rulebook_for(AGENCY).rules:
-        for branch in rule.branches:
-            assert any(a.field == "interaction.attributes.insurance_line" for a in branch), rule.id
-
-
 def test_no_vertical_means_not_an_insurance_business_unless_configured(rec: Recommender) -> None:
     # the plugin declares the vertical insurance: a business that sends no vertical is not
     # known to be an agency, so the plugin does not apply to it ...
@@ -675,16 +665,6 @@ def test_ledger_counts_consent_asks_and_referrals(rec: Recommender, with_core: R
 # -- discovery through the entry point -----------------------------------------------
 
 
-def test_entry_point_declared_in_pyproject_is_discovered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Hermetic: a throw-away dist-info carrying the pyproject's entry point, no pip needed."""
-    declared, found = entry_point_probe(PLUGIN_ROOT, tmp_path, monkeypatch)
-    assert declared == {EP_NAME: "recommender_insurance"}
-    info = {i["name"]: i for i in found.plugin_info()}[f"probe_{EP_NAME}"]
-    assert info["source"] == "entrypoint"
-    result = found.recommend(ctx({"life_events": ["home_purchase"], "consents": [CONSENT]}))
-    assert "insurance_refer_realtor" in result.gesture_ids()
-
-
 def _installed() -> bool:
     return any(ep.name == EP_NAME for ep in importlib.metadata.entry_points(group="recommender"))
 
@@ -703,3 +683,15 @@ def test_installed_plugin_is_autoloaded(monkeypatch: pytest.MonkeyPatch) -> None
     # not an agency: not the agency's rules
     assert not [g for g in default.recommend(ctx(HOME_BUYER, vertical=None)).gesture_ids()
                 if g.startswith("insurance_")]
+
+
+class TestTrade(TradePluginTests):
+    """What every one-trade plugin is tested for (recommender.testing.TradePluginTests)."""
+
+    plugin = plugin
+    root = PLUGIN_ROOT
+    entry_point = EP_NAME
+    distribution = "recommender-insurance"
+    prefix = "insurance_"
+    marker = "interaction.attributes.insurance_line"
+    signature = (ctx(HOME_BUYER), "insurance_refer_realtor")
