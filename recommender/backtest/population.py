@@ -36,7 +36,7 @@ from ..issues import SEVERITY_BANDS
 from ..profile import derive_customer
 from ..results import RecommendationResult
 from .io import RowError, Source, decode, iter_raw
-from .report import tenure_band
+from .tally import tenure_band
 
 __all__ = ["THRESHOLDS", "PopulationReport", "population_check", "format_report", "attributes_of", "read_contexts"]
 

@@ -23,7 +23,7 @@ from ..context import parse_context
 from ..errors import ContextError, RecommenderError
 from .decisions import ReplayMemory, replay_context
 from .io import RowError, Source, decode, iter_raw
-from .report import DiffTally, Partial, Tally, negative_reasons, segments_of, to_cents
+from .tally import DiffTally, Partial, Tally, negative_reasons, segments_of, to_cents
 
 __all__ = ["RuleSet", "BacktestError", "process_chunk", "run_history", "replay_decisions", "ReplayTally",
            "recommender_for", "chunked"]
