@@ -93,7 +93,8 @@ def test_side_panel_at_380px(context: Any, site: Site) -> None:
 def test_approvals_rules_and_insights(context: Any, site: Site) -> None:
     key = {"X-API-Key": site.agent}
     decision = httpx.post(site.url + "/v1/recommendations", json=BILLING, headers=key).json()
-    httpx.post(site.url + "/v1/approvals", json={"decision_id": decision["decision_id"], "gesture_id": "goodwill_credit"},
+    httpx.post(site.url + "/v1/approvals",
+               json={"decision_id": decision["decision_id"], "gesture_id": "goodwill_credit"},
                headers=key)
     page = context.new_page()
     page.goto(site.url + "/console/approvals")

@@ -60,6 +60,22 @@ CONTEXTS = [
 ]
 
 
+_SEEDED: dict[int, Path] = {}
+
+
+def seeded_copy(target: Path, days: int = 10) -> str:
+    """A SQLite store at ``target`` holding :func:`seed`'s data: seeded once per process, then copied."""
+    template = _SEEDED.get(days)
+    if template is None or not template.exists():
+        import tempfile
+
+        template = Path(tempfile.mkdtemp(prefix="console-seed-")) / "seed.db"
+        seed(f"sqlite:///{template}", days)  # every connection closed: the WAL is checkpointed
+        _SEEDED[days] = template
+    shutil.copyfile(template, target)
+    return f"sqlite:///{target}"
+
+
 def seed(url: str, days: int = 10) -> None:
     """Decisions and outcomes over the last ``days`` days (the store's clock set to each day)."""
     from recommender import Recommender
@@ -67,7 +83,6 @@ def seed(url: str, days: int = 10) -> None:
 
     rec = Recommender(autoload=False)
     start = datetime.now(timezone.utc).replace(hour=9, minute=0, second=0, microsecond=0) - timedelta(days=days)
-    n = 0
     for d in range(days):
         when = start + timedelta(days=d)
         with open_store(url, clock=lambda w=when: w) as store:
@@ -76,9 +91,7 @@ def seed(url: str, days: int = 10) -> None:
                 ctx["customer"]["id"] = f"c-{1000 + i}"
                 result = rec.recommend(ctx, store=store)
                 for j, r in enumerate(result.recommendations):
-                    n += 1
                     key = f"seed-{d}-{i}-{j}"
-                    store.record_outcome(result.decision_id, r.gesture_id, "offered", key + "-o", now=when)
                     answer = "declined" if (d + i + j) % 4 == 0 else "accepted"
                     store.record_outcome(result.decision_id, r.gesture_id, answer, key + "-a", now=when)
                     if answer == "accepted" and r.cost:
@@ -138,8 +151,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     from recommender.memory import KeyStore, open_store
 
     tmp = tmp_path_factory.mktemp("console")
-    url = f"sqlite:///{tmp / 'console.db'}"
-    seed(url)
+    url = seeded_copy(tmp / "console.db")
     with open_store(url) as store:
         keys = KeyStore(store)
         _, agent = keys.create("default", ["recommend", "outcome"], "Dana (agent)")
@@ -205,9 +217,10 @@ def run_axe(page: Any) -> list[dict[str, Any]]:
     """axe-core's violations on the page as it is now (WCAG 2 A and AA, best practices)."""
     page.evaluate(AXE.read_text(encoding="utf-8") + "\n;0")
     result = page.evaluate("""async () => {
-        const r = await axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']}});
+        const tags = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'];
+        const r = await axe.run(document, {runOnly: {type: 'tag', values: tags}});
         return r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
-                                        nodes: v.nodes.slice(0, 3).map(n => n.target.join(' ') + ': ' + n.failureSummary)}));
+            nodes: v.nodes.slice(0, 3).map(n => n.target.join(' ') + ': ' + n.failureSummary)}));
     }""")
     return list(result)
 

@@ -190,7 +190,8 @@ class PanelTokens:
     def _sign(self, body: str) -> str:
         return _b64(hmac.new(self._secret, (TOKEN_PREFIX + body).encode("ascii"), hashlib.sha256).digest())
 
-    def mint(self, *, tenant: str | None, scopes: Iterable[str], seconds: int, agent: str, key_id: str) -> tuple[str, int]:
+    def mint(self, *, tenant: str | None, scopes: Iterable[str], seconds: int, agent: str,
+             key_id: str) -> tuple[str, int]:
         """A token for ``tenant`` with ``scopes``, valid for ``seconds``; returns it and its expiry (Unix time)."""
         expires = int(self._clock()) + max(1, min(int(seconds), MAX_TOKEN_SECONDS))
         while True:  # a token fits where an API key does (512 characters): a long name is shortened
@@ -211,7 +212,8 @@ class PanelTokens:
             tenant, scopes, expires = payload["t"], payload["s"], int(payload["e"])
             agent, key_id = str(payload.get("a") or ""), str(payload.get("k") or "")
         except (ValueError, KeyError, TypeError):
-            raise AuthError(401, "unauthorized", "invalid panel token: sign in again from your help-desk tool") from None
+            raise AuthError(401, "unauthorized",
+                            "invalid panel token: sign in again from your help-desk tool") from None
         if expires <= self._clock():
             raise AuthError(401, "token_expired",
                             "this panel token has expired: reopen the panel from your help-desk tool to sign in again")

@@ -39,7 +39,8 @@ VerticalQuery = Annotated[str | None, Query(max_length=128, pattern=r"^[A-Za-z0-
 ApprovalId = Annotated[str, Path(min_length=1, max_length=36, pattern=r"^[A-Za-z0-9-]+$")]
 Note = Annotated[str, StringConstraints(max_length=2000)]
 
-_STORE_404: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "Unknown (or another tenant's) id, or no store configured"},
+_STORE_404: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "Unknown (or another tenant's) id, or no store configured"},
               503: {"model": ErrorBody, "description": "The store is unavailable"}}
 
 
@@ -335,7 +336,8 @@ async def decide_approval(request: Request, body: ApprovalDecisionIn, approval_i
     if current.requested_by == who(principal) and not isinstance(svc.verifier, NoAuth):
         raise ServiceError(403, "forbidden_self_approval",
                            "you asked for this approval yourself: someone else with the 'approve' scope decides it")
-    record, _ = await _store_call(approvals.decide_approval, tenant, approval_id, body.decision, decided_by=who(principal),
+    record, _ = await _store_call(approvals.decide_approval, tenant, approval_id, body.decision,
+                                  decided_by=who(principal),
                                   note=body.note, _fields=fields)
     return _json(record, svc.version())
 

@@ -7,6 +7,14 @@
 
   R.startConsole = async function (opts) {
     opts = opts || {};
+    // The form may be sent before everything has loaded (a quick Enter): it then waits.
+    let started;
+    const ready = new Promise((resolve) => { started = resolve; });
+    $("ctx-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      await ready;
+      recommend();
+    });
     let built = false;
     if (opts.keyInput) R.bindKey(opts.keyInput, () => { if (built) loadBusiness(); });
     const form = new R.Form($("form-fields"), { only: opts.only, keepClosed: !!opts.only });
@@ -38,7 +46,7 @@
     }
     const vertical = form.fields.get("business.vertical");
     if (vertical) vertical.input.addEventListener("change", loadBusiness);
-    const ready = await loadBusiness();
+    const signedIn = await loadBusiness();
 
     // -- recommend ----------------------------------------------------------------------------
     async function recommend(event) {
@@ -96,7 +104,6 @@
         $("answer").removeAttribute("aria-busy");
       }
     }
-    $("ctx-form").addEventListener("submit", recommend);
 
     // -- the customer look-up: what the store knows, merged into the form ----------------------
     const lookup = form.fields.get("customer.id");
@@ -208,6 +215,8 @@
       runWhatIf(wiField.value, value, `${entry.spec.label.toLowerCase()} were ${shown}`);
     });
 
-    return { form, answer, ready };
+    started();
+    document.body.dataset.ready = "true";
+    return { form, answer, ready: signedIn };
   };
 })();
