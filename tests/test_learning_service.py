@@ -112,3 +112,14 @@ def test_learning_show_freeze_reset_from_the_cli(tmp_path: Path) -> None:
     assert json.loads(off.stdout)["recommendations"][0]["evidence"] is None
     text = runner.invoke(app, ["explain", str(ctx), "--rules", str(rules), "--url", url])
     assert "evidence" in text.output and "Beta(" in text.output
+
+
+def test_the_learning_model_in_the_service_settings(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from recommender.learning import LearningConfig
+
+    app = _app(tmp_path, learning_model={"segments": ["family", "tier"], "min_evidence": 10})
+    assert app.state.service.store.learning_config == LearningConfig(segments=("family", "tier"), min_evidence=10)
+    with pytest.raises(ValidationError, match="unknown dimension"):
+        Settings(learning_model={"segments": ["colour"]})

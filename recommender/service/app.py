@@ -154,7 +154,10 @@ def open_store(settings: Settings) -> Any:
         return None
     from ..memory import open_store as _open
 
-    return _open(settings.store_url, policy=settings.store_policy)
+    store = _open(settings.store_url, policy=settings.store_policy)
+    if settings.learning_model is not None:
+        store.learning_config = settings.learning_model
+    return store
 
 
 class BodyLimitMiddleware:

@@ -39,6 +39,7 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 from pydantic_settings.sources import InitSettingsSource
 
 from ..context import MAX_CONTEXT_BYTES
+from ..learning import LearningConfig
 from ..errors import RecommenderError
 
 __all__ = ["Settings", "ApiKeyEntry", "ConfigFileError", "hash_key", "SCOPES", "Scope"]
@@ -162,6 +163,9 @@ class Settings(BaseSettings):
     max_extras: Annotated[int, Field(ge=0, le=100)] | None = None
     learning: bool = Field(default=True, description=(
         "Rank by what outcomes taught (with a store; docs/learning.md); false: by the rules alone."))
+    learning_model: LearningConfig | None = Field(default=None, description=(
+        "The learning model: segments, half_life_days, min_evidence, prior_strength (docs/learning.md); "
+        "the same on every server sharing the store."))
     plugin_timeout: Annotated[float, Field(ge=0, le=60)] = Field(default=0.5, description=(
         "Seconds a plugin's enrich/adjust hook may take; a request's hooks then run on a worker thread "
         "(one thread hand-off per request). 0: call hooks inline, with no time limit (trusted plugins)."))
