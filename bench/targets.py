@@ -309,6 +309,8 @@ except RulePackError as exc:
     out = {"ok": False, "refused": str(exc).splitlines()[0][:300]}
 out["seconds"] = time.perf_counter() - t
 out["rss_mib"] = (rss() - before) / 2**20
+c = recommender.cache.default()
+out["cache_hits"], out["cache_misses"] = (c.stats.hits, c.stats.misses) if c else (0, 0)
 print(json.dumps(out))
 """
 
@@ -403,9 +405,11 @@ def print_report(report: dict[str, Any]) -> None:
     sc = report.get("scale")
     if sc:
         print(f"\nscale: fresh process per row (caps: {sc['caps']})")
-        print(f"  {'rules':>7} {'files':>5} {'load':<18} {'caps':<7} {'seconds':>8} {'RSS MiB':>8} {'MiB/1k':>7}")
+        print(f"  {'rules':>7} {'files':>5} {'load':<18} {'caps':<7} {'seconds':>8} {'RSS MiB':>8} {'MiB/1k':>7}"
+              f" {'cache hits/misses':>18}")
         for r in sc["rows"]:
             what = f"{r['seconds']:>8.2f} {r['rss_mib']:>8.1f} {r.get('rss_mib_per_1000_rules', float('nan')):>7.1f}" \
+                   f" {r.get('cache_hits', 0):>9}/{r.get('cache_misses', 0)}" \
                 if r.get("ok") else f"{r['seconds']:>8.2f}  refused: {r.get('refused', '?')[:80]}"
             print(f"  {r['rules']:>7,} {r['packs']:>5} {r['load']:<18} {'raised' if r['caps_raised'] else 'as is':<7} {what}")
         for k, v in sc["target"].items():

@@ -52,6 +52,8 @@ def test_scale_mode_loads_cold_warm_and_from_dicts_and_reports_a_refusal_past_th
     assert [(r["load"], r["caps_raised"], r["ok"]) for r in big[1:]] == [
         ("YAML, cold cache", True, True), ("YAML, warm cache", True, True), ("in-memory dicts", True, True)]
     assert all(r["packs"] == 3 for r in big)
+    warm = [r for r in out["rows"] if r["load"] == "YAML, warm cache"]
+    assert all(r["cache_hits"] > 0 for r in warm)  # read back, not parsed again
 
 
 def test_generated_yaml_packs_load_as_their_dicts():
