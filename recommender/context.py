@@ -89,7 +89,14 @@ def _lone_surrogate(value: str) -> str:
 
 
 Key = Annotated[str, StringConstraints(pattern=rf"^[A-Za-z_][A-Za-z0-9_]{{0,{MAX_KEY_CHARS - 1}}}$")]
-Text = Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS), AfterValidator(_no_nul)]
+def _not_blank(value: str) -> str:
+    # An id the store looks a customer (or a member of staff) up by: blank is no id.
+    if not value.strip():
+        raise ValueError("must not be empty or only spaces (leave the id out instead)")
+    return value
+
+
+Text = Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS), AfterValidator(_no_nul), AfterValidator(_not_blank)]
 Name = Annotated[str, StringConstraints(max_length=MAX_NAME_CHARS), AfterValidator(_no_nul)]
 Slug = Annotated[str, StringConstraints(pattern=rf"^[A-Za-z0-9_][A-Za-z0-9_.:-]{{0,{MAX_ID_CHARS - 1}}}$")]
 Number = Annotated[float, Field(ge=0, le=MAX_NUMBER, allow_inf_nan=False)]

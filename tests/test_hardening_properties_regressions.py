@@ -13,6 +13,10 @@ by the smallest input that showed it (issue 15).
   them with the same parser.
 * The CLI printed error messages as Rich markup: a context with an unknown field named
   ``[/x]`` crashed it (a traceback, exit 1) and ``[bold]`` vanished from the message.
+* A blank ``staff.id`` or ``customer.id`` (``""``, ``"   "``) passed the context and was
+  refused by the store when the decision was logged: ``InvalidStoreInput`` from the library,
+  exit 1 from the CLI, while the same context without a store was accepted. The context
+  refuses it, naming the field, with or without a store.
 """
 
 from __future__ import annotations
@@ -149,3 +153,22 @@ def test_cli_errors_show_what_the_user_wrote_and_never_crash(rules, tmp_path, ke
     result = cli(rules, f)
     assert result.exit_code == 2, result.output
     assert f"customer.{key}: Extra inputs are not permitted" in result.output
+
+
+@pytest.mark.parametrize("field, blank", [("staff.id", ""), ("customer.id", "   "), ("customer.id", "\t\n")])
+def test_a_blank_id_is_refused_by_the_context_with_or_without_a_store(rec, rules, tmp_path, field, blank):
+    from recommender.memory import open_store
+
+    section, name = field.split(".")
+    data: dict[str, Any] = {"interaction": {"issue": "x"}, section: {name: blank}}
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    with open_store(url, upgrade=True) as store:
+        for kwargs in ({}, {"store": store}):
+            with pytest.raises(ContextError) as err:
+                rec.recommend(data, **kwargs)
+            assert [p for p, _ in err.value.errors] == [field]
+    f = tmp_path / "ctx.json"
+    f.write_text(json.dumps(data))
+    result = CliRunner().invoke(app, ["recommend", str(f), "--rules", str(rules), "--url", url])
+    assert result.exit_code == 2 and f"  {field}: Value error, must not be empty" in result.output, result.output
+    assert _http_verdict(json.dumps(data).encode()) == (422, [field])
