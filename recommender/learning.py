@@ -257,17 +257,19 @@ def choice_probabilities(posts: Mapping[str, Posterior], k: int = 1, draws: int 
 
 
 GRID = 512
+_XS = [(i + 0.5) / GRID for i in range(GRID)]
+_LOGS = [(math.log(x), math.log1p(-x)) for x in _XS]
 
 
 def _top_one(params: list[tuple[str, float, float]], w: Mapping[str, float]) -> dict[str, float]:
     """``P(w_i * theta_i is the largest)`` for independent ``theta_i ~ Beta(a_i, b_i)``, by
     integration on a midpoint grid of :data:`GRID` points (exact arithmetic, so the same
     evidence gives the same numbers on every machine)."""
-    xs = [(i + 0.5) / GRID for i in range(GRID)]
+    xs = _XS
     dens: list[list[float]] = []
     cdfs: list[list[float]] = []
     for _, a, b in params:
-        logs = [(a - 1) * math.log(x) + (b - 1) * math.log1p(-x) for x in xs]
+        logs = [(a - 1) * lx + (b - 1) * ly for lx, ly in _LOGS]
         top = max(logs)
         d = [math.exp(v - top) for v in logs]
         total = sum(d)
@@ -279,33 +281,32 @@ def _top_one(params: list[tuple[str, float, float]], w: Mapping[str, float]) -> 
         dens.append(d)
         cdfs.append(c)
 
-    def cdf(j: int, x: float) -> float:
-        if x >= 1.0:
-            return 1.0
-        pos = x * GRID - 0.5
-        if pos <= 0:
-            return cdfs[j][0] * max(x * GRID * 2, 0.0) if x > 0 else 0.0
-        i = int(pos)
-        if i >= GRID - 1:
-            return cdfs[j][-1] + (1 - cdfs[j][-1]) * (pos - (GRID - 1)) * 2
-        f = pos - i
-        return cdfs[j][i] * (1 - f) + cdfs[j][i + 1] * f
+    def cdf_at(j: int, ratio: float) -> list[float]:
+        """``F_j(ratio * x)`` at every grid point, linear between the cells' middles."""
+        c = cdfs[j]
+        if ratio == 1.0:
+            return c
+        row = []
+        for x in xs:
+            pos = ratio * x * GRID - 0.5
+            if pos >= GRID - 1:
+                row.append(1.0 if ratio * x >= 1.0 else c[-1] + (1 - c[-1]) * (pos - (GRID - 1)) * 2)
+            elif pos <= 0:
+                row.append(c[0] * max(ratio * x * GRID * 2, 0.0))
+            else:
+                k = int(pos)
+                f = pos - k
+                row.append(c[k] * (1 - f) + c[k + 1] * f)
+        return row
 
     ws = [max(float(w.get(g, 1.0)), 1e-12) for g, _, _ in params]
     out: dict[str, float] = {}
     for i, (g, _, _) in enumerate(params):
-        p = 0.0
-        for t, x in enumerate(xs):
-            mass = dens[i][t]
-            if mass < 1e-15:
-                continue
-            for j in range(len(params)):
-                if j != i:
-                    mass *= cdf(j, ws[i] * x / ws[j])
-                    if mass < 1e-15:
-                        break
-            p += mass
-        out[g] = p
+        prod = dens[i]
+        for j in range(len(params)):
+            if j != i:
+                prod = [a * b for a, b in zip(prod, cdf_at(j, ws[i] / ws[j]))]
+        out[g] = math.fsum(prod)
     total = sum(out.values()) or 1.0
     floor = 1e-4  # never log a zero for a gesture that can be chosen: its weight would be infinite
     return {g: round(max(v / total, floor), 4) for g, v in out.items()}
