@@ -41,3 +41,27 @@ def test_record_outcome_counts_a_retry_once_and_reaches_observers(store):
     assert seen[0] == ("waive_fee", "accepted", "c-78")
     report = store.report("default", since=date(2000, 1, 1), until=date(2100, 1, 1))
     assert [(g.key, g.accepted) for g in report.gestures] == [("waive_fee", 1)]  # the retry counted once
+
+
+def test_a_decision_ranked_by_learned_evidence_replays_to_the_same_receipt_answer_and_scores(store):
+    """Issue 19: with learning, the same context, store state and day give the same receipt and
+    answer; from the log, the evidence logged with the decision reproduces its ranking."""
+    from recommender.backtest.decisions import ReplayMemory, iter_decisions, replay_context
+    from recommender.learning import LearningConfig
+
+    store.learning_config = LearningConfig(min_evidence=2)
+    two = pack([gesture("waive_fee", "recover", 10, category="fee_waiver", exclusive_group="g"),
+                gesture("credit", "recover", 5, category="loyalty_reward", exclusive_group="g")],
+               [rule("waive", "interaction.issue eq late", "waive_fee", priority=80),
+                rule("credit", "interaction.issue eq late", "credit", priority=40)])
+    rec = Recommender([], packs=[two], autoload=False, profiles={"default": OPEN_PROFILE})
+    ctx = {"customer": {"id": "c-79"}, "interaction": {"issue": "late", "occurred_at": "2025-06-01T10:00:00Z"}}
+    for i in range(3):  # the top gesture is declined three times: the other takes its place
+        r = rec.recommend({**ctx, "customer": {"id": f"c-{i}"}}, store=store)
+        store.record_outcome(r.decision_id, r.gesture_ids()[0], "declined", idempotency_key=f"k-{i}")
+    first = rec.recommend(ctx, store=store)
+    assert first.gesture_ids() == ["credit"] and rec.recommend(ctx, store=store).receipt == first.receipt
+    logged = next(d for d in iter_decisions(store) if d.id == first.decision_id)
+    again = rec.recommend(replay_context(logged), store=ReplayMemory(logged))
+    assert again.receipt == first.receipt and again.gesture_ids() == first.gesture_ids()
+    assert [r.score for r in again.recommendations] == [r.score for r in first.recommendations]
