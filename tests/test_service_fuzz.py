@@ -61,3 +61,83 @@ def test_reload_no_5xx_and_matches_the_schema(case):
           suppress_health_check=list(HealthCheck))
 def test_no_5xx_and_responses_match_the_schema(case):
     case.call_and_validate(headers={"X-API-Key": KEY}, checks=CHECKS)
+
+
+# -- the hostile values found by trying (issue 15), as explicit examples -------------------------
+# Generated data rarely hits these: JSON literals json.dumps would not write (NaN, 1e309, a
+# 5,000-digit integer), integers just past 2**53, NUL and lone surrogates, invalid UTF-8, dates
+# in the years 1, 1700 and 9999, deep nesting, a million-key object. Each is sent as raw bytes
+# to every operation with a JSON body and must get a documented 4xx (never a 5xx) that matches
+# the schema.
+
+def _ctx(inner: bytes, where: bytes = b"interaction") -> bytes:
+    if where == b"interaction":
+        return b'{"interaction": {"issue": "flat_tire", ' + inner + b"}}"
+    return b'{"interaction": {"issue": "flat_tire"}, "' + where + b'": {' + inner + b"}}"
+
+
+HOSTILE_CONTEXTS = {
+    "nan-attribute": _ctx(b'"attributes": {"add_on_fee": NaN}'),
+    "infinity-preference": _ctx(b'"preferences": {"usual": Infinity}', b"customer"),
+    "minus-infinity-cost": _ctx(b'"cost": -Infinity'),
+    "1e309-attribute": _ctx(b'"attributes": {"add_on_fee": 1e309}'),
+    "2**53+1": _ctx(b'"attributes": {"n": 9007199254740993}'),
+    "2**63": _ctx(b'"attributes": {"n": 9223372036854775808}'),
+    "10**30": _ctx(b'"attributes": {"n": 1000000000000000000000000000000}'),
+    "5000-digits": _ctx(b'"attributes": {"n": ' + b"7" * 5000 + b"}"),
+    "nul-name": _ctx(b'"name": "Ma\\u0000ria"', b"customer"),
+    "nul-id": _ctx(b'"id": "c\\u0000"', b"customer"),
+    "lone-surrogate": _ctx(b'"attributes": {"s": "a\\ud800b"}'),
+    "invalid-utf8": _ctx(b'"attributes": {"s": "caf\xe9"}'),
+    "year-1": _ctx(b'"occurred_at": "0001-01-01T00:00:00Z"'),
+    "year-1700": _ctx(b'"occurred_at": "1700-01-01T00:00:00Z"'),
+    "year-9999": _ctx(b'"occurred_at": "9999-12-31T23:59:59Z"'),
+    "deep": _ctx(b'"attributes": {"a": ' + b"[" * 10_000 + b"]" * 10_000 + b"}"),
+    "many-keys": _ctx(b'"attributes": {' + b", ".join(b'"-%d": 0' % i for i in range(5_000)) + b"}"),
+    "blank-id": _ctx(b'"id": "   "', b"staff"),
+    "markup-key": _ctx(b'"[/x]": 1', b"customer"),
+    "not-an-object": b"[1, 2, 3]",
+    "null": b"null",
+}
+
+
+@pytest.mark.parametrize("body", HOSTILE_CONTEXTS.values(), ids=HOSTILE_CONTEXTS.keys())
+@pytest.mark.parametrize("path", ["/v1/recommendations", "/v1/explain"])
+def test_hostile_contexts_are_a_documented_4xx(path, body):
+    case = schema[path]["POST"].Case(body=body, media_type="application/json")
+    response = case.call_and_validate(headers={"X-API-Key": KEY}, checks=CHECKS)
+    assert 400 <= response.status_code < 500, response.text
+
+
+HOSTILE_OUTCOMES = {
+    "nan-cost": b'{"gesture_id": "g", "outcome": "delivered", "actual_cost": NaN}',
+    "1e309-cost": b'{"gesture_id": "g", "outcome": "delivered", "actual_cost": 1e309}',
+    "nul-note": b'{"gesture_id": "g", "outcome": "accepted", "note": "thanks\\u0000"}',
+    "surrogate-note": b'{"gesture_id": "g", "outcome": "accepted", "note": "\\udfff"}',
+    "invalid-utf8": b'{"gesture_id": "g\xff", "outcome": "accepted"}',
+}
+
+
+@pytest.mark.parametrize("body", HOSTILE_OUTCOMES.values(), ids=HOSTILE_OUTCOMES.keys())
+def test_hostile_outcomes_are_a_documented_4xx(body):
+    operation = schema["/v1/decisions/{decision_id}/outcomes"]["POST"]
+    case = operation.Case(body=body, media_type="application/json", path_parameters={"decision_id": "d-1"},
+                          headers={"Idempotency-Key": "k-1"})
+    response = case.call_and_validate(headers={"X-API-Key": KEY}, checks=CHECKS)
+    assert 400 <= response.status_code < 500, response.text
+
+
+@pytest.mark.parametrize("query", [{"budget": "NaN"}, {"budget": "1e309"}, {"budget": "-inf"},
+                                   {"max_extras": "9223372036854775808"}, {"max_extras": "1e2"}])
+def test_hostile_query_numbers_are_a_documented_4xx(query):
+    case = schema["/v1/recommendations"]["POST"].Case(body={"interaction": {"issue": "flat_tire"}}, query=query,
+                                                      media_type="application/json")
+    response = case.call_and_validate(headers={"X-API-Key": KEY}, checks=CHECKS)
+    assert response.status_code == 422, response.text
+
+
+@pytest.mark.parametrize("customer_id", ["%00", "c%00d", "%ED%A0%80", "x" * 2001])
+def test_hostile_customer_ids_are_a_documented_4xx(customer_id):
+    case = schema["/v1/customers/{customer_id}"]["GET"].Case(path_parameters={"customer_id": customer_id})
+    response = case.call_and_validate(headers={"X-API-Key": KEY}, checks=CHECKS)
+    assert 400 <= response.status_code < 500, response.text
