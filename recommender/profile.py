@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from typing_extensions import Annotated
 
+from .context import MAX_NUMBER
 from .errors import ContextError
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Profile", "ProfileError", "merge_profiles", "derive_customer"]
 
-Money = Annotated[float, Field(ge=0, le=1e12, allow_inf_nan=False)]
+Money = Annotated[float, Field(ge=0, le=MAX_NUMBER, allow_inf_nan=False)]
 
 
 class ProfileError(ContextError):

@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 from typing_extensions import Annotated
 
-from .context import STAFF_LEVELS, Business, Context, StaffLevel, field_kind, known_paths
+from .context import MAX_NUMBER, STAFF_LEVELS, Business, Context, StaffLevel, field_kind, known_paths
 from .errors import PackProblem, RecommenderError, RulePackError
 from .pack_yaml import line_of, loc_str, read_yaml_file
 from .issues import FAMILIES, SEVERITY_BANDS
@@ -98,7 +98,7 @@ InputField = Annotated[str, AfterValidator(_input_field)]
 Tier = Literal["recover", "meet", "exceed"]
 Reason = Literal[WITHHELD_REASONS]  # type: ignore[valid-type]
 Severity = Annotated[int, Field(ge=0, le=4)]
-Money = Annotated[float, Field(ge=0, le=1e12, allow_inf_nan=False)]
+Money = Annotated[float, Field(ge=0, le=MAX_NUMBER, allow_inf_nan=False)]
 Substring = Annotated[str, Field(min_length=1, max_length=500)]
 
 

@@ -140,7 +140,7 @@ def test_each_number_lives_in_one_place():
 
 
 def _written_limits(path: Path) -> set[str]:
-    """Limits a module spells out in code: ``2**53``, the year window, a 1,000,000-byte bound."""
+    """Limits a module spells out in code: ``2**53``, the year window, the money bound."""
     tokens = [t for t in tokenize.generate_tokens(path.open(encoding="utf-8").readline)
               if t.type in (tokenize.NUMBER, tokenize.OP, tokenize.NAME)]
     found = set()
@@ -149,6 +149,8 @@ def _written_limits(path: Path) -> set[str]:
             found.add("2**53")
         if a.type == tokenize.NUMBER and a.string.replace("_", "") in ("1900", "2200"):
             found.add("the year window")
+        if a.type == tokenize.NUMBER and a.string.lower().replace("_", "") in ("1e12", "1e+12", "1000000000000"):
+            found.add("the money bound (MAX_NUMBER)")
     return found
 
 

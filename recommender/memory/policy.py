@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from ..context import MAX_NUMBER
 from ..packs import CATEGORIES
 from .errors import InvalidStoreInput
 from .values import local_date, next_day
@@ -39,7 +40,7 @@ def _category(v: str | None) -> str | None:
 RECEIVED = ("offered", "accepted", "delivered")
 
 Days = Annotated[float, Field(gt=0, le=36500, allow_inf_nan=False)]
-Money = Annotated[float, Field(ge=0, le=1e12, allow_inf_nan=False)]
+Money = Annotated[float, Field(ge=0, le=MAX_NUMBER, allow_inf_nan=False)]
 
 
 class _P(BaseModel):
