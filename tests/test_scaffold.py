@@ -2,10 +2,11 @@
 passes its tests as generated, checked for real in a fresh venv.
 
 The venv is made as tests/test_plugin_install.py makes one (``python -m venv``, then pip),
-kept offline and fast: the checkout and the generated package are installed editable with
-``--no-deps --no-build-isolation``, and the runtime and build dependencies are read from this
-interpreter's site-packages through a ``.pth`` file (hatchling and editables come with the
-``test`` extra; pip installs them into the venv when they are missing here).
+kept fast: the checkout and the generated package are installed editable with ``--no-deps
+--no-build-isolation``, and the runtime dependencies are read from this interpreter's
+site-packages through a ``.pth`` file; only the build backend (hatchling, editables: two
+small wheels, cached by pip) is installed into the venv when this interpreter lacks it. (It is
+not a test dependency: tests/test_build.py stands in for hatchling when it is absent.)
 """
 
 from __future__ import annotations
