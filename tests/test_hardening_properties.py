@@ -26,6 +26,7 @@ a busy two-core machine; derandomized under CI (``CI=true``).
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -304,7 +305,8 @@ def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 
 def _mutate(doc: Any, mutations: list[tuple[int, str, Any]]) -> Any:
     """Put hostile values into ``doc``: replace a node, or add an unknown (or open-map) key."""
-    for index, how, value in mutations:
+    for index, how, shared in mutations:
+        value = copy.deepcopy(shared)  # never the constant itself: a later mutation may add to it
         paths = [p for p in _paths(doc) if p]
         if not paths:
             break
