@@ -19,16 +19,36 @@ import httpx
 import pytest
 
 from test_console_support import (  # noqa: F401 - fixtures
+    CHROMIUM,
     SECRET,
     Outside,
     Site,
     browser,
+    browser_or_skip,
     new_context,
     sign_in,
     site,
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+# What other browser tests import from here (tests/test_hardening_http_browser.py): a tiny pack.
+PACK = """\
+pack: console
+gestures:
+  - id: waive_flat_fee
+    title: Waive the flat-tire repair fee
+    category: fee_waiver
+    tier: exceed
+    cost: interaction.cost
+    script: "You've been with us {customer.tenure_years} years - this repair is on us."
+rules:
+  - id: loyal-flat
+    when: [interaction.issue eq flat_tire, customer.tenure_years ge 2, interaction.cost le 40]
+    then: waive_flat_fee
+    because: Don't nickel-and-dime a loyal customer.
+"""
+_browser_or_skip = browser_or_skip
 
 
 @pytest.fixture(scope="module")
