@@ -159,7 +159,9 @@
     }
     function renderWhatIfChoices(explanation) {
       $("whatif").hidden = false;
-      const current = wiField.value;
+      const misses = (explanation && explanation.near_misses) || [];
+      const suggested = (misses.find((m) => form.fields.has(m.failed.field)) || { failed: { field: "interaction.issue" } }).failed.field;
+      const current = wiField.value || suggested;
       wiField.replaceChildren();
       for (const [path, entry] of form.fields) {
         if (entry.spec.kv || path === "customer.id") continue;
