@@ -37,7 +37,6 @@ import logging
 import os
 import pickle
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -238,6 +237,8 @@ class Cache:
         """Store an entry (atomically; a failure to write is logged, never raised)."""
         if not self.usable():
             return
+        import tempfile  # only a process that writes pays for importing it
+
         tmp = None
         try:
             payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
@@ -351,6 +352,7 @@ class Cache:
                 pack, problems = check_pack_data(data, str(f), label)
                 if problems:
                     return load_uncached(paths, origin)
+                pack = _plain_pack(pack)
                 self.put("pack", key, pack)
             packs.append(pack)
         return packs
@@ -371,6 +373,29 @@ class Cache:
             self.put("units", key, [(u.name, u.definition_json(), u.fields, u.actions, u.shared) for u in units])
             return units
         return [CachedUnit(*u) for u in stored]
+
+
+def _builtin(value: Any) -> Any:
+    """``value`` as plain built-in types: the YAML reader's mappings, lists and scalars (which
+    carry line and comment bookkeeping) as dict, list, str, int, float, bool."""
+    if isinstance(value, dict):
+        return {_builtin(k): _builtin(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_builtin(v) for v in value]
+    if isinstance(value, bool) or value is None:
+        return value
+    for kind in (str, int, float):
+        if isinstance(value, kind):
+            return kind(value)
+    return value
+
+
+def _plain_pack(pack: "Pack") -> "Pack":
+    """The pack with each rule's ``when`` (what its author wrote, kept for display) as plain
+    built-ins: equal in value, and much lighter to store and to load than the YAML reader's
+    objects (which carry every line and comment)."""
+    rules = tuple(r.model_copy(update={"when": _builtin(r.when)}) for r in pack.rules)
+    return pack.model_copy(update={"rules": rules})
 
 
 def _unlink(path: str) -> None:
