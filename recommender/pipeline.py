@@ -315,8 +315,10 @@ def _choose_extra(d: _Draft, cands: list[Candidate], limits: Limits) -> None:
     extras = [c for c in cands if c.gesture.tier == "exceed"]
     if not extras:
         return
-    trial = Limits(**{**limits.__dict__, "extra_drawn": True,
-                      "listing": {**limits.listing, "exceed": len(extras)}})
+    # (field by field: the compiled build's dataclasses have no __dict__)
+    trial = Limits(money=limits.money, currency=limits.currency, budget=limits.budget, extra_drawn=True,
+                   listing={**limits.listing, "exceed": len(extras)}, extras_rate=limits.extras_rate,
+                   no_contact=limits.no_contact)
     eligible = {c.gesture.id: c for c in arbitrate(cands, d.ctx, trial).chosen if c.gesture.tier == "exceed"}
     k = limits.listing["exceed"]
     if len(eligible) <= k or any(c.evidence is None for c in eligible.values()):
