@@ -14,6 +14,7 @@ import json
 import os
 import socket
 import subprocess
+import tempfile
 import sys
 import tomllib
 from pathlib import Path
@@ -33,8 +34,10 @@ def run(*args: str, blocked: tuple[str, ...] = (), cwd: Path | None = None,
             f"sys.argv = ['recommender', *{list(args)!r}]\nfrom recommender.cli import main\nmain()\n")
     full = {k: v for k, v in os.environ.items() if not k.startswith("RECOMMENDER_")}
     full.update({"RECOMMENDER_DISABLE_PLUGIN_AUTOLOAD": "1", "COLUMNS": "200", **(env or {})})
+    # not from the checkout: ``python -c`` puts the working folder first on sys.path, which
+    # would shadow an installed (compiled) build with the checkout's sources
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          cwd=cwd, env=full)
+                          cwd=cwd or tempfile.gettempdir(), env=full)
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> Any:
