@@ -84,6 +84,16 @@ def toolchain_problem() -> str | None:
     return None
 
 
+def mypyc_problem() -> str | None:
+    """Why mypyc cannot run in this build environment (None: it can). Asked only when building,
+    after the dependencies above are installed."""
+    try:
+        import mypyc  # noqa: F401
+    except ImportError:
+        return "mypyc (part of mypy) is not installed in the build environment"
+    return None
+
+
 def _editable_requested() -> bool:
     """Whether hatchling is asked for an editable build's requirements (the hook cannot be told
     otherwise when it lists its dependencies)."""
@@ -114,12 +124,7 @@ class CompileHook(BuildHookInterface):
                 self.app.display_warning(f"{ENV}=1 is ignored for an editable install: it runs the .py files you edit")
             return
         if mode == "auto":
-            problem = toolchain_problem()
-            if problem is None:
-                try:
-                    import mypyc  # noqa: F401
-                except ImportError:
-                    problem = "mypyc (part of mypy) is not installed in the build environment"
+            problem = toolchain_problem() or mypyc_problem()
             if problem is not None:
                 self.app.display_warning(f"recommender: building the pure-Python package: {problem}; {_HOW}")
                 return

@@ -87,6 +87,7 @@ def test_a_plain_install_compiles_when_it_can(monkeypatch):
     hb = _hook_module(monkeypatch)
     monkeypatch.delenv("RECOMMENDER_COMPILE", raising=False)
     monkeypatch.setattr(hb, "toolchain_problem", lambda: None)
+    monkeypatch.setattr(hb, "mypyc_problem", lambda: None)
     hook, compiled = _hook(hb)
     assert "mypy>=1.10" in hook.dependencies() and "pydantic>=2.7" in hook.dependencies()
     hook.initialize("standard", {"force_include": {}})
@@ -110,11 +111,22 @@ def test_without_a_c_compiler_a_plain_install_falls_back_to_pure_python_and_says
     assert "install a C compiler and the Python headers" in warning and "RECOMMENDER_COMPILE=0" in warning
 
 
+def test_without_mypyc_in_the_build_environment_a_plain_install_is_pure_python(monkeypatch):
+    hb = _hook_module(monkeypatch)
+    monkeypatch.delenv("RECOMMENDER_COMPILE", raising=False)
+    monkeypatch.setattr(hb, "toolchain_problem", lambda: None)
+    monkeypatch.setattr(hb, "mypyc_problem", lambda: "mypyc (part of mypy) is not installed in the build environment")
+    hook, compiled = _hook(hb)
+    hook.initialize("standard", {"force_include": {}})
+    assert compiled == [] and "mypyc (part of mypy) is not installed" in hook.app.warnings[0]
+
+
 def test_a_failed_compile_falls_back_unless_it_was_asked_for(monkeypatch):
     import pytest
 
     hb = _hook_module(monkeypatch)
     monkeypatch.setattr(hb, "toolchain_problem", lambda: None)
+    monkeypatch.setattr(hb, "mypyc_problem", lambda: None)
 
     def fails(build_data):
         raise RuntimeError("mypyc failed (exit 1): error: gcc: internal compiler error")
