@@ -11,12 +11,20 @@ load generator costs the machine as little as possible) drive ``GET /healthz`` a
 error count of each, and the ratio of their throughputs. Target: zero errors and
 recommendations at >= half the trivial endpoint's throughput (``--check`` exits 1 when
 missed). Loopback addresses only: the run is bounded in time and never leaves the machine.
+
+``--store none,sqlite,postgresql`` (or the flag repeated) starts one server per store, all
+taking turns in the same run, and prints each store's server CPU per recommendation against
+the run without one (target for PostgreSQL: <= 2x, zero errors). The SQLite store is a file
+in the run's temporary folder; the PostgreSQL one is a schema of its own (``--pg-url``,
+``$RECOMMENDER_BENCH_PG_URL``, default ``postgresql://postgres@127.0.0.1:5432/test``),
+created, migrated and dropped by the run.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ipaddress
 import json
 import os
@@ -27,12 +35,17 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
+STORES = ("none", "sqlite", "postgresql")
+PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
+#: PostgreSQL server CPU per recommendation at most this many times the run without a store
+STORE_CPU_TARGET = 2.0
 
 
 @dataclass
@@ -221,7 +234,9 @@ def start_server(workers: int, extra: list[str], plugins: bool = True) -> tuple[
     key = "bench_" + secrets.token_hex(16)
     tmp = Path(tempfile.mkdtemp(prefix="recommender-bench-"))
     cfg = tmp / "bench.toml"
-    cfg.write_text(f'log_level = "warning"\nautoload_plugins = {"true" if plugins else "false"}\n\n[[api_keys]]\nname = "bench"\ntenant = "default"\n'
+    # auth = "config" with or without a store (a store would default to its own keys): every
+    # server checks the key alike, so only the decision's store work differs between them
+    cfg.write_text(f'log_level = "warning"\nauth = "config"\nautoload_plugins = {"true" if plugins else "false"}\n\n[[api_keys]]\nname = "bench"\ntenant = "default"\n'
                    f'scopes = ["recommend"]\nhash = "sha256:{hashlib.sha256(key.encode()).hexdigest()}"\n')
     launch = "import sys; from recommender.cli import main; sys.argv[0] = 'recommender'; main()"
     log = tmp / "server.log"
@@ -253,6 +268,57 @@ def start_server(workers: int, extra: list[str], plugins: bool = True) -> tuple[
     raise SystemExit(f"server not ready:\n{text}")
 
 
+def store_list(text: str) -> list[str]:
+    """``--store``'s value: one or more of :data:`STORES`, comma-separated."""
+    kinds = [k.strip() for k in text.split(",") if k.strip()]
+    bad = [k for k in kinds if k not in STORES]
+    if not kinds or bad:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected one or more of {', '.join(STORES)} (comma-separated)")
+    return kinds
+
+
+@contextlib.contextmanager
+def bench_store(kind: str, folder: Path, pg_url: str) -> Iterator[str | None]:
+    """A fresh, migrated store for one server: None (no store), a SQLite file in ``folder``,
+    or a PostgreSQL schema of its own (dropped on exit, whatever happened), so nothing
+    else's data is touched."""
+    if kind == "none":
+        yield None
+        return
+    sys.path.append(str(ROOT))
+    from recommender.memory import open_store
+
+    if kind == "sqlite":
+        url = f"sqlite:///{folder / 'bench-store.db'}"
+        open_store(url, upgrade=True).close()
+        yield url
+        return
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    base = make_url(pg_url)
+    libpq = base.set(drivername="postgresql").render_as_string(hide_password=False)
+    schema = f"recommender_bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(libpq, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        url = base.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
+        open_store(url, upgrade=True).close()
+        yield url
+    finally:
+        with psycopg.connect(libpq, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(15)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--url", help="A running server (loopback only); default: start one")
@@ -265,8 +331,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--serve-arg", action="append", default=[], help="Extra `recommender serve` argument")
     ap.add_argument("--no-plugins", action="store_true",
                     help="Start the server without the plugins installed as entry points (autoload_plugins = false)")
+    ap.add_argument("--store", type=store_list, action="extend", metavar="KIND[,KIND...]",
+                    help="Memory store of the server(s) this starts: none, sqlite, postgresql; comma-separated or "
+                         "repeated, one server each, measured in turns in the same run (default: none)")
+    ap.add_argument("--pg-url", default=os.environ.get("RECOMMENDER_BENCH_PG_URL", PG_DEFAULT),
+                    help="PostgreSQL for --store postgresql (a schema of its own is created and dropped); "
+                         "env: RECOMMENDER_BENCH_PG_URL")
     ap.add_argument("--json", action="store_true", help="Print JSON")
-    ap.add_argument("--check", action="store_true", help="Exit 1 unless zero errors and ratio >= 0.5")
+    ap.add_argument("--check", action="store_true",
+                    help="Exit 1 unless zero errors, ratio >= 0.5 without a store and PostgreSQL's server CPU per "
+                         f"recommendation <= {STORE_CPU_TARGET:g}x without a store")
     args = ap.parse_args(argv)
     if not (0 < args.duration <= 600):
         ap.error("--duration must be in (0, 600] seconds")
@@ -283,68 +357,97 @@ def main(argv: list[str] | None = None) -> int:
             loopback_only(args.url)
         except ValueError as exc:
             ap.error(f"--url: {exc}")
+        if args.store:
+            ap.error("--store: only for servers this starts (not with --url)")
+    kinds = list(dict.fromkeys(args.store or ["none"])) if not args.url else ["external"]
 
-    proc = None
-    tmp: Path | None = None
-    if args.url:
-        url, key = args.url, args.api_key
-    else:
-        proc, url, key, log = start_server(args.workers, args.serve_arg, plugins=not args.no_plugins)
-        tmp = log.parent  # the config (with the key's hash) and the server log: removed below
-    host, port = loopback_only(url)
-    try:
-        trivial = Phase("trivial", "GET", "/healthz")
-        recs = Phase("recommendations", "POST", "/v1/recommendations", bodies=example_bodies())
-        half = args.duration / 2
-        slot = half / args.rounds
+    bodies = example_bodies()
+    started = not args.url
+    servers: list[tuple[str, int | None, str, str | None]] = []  # kind, pid, url, key
+    phases: dict[str, tuple[Phase, Phase]] = {}
+    with contextlib.ExitStack() as stack:
+        if args.url:
+            servers.append(("external", None, args.url, args.api_key))
+        else:
+            folder = Path(tempfile.mkdtemp(prefix="recommender-bench-store-"))
+            stack.callback(shutil.rmtree, folder, ignore_errors=True)
+            for kind in kinds:
+                try:
+                    store_url = stack.enter_context(bench_store(kind, folder, args.pg_url))
+                except Exception as exc:  # noqa: BLE001 - a store that cannot be set up is a usage error
+                    ap.error(f"--store {kind}: cannot set up the store ({type(exc).__name__}: "
+                             f"{' '.join(str(exc).split())[:300]})")
+                extra = [*args.serve_arg, *(["--store-url", store_url] if store_url else [])]
+                proc, url, key, log = start_server(args.workers, extra, plugins=not args.no_plugins)
+                stack.callback(shutil.rmtree, log.parent, ignore_errors=True)  # the config (a key's hash), the log
+                stack.callback(stop_server, proc)
+                servers.append((kind, proc.pid, url, key))
+        for kind, _, _, _ in servers:
+            phases[kind] = (Phase("trivial", "GET", "/healthz"),
+                            Phase("recommendations", "POST", "/v1/recommendations", bodies=bodies))
+        slot = args.duration / 2 / args.rounds
         try:  # the leanest event loop, so the load generator takes as little CPU as it can
             import uvloop
             run = uvloop.run
         except ImportError:  # pragma: no cover
             run = asyncio.run
-        # The endpoints take turns (trivial, recommendations, trivial, ...), so a change in
-        # the machine's background load during the run affects both alike.
-        pid = proc.pid if proc is not None else None  # whose CPU to read
+        # The endpoints and servers take turns (trivial, recommendations, next server, ...), so a
+        # change in the machine's background load during the run affects all alike.
         for _ in range(args.rounds):
-            run(run_phase(trivial, host, port, key, slot, args.concurrency, args.warmup, pid))
-            run(run_phase(recs, host, port, key, slot, args.concurrency, args.warmup, pid))
-    finally:
-        if proc is not None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(15)
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
-    a, b = trivial.summary(), recs.summary()
-    ratio = round(b["rps"] / a["rps"], 3) if a["rps"] else 0.0
+            for kind, pid, url, key in servers:
+                host, port = loopback_only(url)
+                for phase in phases[kind]:
+                    run(run_phase(phase, host, port, key, slot, args.concurrency, args.warmup, pid))
+    runs: dict[str, dict[str, Any]] = {}
+    for kind, (trivial, recs) in phases.items():
+        a, b = trivial.summary(), recs.summary()
+        runs[kind] = {"trivial": a, "recommendations": b, "ratio": round(b["rps"] / a["rps"], 3) if a["rps"] else 0.0}
+    base_cpu = runs["none"]["recommendations"]["server_cpu_ms"] if "none" in runs else None
+    cpu_ratio = {kind: (round(r["recommendations"]["server_cpu_ms"] / base_cpu, 2)
+                        if base_cpu and r["recommendations"]["server_cpu_ms"] is not None else None)
+                 for kind, r in runs.items() if kind in ("sqlite", "postgresql")}
+    checks: dict[str, bool] = {f"{kind}: zero errors": r["trivial"]["errors"] == 0 and
+                               r["recommendations"]["errors"] == 0 for kind, r in runs.items()}
+    for kind in ("none", "external"):
+        if kind in runs:
+            checks[f"{kind}: recommendations/trivial >= 0.5"] = runs[kind]["ratio"] >= 0.5
+    if "postgresql" in runs:
+        pg = cpu_ratio["postgresql"]
+        checks[f"postgresql: server CPU per recommendation <= {STORE_CPU_TARGET:g}x no store"] = (
+            pg is not None and pg <= STORE_CPU_TARGET)
     build = None
-    if proc is not None:  # the server ran on this interpreter, so on this install
+    if started:  # the server ran on this interpreter, so on this install
         sys.path.append(str(ROOT))
         from bench import build_label
         build = build_label()
-    report = {"url": url, "workers": args.workers if proc is not None else None, "concurrency": args.concurrency,
-              "rounds": args.rounds, "build": build,
-              "plugins": (not args.no_plugins) if proc is not None else None,
-              "seconds_per_endpoint": half, "cpus": os.cpu_count(), "trivial": a, "recommendations": b,
-              "ratio": ratio, "target_met": a["errors"] == 0 and b["errors"] == 0 and ratio >= 0.5}
+    first = runs[kinds[0]]
+    report = {"url": servers[0][2], "workers": args.workers if started else None, "concurrency": args.concurrency,
+              "rounds": args.rounds, "build": build, "plugins": (not args.no_plugins) if started else None,
+              "seconds_per_endpoint": args.duration / 2, "cpus": os.cpu_count(),
+              "load_average": [round(x, 2) for x in os.getloadavg()],
+              "trivial": first["trivial"], "recommendations": first["recommendations"], "ratio": first["ratio"],
+              "stores": runs, "store_cpu_ratio": cpu_ratio, "checks": checks, "target_met": all(checks.values())}
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         if build:
             print(f"server build: {build}")
-        print(f"{'endpoint':<28} {'requests':>9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
+        print(f"{'store':<10} {'endpoint':<28} {'requests':>9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
               f" {'server CPU ms/req':>18}")
-        for s in (a, b):
-            cpu = "-" if s["server_cpu_ms"] is None else f"{s['server_cpu_ms']:.3f}"
-            print(f"{s['endpoint']:<28} {s['requests']:>9} {s['rps']:>9.1f} {s['p50_ms']:>8.2f} "
-                  f"{s['p99_ms']:>8.2f} {s['errors']:>7} {cpu:>18}")
-        print(f"ratio recommendations/trivial: {ratio:.3f} (target >= 0.5, zero errors: "
-              f"{'met' if report['target_met'] else 'MISSED'})")
+        for kind, r in runs.items():
+            for s in (r["trivial"], r["recommendations"]):
+                cpu = "-" if s["server_cpu_ms"] is None else f"{s['server_cpu_ms']:.3f}"
+                print(f"{kind:<10} {s['endpoint']:<28} {s['requests']:>9} {s['rps']:>9.1f} {s['p50_ms']:>8.2f} "
+                      f"{s['p99_ms']:>8.2f} {s['errors']:>7} {cpu:>18}")
+        for kind, r in runs.items():
+            print(f"{kind}: ratio recommendations/trivial {r['ratio']:.3f}")
+        for kind, ratio in cpu_ratio.items():
+            shown = "unknown (needs --store none in the same run)" if ratio is None else f"{ratio:.2f}x"
+            print(f"{kind}: server CPU per recommendation vs no store: {shown}")
+        print(f"load average: {' '.join(str(x) for x in report['load_average'])}")
+        for name, met in checks.items():
+            print(f"target {name}: {'met' if met else 'MISSED'}")
     return 0 if (report["target_met"] or not args.check) else 1
-
 
 if __name__ == "__main__":
     sys.exit(main())
