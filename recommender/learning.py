@@ -37,13 +37,16 @@ if TYPE_CHECKING:
 
 __all__ = ["LearningConfig", "Stats", "Posterior", "SEGMENT_DIMENSIONS", "DEFAULT_SEGMENTS", "prior_mean",
            "segment_key", "posterior", "learned_score", "decay", "choice_seed", "thompson_order",
-           "choice_probabilities", "evidence_text", "update", "counts_of", "extras_probability", "Trace", "LearningMemory", "CHOICE_DRAWS"]
+           "choice_probabilities", "evidence_text", "update", "counts_of", "extras_probability", "Trace", "LearningMemory", "CHOICE_DRAWS",
+           "beta_cdf", "credible_interval", "CREDIBLE_MASS"]
 
 #: Segment dimensions a business may learn by (the business itself is always one).
 SEGMENT_DIMENSIONS = ("family", "tier", "value_band", "staff_level", "severity", "channel", "store", "vertical")
 DEFAULT_SEGMENTS = ("family", "tier", "value_band", "staff_level")
 #: Monte-Carlo draws behind a logged choice probability (deterministic: a fixed generator).
 CHOICE_DRAWS = 2000
+#: The share of the posterior a shown credible interval holds (equal tails).
+CREDIBLE_MASS = 0.95
 
 
 @dataclass(frozen=True)
@@ -310,6 +313,74 @@ def _top_one(params: list[tuple[str, float, float]], w: Mapping[str, float]) -> 
     total = sum(out.values()) or 1.0
     floor = 1e-4  # never log a zero for a gesture that can be chosen: its weight would be infinite
     return {g: round(max(v / total, floor), 4) for g, v in out.items()}
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """The continued fraction of the regularized incomplete beta function (modified Lentz)."""
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 1000):
+        m2 = 2 * m
+        for num in (m * (b - m) * x / ((a - 1 + m2) * (a + m2)), -(a + m) * (a + b + m) * x / ((a + m2) * (a + 1 + m2))):
+            d = 1.0 + num * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + num / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-13:
+            break
+    return h
+
+
+def _log_beta(a: float, b: float) -> float:
+    return math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
+
+
+def beta_cdf(x: float, a: float, b: float) -> float:
+    """``P(theta <= x)`` for ``theta ~ Beta(a, b)``: the regularized incomplete beta function."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    front = math.exp(a * math.log(x) + b * math.log1p(-x) - _log_beta(a, b))
+    if x < (a + 1.0) / (a + b + 2.0):
+        return front * _betacf(a, b, x) / a
+    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
+
+
+def _beta_quantile(p: float, a: float, b: float) -> float:
+    """The ``x`` with ``beta_cdf(x) == p``: Newton steps kept inside a shrinking bracket
+    (bisection when a step would leave it)."""
+    lo, hi = 0.0, 1.0
+    mean, var = a / (a + b), a * b / ((a + b) ** 2 * (a + b + 1.0))
+    z = 1.96 if p > 0.5 else -1.96
+    x = min(max(mean + z * math.sqrt(var) * (abs(p - 0.5) / 0.475), 1e-9), 1 - 1e-9)
+    lb = _log_beta(a, b)
+    for _ in range(100):
+        f = beta_cdf(x, a, b) - p
+        if f > 0:
+            hi = x
+        else:
+            lo = x
+        dens = math.exp((a - 1.0) * math.log(x) + (b - 1.0) * math.log1p(-x) - lb)
+        step = f / dens if dens > 0 else float("inf")
+        nxt = x - step
+        if not lo < nxt < hi:
+            nxt = (lo + hi) / 2
+        if abs(nxt - x) < 1e-10 or hi - lo < 1e-10:
+            return nxt
+        x = nxt
+    return x
+
+
+def credible_interval(alpha: float, beta: float, mass: float = CREDIBLE_MASS) -> tuple[float, float]:
+    """The equal-tailed interval holding ``mass`` of ``Beta(alpha, beta)``: where the acceptance
+    lies with that probability given the evidence (wide with few outcomes, narrow with many;
+    what the console's insights show beside the mean)."""
+    tail = (1.0 - mass) / 2.0
+    return round(_beta_quantile(tail, alpha, beta), 4), round(_beta_quantile(1.0 - tail, alpha, beta), 4)
 
 
 def evidence_text(post: Posterior) -> str:

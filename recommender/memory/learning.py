@@ -27,7 +27,17 @@ from sqlalchemy import Boolean, Connection, Float, ForeignKey, Integer, String, 
 from sqlalchemy import update as update_
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..learning import LearningConfig, Posterior, Stats, counts_of, evidence_text, posterior, segment_key, update
+from ..learning import (
+    LearningConfig,
+    Posterior,
+    Stats,
+    counts_of,
+    credible_interval,
+    evidence_text,
+    posterior,
+    segment_key,
+    update,
+)
 from .base import StoreBase, check_tenant
 from .models import GESTURE, TENANT, Base, Json, Outcome, UTCDateTime, table_of
 
@@ -177,7 +187,8 @@ class Learning(StoreBase):
                 post = posterior(Stats(r.accepted, r.declined, r.delivered, r.n), 50, r.segment, config)
                 data = post.as_dict()
                 data.pop("prior")
-                out.append({"gesture_id": r.gesture_id, **data, "accepted": round(r.accepted, 4),
+                out.append({"gesture_id": r.gesture_id, **data, "interval": credible_interval(post.alpha, post.beta),
+                            "accepted": round(r.accepted, 4),
                             "declined": round(r.declined, 4), "delivered": round(r.delivered, 4),
                             "text": evidence_text(post), "updated_at": r.updated_at.isoformat()})
             return {"tenant": tenant, "frozen": frozen, "enabled": True,

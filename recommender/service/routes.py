@@ -420,6 +420,8 @@ class LearningSegmentOut(BaseModel):
     outcomes: int = Field(description="Acceptances and declines behind it")
     alpha: float
     beta: float
+    interval: tuple[float, float] = Field(description=(
+        "The 95% credible interval of the acceptance (equal-tailed): where it lies given the evidence"))
     learned: bool = Field(description="Enough outcomes to change the order")
     delivery: float | None = None
     accepted: float = Field(description="Recency-weighted acceptances")
