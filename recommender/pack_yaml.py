@@ -7,6 +7,12 @@ the digest, DNF) walks the expanded tree. Refusing aliases outright keeps packs 
 that reads the same to a person as to the loader; an anchor alone (``&w0``) shares nothing
 and is ignored.
 
+Scalars come out as plain ``str``, ``int``, ``float`` and ``bool``: ruamel's round-trip scalars
+are subclasses (an anchored ``&t meet`` is a ``PlainScalarString``, an anchored ``true`` a
+``ScalarBoolean``, which is an ``int``), which strict fields refuse, and pydantic 2.7 (our
+lower bound) refuses as a ``Literal``'s value. Mappings and lists stay round-trip objects:
+they carry the line numbers the messages need.
+
 Also while parsing: the file's size, the YAML nesting depth and node count, and the number
 of rules and gestures are capped (``pack_limits``), so an oversized file stops at the line
 that crossed the cap instead of loading for minutes. Bytes must be UTF-8.
@@ -19,10 +25,12 @@ from typing import Any, Sequence
 
 from ruamel.yaml import YAML
 from ruamel.yaml.composer import Composer
+from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import AliasEvent
 from ruamel.yaml.nodes import MappingNode, ScalarNode
 from ruamel.yaml.reader import ReaderError
+from ruamel.yaml.scalarbool import ScalarBoolean
 
 from . import pack_limits
 from .errors import PackProblem, RulePackError
@@ -86,10 +94,29 @@ class _ScenarioComposer(_PackComposer):
     kind = "a scenario file"
 
 
+def _plain_scalar(value: Any) -> Any:
+    """``value`` as its built-in type if it is one of ruamel's round-trip scalar subclasses."""
+    if isinstance(value, ScalarBoolean):  # an int subclass: test it first
+        return bool(value)
+    for kind in (str, int, float):
+        if isinstance(value, kind) and type(value) is not kind and not isinstance(value, bool):
+            return kind(value)
+    return value
+
+
+class _PlainScalarConstructor(RoundTripConstructor):
+    """The round-trip constructor, with every scalar a plain built-in (module docstring)."""
+
+    def construct_object(self, node: Any, deep: bool = False) -> Any:
+        value = super().construct_object(node, deep=deep)
+        return _plain_scalar(value) if isinstance(node, ScalarNode) else value
+
+
 def parse_pack_text(text: str, path: str, composer: type[_PackComposer] = _PackComposer) -> Any:
     """Parse a pack's YAML text (ruamel nodes keep line numbers); raise ``RulePackError``."""
     yaml = YAML(typ="rt", pure=True)
     yaml.Composer = composer
+    yaml.Constructor = _PlainScalarConstructor
     try:
         return yaml.load(text)
     except _Refused as exc:

@@ -116,8 +116,19 @@ def test_merge_keys_are_aliases_too_and_a_lone_anchor_is_harmless(tmp_path):
         "rules:\n", "  - <<: *base\n    id: waive_fee_two\nrules:\n")
     out = problems([write(tmp_path, merged)])
     assert len(out) == 1 and "YAML alias *base" in out[0]
-    anchored = GOOD.replace("    tier: meet\n", "    tier: &t meet\n")
-    assert load_pack(write(tmp_path, anchored, "a.yaml")).gestures[0].tier == "meet"
+    # a lone anchor on any scalar reads as the plain value (ruamel's anchored scalars are
+    # subclasses: an anchored true is an int, which strict fields and pydantic 2.7's Literal refuse)
+    anchored = (GOOD.replace("    tier: meet\n", "    tier: &t meet\n    contacts_customer: &c true\n")
+                .replace("priority: 60", "priority: &p 60").replace("value: 40}", "value: &v 40.5}")
+                .replace("    because: Don't", "    because: &b >-\n      Don't"))
+    pack = load_pack(write(tmp_path, anchored, "a.yaml"))
+    plain = load_pack(write(tmp_path, anchored.replace("&t ", "").replace("&c ", "").replace("&p ", "")
+                            .replace("&v ", "").replace("&b ", ""), "b.yaml"))
+    gesture, rule = pack.gestures[0], pack.rules[0]
+    assert (gesture.tier, gesture.contacts_customer, rule.priority) == ("meet", True, 60)
+    assert type(gesture.contacts_customer) is bool and type(rule.priority) is int
+    assert rule.because == "Don't nickel-and-dime loyal customers." and type(rule.because) is str
+    assert rule.when == plain.rules[0].when and pack.digest == plain.digest
 
 
 def test_deep_yaml_nesting_is_refused_with_its_line(tmp_path):
