@@ -320,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             ap.error(f"--markdown {args.markdown}: not a results file of this script ({type(exc).__name__}: {exc})")
         return 0
+    if args.batch_contexts is not None and args.batch_contexts < 1:  # flags first, then the install
+        ap.error("--batch-contexts: must be at least 1")
     missing = _missing_peers(set(args.skip)) if not args.memory else []
     if missing:
         from recommender.optional import hint
@@ -328,8 +330,6 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     args.contexts = args.contexts or (60 if args.quick else 200)
-    if args.batch_contexts is not None and args.batch_contexts < 1:
-        ap.error("--batch-contexts: must be at least 1")
     args.batch_contexts = args.batch_contexts or (300 if args.quick else 1000)
     args.rounds = args.rounds or (2 if args.quick else 5)
     args.budget = args.budget or (0.25 if args.quick else 1.5)
