@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from .rulebook import RuleBook
 
 __all__ = ["TestText", "BranchText", "ScriptText", "SharedParts", "rule_texts", "script_texts",
-           "condition_result", "recommendation", "withheld", "near_misses"]
+           "condition_result", "recommendation", "withheld", "near_misses", "inputs_of"]
 
 _SYM = {"eq": "=", "ne": "≠", "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "in": "in", "not_in": "not in",
         "contains": "contains", "not_contains": "does not contain"}
@@ -243,10 +243,30 @@ def withheld(cand: "Candidate", reason: str, detail: str, available_on: Any = No
             "reason": reason, "detail": detail, "rules": [r.id for r, _ in cand.matches], "available_on": available_on}
 
 
+#: Derived fields, by the inputs a caller gives to derive them: their absence is what to ask
+#: (``missing_inputs``, a near miss's hint). Family and severity come from the issue code.
+_INPUTS = {"customer.loyal": ("customer.tenure_years", "customer.visits"),
+           "customer.high_value": ("customer.lifetime_value",),
+           "customer.returning": ("customer.visits",),
+           "customer.is_new": ("customer.tenure_years",),
+           "interaction.long_wait": ("interaction.wait_minutes",),
+           "interaction.family": (), "interaction.severity": ()}
+
+
+def inputs_of(field: str) -> tuple[str, ...]:
+    """The fields to ask for when ``field`` is unknown: itself, or the inputs it is derived
+    from (none for family and severity, which the issue code sets)."""
+    return _INPUTS.get(field, (field,))
+
+
 def _hint(atom: Atom, actual: Any) -> str:
     if atom.op == "exists":
         return f"would qualify if {atom.field} were {'given' if atom.value else 'absent'}"
     if actual is None:
+        inputs = inputs_of(atom.field)
+        if inputs and inputs != (atom.field,):  # a derived fact: name what to ask for
+            return (f"would qualify if {' or '.join(inputs)} were known and made {atom.field} "
+                    f"{_SYM[atom.op]} {_show(atom.value)}")
         return f"would qualify if {atom.field} were known and {_SYM[atom.op]} {_show(atom.value)}"
     return f"would qualify at {atom.field} {_SYM[atom.op]} {_show(atom.value)}; is {_show(actual)}"
 

@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from .context import Context
     from .profile import Profile
 
-__all__ = ["Family", "FAMILIES", "IssueCode", "Vocabulary", "Assessment", "assess", "CORE_CODES", "SEVERITY_BANDS",
-           "SIGNALS"]
+__all__ = ["Family", "FAMILIES", "IssueCode", "Vocabulary", "Assessment", "assess", "derive_interaction",
+           "CORE_CODES", "SEVERITY_BANDS", "SIGNALS"]
 
 Kind = Literal["outcome", "process", "none"]
 Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$")]
@@ -193,6 +193,28 @@ def _repeats(ctx: "Context") -> int | None:
     if i.repeat_issue is not None:
         return 1 if i.repeat_issue else 0
     return None
+
+
+def derive_interaction(ctx: "Context", profile: "Profile") -> tuple[dict[str, Any], list[str]]:
+    """The interaction's facts derived from its other fields, unless given, and a note for a
+    contradiction: ``long_wait`` from ``wait_minutes`` (the profile's ``long_wait_minutes``),
+    ``repeat_issue`` from ``repeat_count`` (one earlier contact or more is a repeat).
+
+    When ``repeat_issue`` and ``repeat_count`` disagree, the count wins: it is the recorded fact
+    (an integration often sends a default ``false`` flag), severity already counts it, and
+    the rules then read the case as the severity does; the note names both fields."""
+    i = ctx.interaction
+    out: dict[str, Any] = {}
+    notes: list[str] = []
+    if i.long_wait is None and i.wait_minutes is not None:
+        out["long_wait"] = i.wait_minutes >= profile.long_wait_minutes
+    if i.repeat_count is not None and i.repeat_issue is not (i.repeat_count >= 1):
+        out["repeat_issue"] = i.repeat_count >= 1
+        if i.repeat_issue is not None:
+            notes.append(f"interaction.repeat_issue is {str(i.repeat_issue).lower()} but interaction.repeat_count "
+                         f"is {i.repeat_count}: the count wins, so repeat_issue is taken as "
+                         f"{str(out['repeat_issue']).lower()}.")
+    return out, notes
 
 
 #: The signals besides the family that can make a case negative (``Assessment.signals``).

@@ -28,11 +28,11 @@ from pydantic import TypeAdapter
 
 from .context import Context, parse_context
 from .errors import ContextError
-from .explain import asked_late, near_misses, recommendation, withheld
+from .explain import asked_late, inputs_of, near_misses, recommendation, withheld
 from .memory_protocol import Memory, Offer
 from .plugins import PluginHost, Step
 from .extras import day_of, draw
-from .issues import Assessment, assess
+from .issues import Assessment, assess, derive_interaction
 from .learning import Trace, choice_probabilities, choice_seed, evidence_text, learned_score, thompson_order
 from .profile import Profile, derive_customer
 from .ranking import Candidate, Decision, Limits, arbitrate, rank_key, scorer
@@ -189,13 +189,12 @@ def _derive(d: _Draft) -> None:
     i = ctx.interaction
     if a.family is None:
         d.notes.append(vocab.unknown_note(i.issue))
-    iupd: dict[str, Any] = {}
+    iupd, notes = derive_interaction(ctx, d.profile)
+    d.notes.extend(notes)
     if i.family is None and a.family is not None:
         iupd["family"] = a.family
     if i.severity is None:
         iupd["severity"] = a.severity
-    if i.long_wait is None and i.wait_minutes is not None:
-        iupd["long_wait"] = i.wait_minutes >= d.profile.long_wait_minutes
     cupd = derive_customer(ctx, d.profile)
     if iupd or cupd:
         update: dict[str, Any] = {}
@@ -359,22 +358,13 @@ def _held(d: _Draft, cand: Candidate, reason: str, detail: str) -> dict[str, Any
     return out
 
 
-#: Derived fields, by the inputs a caller gives to derive them (their absence is what to ask).
-_SOURCES = {"customer.loyal": ("customer.tenure_years", "customer.visits"),
-            "customer.high_value": ("customer.lifetime_value",),
-            "customer.returning": ("customer.visits",),
-            "customer.is_new": ("customer.tenure_years",),
-            "interaction.long_wait": ("interaction.wait_minutes",),
-            "interaction.family": (), "interaction.severity": ()}
-
-
 def _missing_inputs(missing: dict[str, int], ctx: Context) -> list[str]:
     """Absent inputs, those that would change the most rules first; a derived field is
     reported as the inputs it is derived from. As for near misses, signals of a failure on a
     case where nothing is known to have gone wrong, and system data, come last."""
     counts: dict[str, int] = {}
     for f, n in missing.items():
-        for src in _SOURCES.get(f, (f,)):
+        for src in inputs_of(f):
             counts[src] = max(counts.get(src, 0), n)
     return sorted(counts, key=lambda f: (asked_late(f, ctx), -counts[f], f))
 
