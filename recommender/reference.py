@@ -46,7 +46,8 @@ CONTEXT_MEANINGS: dict[str, str] = {
     "interaction.channel": "how the interaction reached us; unknown matches no channel rule",
     "interaction.wait_minutes": "how long the customer waited",
     "interaction.delay_days": "how late the delivery, repair or booking is",
-    "interaction.repeat_issue": "the customer contacted us about this issue before",
+    "interaction.repeat_issue": ("the customer contacted us about this issue before; derived from repeat_count "
+                                 "unless given (the count wins a disagreement)"),
     "interaction.repeat_count": "earlier contacts about this same issue (0: the first contact)",
     "interaction.escalated": "escalated or disputed: a regulator, an ombudsman, a chargeback, a rejected answer",
     "interaction.amount": "money at stake for the customer: a disputed charge, an order's value, a claim",
