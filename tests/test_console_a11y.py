@@ -1,7 +1,8 @@
 """Every console page passes axe-core (vendored under tests/vendor, for tests only) in Chromium
 with zero serious or critical violations, filled with what an agent sees: an answer with its
 disclosures open and fields asked for, the side panel at 380 px, a pending approval, the rules
-browser, the insights charts (issue 18, item 8). Labels on every control and colour contrast
+browser, the insights charts (issue 18, item 8), and what outcomes taught, both as an admin
+sees it (the learning table) and as an agent does ("needs admin") (issue 19, item 6). Labels on every control and colour contrast
 are among axe's rules.
 """
 
@@ -18,6 +19,7 @@ from test_console_support import (  # noqa: F401 - fixtures
     browser,
     new_context,
     run_axe,
+    seed_learning,
     serious,
     sign_in,
     site,
@@ -109,4 +111,17 @@ def test_approvals_rules_and_insights(context: Any, site: Site) -> None:
     page.locator("#chart-grid figure").first.wait_for()
     page.locator("#per-gesture tr").first.wait_for()
     _check(page, "/console/insights")
+    page.close()
+
+
+def test_what_outcomes_taught(context: Any, site: Site) -> None:
+    admin = seed_learning(site.store_url)
+    page = context.new_page()
+    page.goto(site.url + "/console/insights")
+    sign_in(page, site.agent)
+    page.locator("#learning-state[data-state=admin]").wait_for()
+    _check(page, "/console/insights (learning: needs admin)")
+    sign_in(page, admin)
+    page.locator("#learning-rows tr").first.wait_for()
+    _check(page, "/console/insights (learning: the table)")
     page.close()

@@ -5,8 +5,8 @@ The form flow with the customer look-up merged into it, answers for people, bad 
 the field before any request and the server's 4xx beside the field it names, an approval asked
 for by an agent and given with a second key, the side panel at 380 px in an iframe of a
 help-desk tool the allow-list names (and refused to one it does not), the sign-in message of a
-panel without a valid token, the what-if pane, the rules browser, the insights charts, the
-front door and keyboard-only use. No page fetches anything but the server.
+panel without a valid token, the what-if pane, the rules browser, the insights charts and what
+outcomes taught (learning's state, for an admin key), the front door and keyboard-only use. No page fetches anything but the server.
 """
 
 from __future__ import annotations
@@ -20,12 +20,14 @@ import pytest
 
 from test_console_support import (  # noqa: F401 - fixtures
     CHROMIUM,
+    LEARNING_TENANT,
     SECRET,
     Outside,
     Site,
     browser,
     browser_or_skip,
     new_context,
+    seed_learning,
     sign_in,
     site,
 )
@@ -380,6 +382,71 @@ def test_insights_charts_people_read(page: Any, site: Site) -> None:
     assert rows.first.locator("svg[role=img]").count() == 1
     assert all("_" not in t for t in page.locator("#recent tr td:nth-child(2)").all_inner_texts())
     site.shot(page, "insights")
+
+
+def test_insights_show_what_outcomes_taught(page: Any, site: Site) -> None:
+    page.goto(site.url + "/console/insights")
+    sign_in(page, site.agent)  # not an admin: told so, nothing breaks
+    page.locator("#learning-state[data-state=admin]").wait_for()
+    assert page.inner_text("#learning-state").startswith("Needs admin")
+    assert page.locator("#learning-details").is_hidden()
+
+    admin = seed_learning(site.store_url)  # a business of its own, from real outcomes in the store
+    served = httpx.get(site.url + "/v1/learning?limit=200", headers={"X-API-Key": admin}).json()
+    sign_in(page, admin)
+    page.locator("#learning-state[data-state=on]").wait_for()
+    assert page.inner_text("#learning-state").startswith(f"On for {LEARNING_TENANT}:")
+    assert "once it has 30 outcomes there" in page.inner_text("#learning-model")
+    assert re.search(r"\d+ of \d+ interactions with an extra on offer got one \(\d+%\), against the business's "
+                     r"extras rate of 10%", page.inner_text("#learning-explore"))
+    headers = page.locator("#learning thead th[scope=col]").all_inner_texts()
+    assert headers == ["Gesture", "Similar customers", "What they did", "Likely acceptance (95%)",
+                       "Changes the order?", "Last outcome"]
+    rows = page.locator("#learning-rows tr")
+    assert rows.count() == len(served["segments"]) >= 5
+    for i, want in enumerate(served["segments"]):  # what the API serves, in words, in its order
+        row = rows.nth(i)
+        cells = row.locator("td").all_inner_texts()
+        assert row.get_attribute("data-gesture") == want["gesture_id"]
+        assert "_" not in row.locator("th[scope=row]").inner_text()  # the title, not the id
+        assert "|" not in cells[0] and "=" not in cells[0], cells  # the segment in words
+        assert cells[1] == want["text"]
+        lo, hi = (round(v * 100) for v in want["interval"])
+        assert cells[2].strip() == f"{lo}% to {hi}%"
+        assert cells[3] == ("Yes" if want["learned"] else f"Not yet: {want['outcomes']} of 30 outcomes")
+    texts = page.locator("#learning-rows td:nth-child(3)").all_inner_texts()
+    assert any(re.fullmatch(r"accepted by \d+% of similar customers \(36 outcomes\)", t) for t in texts)
+    assert "billing error · Recover tier · standard customers · genuine staff" in \
+        page.locator("#learning-rows td:nth-child(2)").all_inner_texts()
+    site.shot(page, "insights")
+    page.locator("#learning").screenshot(path=str(site.shots / "insights-learning.png"))
+
+    # from the keyboard: only the segments with enough evidence, then one gesture
+    page.focus("#learning-which")
+    page.keyboard.press("ArrowDown")
+    assert page.input_value("#learning-which") == "learned"
+    assert rows.count() == sum(r["learned"] for r in served["segments"])
+    assert set(rows.locator("td:nth-child(5)").all_inner_texts()) == {"Yes"}
+    page.keyboard.press("Tab")
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Shift+Tab")
+    assert page.evaluate("document.activeElement.id") == "learning-gesture"
+    page.keyboard.press("ArrowDown")
+    picked = page.input_value("#learning-gesture")
+    assert picked and {rows.nth(i).get_attribute("data-gesture") for i in range(rows.count())} == {picked}
+    assert re.fullmatch(r"\d+ of \d+ segments shown\.", page.inner_text("#learning-shown"))
+
+    from recommender.memory import open_store
+
+    with open_store(site.store_url) as store:
+        store.freeze_learning(LEARNING_TENANT)
+    try:
+        page.click("#refresh")
+        page.locator("#learning-state[data-state=frozen]").wait_for()
+        assert "new outcomes no longer change it" in page.inner_text("#learning-state")
+    finally:
+        with open_store(site.store_url) as store:
+            store.freeze_learning(LEARNING_TENANT, False)
 
 
 def test_front_door_goes_to_the_console(page: Any, site: Site) -> None:

@@ -97,6 +97,31 @@ def seed(url: str, days: int = 10) -> None:
         store.update_customer("default", "c-1000", preferences={"contact_by": "email"}, interests=["cycling"])
 
 
+#: A business of its own for the learning panel: its evidence changes no other test's answers
+#: (learning is per business).
+LEARNING_TENANT = "bistro"
+
+
+def seed_learning(url: str, tenant: str = LEARNING_TENANT) -> str:
+    """Outcomes enough for ``tenant`` to have learned (36 alike billing errors: past the minimum
+    of 30 outcomes) and a few not yet (6 late deliveries); returns an admin key of ``tenant``."""
+    from recommender import Recommender
+    from recommender.memory import KeyStore, open_store
+
+    rec = Recommender(autoload=False)
+    with open_store(url) as store:
+        for i, (base, n) in enumerate(((CONTEXTS[0], 36), (CONTEXTS[1], 6))):
+            for k in range(n):
+                ctx = json.loads(json.dumps(base))
+                ctx["customer"]["id"] = f"b-{i}-{k}"
+                ctx["business"] = {"id": tenant}
+                result = rec.recommend(ctx, store=store)
+                for j, r in enumerate(result.recommendations):
+                    answer = "declined" if (k * (j + 1)) % 5 <= j else "accepted"  # 80%, 60%, 40%, 20% taken
+                    store.record_outcome(result.decision_id, r.gesture_id, answer, f"learn-{i}-{k}-{j}")
+        return KeyStore(store).create(tenant, ["admin"], "Robin (owner)")[1]
+
+
 class HostSite:
     """A help-desk tool's page on a loopback origin of its own (another port: another origin),
     serving whatever HTML a test puts under a path."""

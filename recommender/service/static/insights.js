@@ -1,6 +1,7 @@
 // Insights people read: titles, acceptance and cost per gesture over time, coverage of negative
 // experiences, the extras rate against the business's target; charts drawn as inline SVG here
-// (no third-party code).
+// (no third-party code). Below them, what outcomes taught: the learning state GET /v1/learning
+// serves (an admin key), shown as it comes (no number is computed here), in words.
 "use strict";
 (function () {
   const R = window.Rec;
@@ -95,13 +96,17 @@
 
   async function load() {
     $("error").textContent = "";
-    let data;
+    let data = null;
     try {
       data = await R.api("GET", `/v1/insights?days=${encodeURIComponent($("days").value)}&limit=20`);
     } catch (err) {
       $("error").textContent = R.authMessage(err) || err.message;
-      return;
     }
+    if (data) show(data);
+    await loadLearning(data);
+  }
+
+  function show(data) {
     R.currency = data.currency || R.currency;
     const title = (id) => (data.titles || {})[id] || R.words(id);
     $("acceptance").textContent = R.percent(data.acceptance_rate);
@@ -135,6 +140,122 @@
       el("td", { text: o.recorded_at.replace("T", " ").slice(0, 16) }), el("td", { text: title(o.gesture_id) }),
       el("td", { text: o.outcome }), el("td", { text: o.customer_id || "" }), el("td", { text: o.approved_by || "" }))));
   }
+  // -- what outcomes taught (docs/learning.md) ---------------------------------------------------
+  const LEARNING_ROWS = 200;
+  const learning = { state: null, title: (id) => R.words(id) };
+
+  // A segment key ("family=billing_error|tier=recover|value=high|staff=genuine") in words.
+  const SEGMENT_WORDS = {
+    family: (v) => R.words(v),
+    tier: (v) => `${(R.TIERS[v] || { label: R.words(v) }).label} tier`,
+    value: (v) => ({ high: "high-value customers", standard: "standard customers" })[v] || "value unknown",
+    staff: (v) => `${R.words(v)} staff`,
+    severity: (v) => (v === "none" ? "no harm done" : `${R.words(v)} severity`),
+    channel: (v) => `by ${R.words(v)}`,
+    store: (v) => `store ${v}`,
+    vertical: (v) => R.words(v),
+  };
+  learning.segment = function (key) {
+    if (!key || key === "all") return "all customers";
+    return key.split("|").map((part) => {
+      const [dim, value] = part.split("=");
+      return (SEGMENT_WORDS[dim] || ((v) => `${R.words(dim)} ${R.words(v)}`))(value || "");
+    }).join(" · ");
+  };
+  const when = (iso) => String(iso || "").replace("T", " ").slice(0, 16);
+  const DIMENSIONS = { family: "issue family", tier: "tier", value_band: "customer value", staff_level: "staff level",
+                       severity: "severity", channel: "channel", store: "store", vertical: "trade" };
+
+  function learningState(kind, label, text) {
+    $("learning-state").replaceChildren(R.el("strong", { class: `chip learning-${kind}`, text: label }), ` ${text}`);
+    $("learning-state").dataset.state = kind;
+  }
+
+  // The posterior's 95% range as a small bar (the words beside it say the same: aria-hidden).
+  function rangeBar(lo, hi, mean) {
+    const W = 120, H = 14;
+    return R.svg("svg", { viewBox: `0 0 ${W} ${H}`, width: W, height: H, "aria-hidden": "true", class: "range" },
+      R.svg("rect", { x: 0, y: 5, width: W, height: 4, fill: "#e3e7ec" }),
+      R.svg("rect", { x: W * lo, y: 3, width: Math.max(2, W * (hi - lo)), height: 8, fill: "#8fb0f0" }),
+      R.svg("rect", { x: Math.min(W - 2, W * mean - 1), y: 0, width: 3, height: H, fill: "#1d4ed8" }));
+  }
+
+  function learningRows() {
+    const s = learning.state;
+    const gesture = $("learning-gesture").value, which = $("learning-which").value;
+    const rows = s.segments.filter((r) => (!gesture || r.gesture_id === gesture) &&
+      (!which || (which === "learned") === r.learned));
+    const min = s.config.min_evidence;
+    $("learning-rows").replaceChildren(...rows.map((r) => R.el("tr", { "data-gesture": r.gesture_id, "data-segment": r.segment },
+      R.el("th", { scope: "row", text: learning.title(r.gesture_id) }),
+      R.el("td", { text: learning.segment(r.segment) }),
+      R.el("td", { text: r.text }),
+      R.el("td", { class: "interval" }, `${R.percent(r.interval[0])} to ${R.percent(r.interval[1])} `,
+           rangeBar(r.interval[0], r.interval[1], r.acceptance)),
+      R.el("td", { text: r.learned ? "Yes" : `Not yet: ${r.outcomes} of ${min} outcomes` }),
+      R.el("td", { text: when(r.updated_at) }))));
+    const cut = s.segments.length >= LEARNING_ROWS ? ` (the ${LEARNING_ROWS} with most outcomes)` : "";
+    $("learning-shown").textContent = `${rows.length} of ${s.segments.length} segments shown${cut}.`;
+  }
+
+  function showLearning(s, insights) {
+    learning.state = s;
+    learning.title = (id) => ((insights && insights.titles) || {})[id] || R.words(id);
+    if (!s.enabled) {
+      learningState("off", "Off", "on this server (configuration: learning = false): answers follow the rules' " +
+        "order; what was learned is kept but not used.");
+    } else if (s.frozen) {
+      learningState("frozen", "Frozen", `for ${s.tenant}: what was learned is kept and used, and new outcomes no ` +
+        "longer change it (recommender learning freeze --thaw resumes).");
+    } else {
+      learningState("on", "On", `for ${s.tenant}: outcomes decide which of the gestures the rules allow is offered ` +
+        "first, within every guardrail.");
+    }
+    const c = s.config;
+    const dims = c.segments.map((d) => DIMENSIONS[d] || R.words(d));
+    const last = s.segments.reduce((m, r) => (r.updated_at > m ? r.updated_at : m), "");
+    $("learning-model").textContent = `Similar customers share ${dims.length ? dims.join(", ") : "the business only"}. ` +
+      `A gesture changes the order in a segment once it has ${c.min_evidence} outcomes there; ` +
+      `an outcome ${c.half_life_days} days old counts half. ` +
+      (last ? `Last outcome learned from: ${when(last)} UTC.` : "Nothing learned yet: every answer follows its rules' order.");
+    const ex = insights && insights.extras;
+    $("learning-explore").textContent = ex && ex.on_offer
+      ? `Exploring within the extras budget: ${ex.given} of ${ex.on_offer} interactions with an extra on offer got ` +
+        `one (${R.percent(ex.rate)})${ex.target !== null && ex.target !== undefined ? `, against the business's ` +
+        `extras rate of ${R.percent(ex.target)}` : ""}. Learning chooses which extra; whether one is given stays the extras draw.`
+      : "";
+    const select = $("learning-gesture"), keep = select.value;
+    const ids = [...new Set(s.segments.map((r) => r.gesture_id))].sort((a, b) => learning.title(a).localeCompare(learning.title(b)));
+    select.replaceChildren(R.el("option", { value: "", text: "All gestures" }),
+      ...ids.map((g) => R.el("option", { value: g, text: learning.title(g), selected: g === keep })));
+    $("learning-details").hidden = false;
+    learningRows();
+  }
+
+  async function loadLearning(insights) {
+    let s;
+    try {
+      s = await R.api("GET", `/v1/learning?limit=${LEARNING_ROWS}`);
+    } catch (err) {
+      $("learning-details").hidden = true;
+      learning.state = null;
+      if (err instanceof R.ApiError && err.status === 403 && err.code === "forbidden_scope") {
+        learningState("admin", "Needs admin", "What this business learned from outcomes is shown to keys with the " +
+          "admin scope: sign in with one to see it (answers still use it).");
+      } else if (err instanceof R.ApiError && err.status === 401) {
+        learningState("signin", "Sign in", "with an admin key to see what this business learned from outcomes.");
+      } else if (err instanceof R.ApiError && err.code === "no_store") {
+        learningState("off", "No store", "on this server: nothing is learned without one; answers follow the rules' order.");
+      } else {
+        learningState("off", "Unavailable", err.message);
+      }
+      return;
+    }
+    showLearning(s, insights);
+  }
+
+  $("learning-gesture").addEventListener("change", () => learning.state && learningRows());
+  $("learning-which").addEventListener("change", () => learning.state && learningRows());
   R.bindKey($("apikey"), load);
   $("refresh").addEventListener("click", load);
   $("days").addEventListener("change", load);
