@@ -279,12 +279,21 @@ def parse_context(data: Context | dict[str, Any] | str | bytes) -> Context:
         raise ContextError([("<context>", f"a context is at most {MAX_CONTEXT_BYTES} bytes of JSON")])
     try:
         if isinstance(data, (str, bytes)):
-            return Context.model_validate_json(data)
+            return Context.model_validate_json(without_bom(data))
         return Context.model_validate(data)
     except ValidationError as exc:
         raise ContextError.from_pydantic(exc) from None
     except (RecursionError, ValueError) as exc:  # absurd nesting, numbers too long to read
         raise ContextError([("<context>", f"unreadable context: {type(exc).__name__}")]) from None
+
+
+def without_bom(text: str | bytes) -> str | bytes:
+    """JSON text without one leading byte order mark, as the CLI reads files (``utf-8-sig``):
+    Windows editors save UTF-8 with one, and RFC 8259 lets a parser ignore it. The library,
+    the CLI and the service all accept it (the size bound counts it)."""
+    if isinstance(text, bytes):
+        return text[3:] if text.startswith(b"\xef\xbb\xbf") else text
+    return text[1:] if text.startswith("\ufeff") else text
 
 
 def _json_bytes(data: str | bytes) -> int:

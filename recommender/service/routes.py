@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from ..context import MAX_CONTEXT_BYTES, MAX_NUMBER, MAX_TEXT_CHARS, Business, Context
+from ..context import MAX_CONTEXT_BYTES, MAX_NUMBER, MAX_TEXT_CHARS, Business, Context, without_bom
 from ..errors import RecommenderError
 from ..memory.records import CustomerView, OutcomeRecord
 from ..outcomes import outcome_key
@@ -282,7 +282,7 @@ async def _decide_input(request: Request) -> tuple[Principal, Context, float | N
     if len(body) > MAX_CONTEXT_BYTES:  # the library's bound, whatever max_body_bytes allows
         raise ServiceError(413, "payload_too_large", f"a context is at most {MAX_CONTEXT_BYTES} bytes of JSON")
     try:
-        context = Context.model_validate_json(body)
+        context = Context.model_validate_json(without_bom(body))  # as the library and the CLI
     except ValidationError as exc:
         raise validation_error(exc) from None
     return principal, _bind_tenant(context, principal), budget, max_extras
