@@ -418,7 +418,6 @@ def test_insights_show_what_outcomes_taught(page: Any, site: Site) -> None:
     assert any(re.fullmatch(r"accepted by \d+% of similar customers \(36 outcomes\)", t) for t in texts)
     assert "billing error · Recover tier · standard customers · genuine staff" in \
         page.locator("#learning-rows td:nth-child(2)").all_inner_texts()
-    site.shot(page, "insights")
     page.locator("#learning").screenshot(path=str(site.shots / "insights-learning.png"))
 
     # from the keyboard: only the segments with enough evidence, then one gesture
