@@ -2,7 +2,8 @@
 the business profile and the rules browser's data; approvals (scopes, a second key, the
 decision log and outcomes recording who approved, conflicts, tenants); panel tokens (scoped,
 short-lived, signed, refused when forged or expired); the front door; no page or asset naming
-anything outside the server; the approvals migration up and down.
+anything outside the server; the parts pages share, written once; the approvals migration up
+and down.
 """
 
 from __future__ import annotations
@@ -204,6 +205,22 @@ def test_no_page_or_asset_names_anything_outside_the_server(http: TestClient) ->
         assert r.status_code == 200 and r.content, ref
         assert not _URL.search(r.text), f"{ref} names an outside address"
     assert http.get("/console/static/../console.py").status_code == 404
+
+
+def test_pages_are_served_with_the_parts_they_share(http: TestClient) -> None:
+    """The header, and the console's form and scripts, are written once (static/parts) and put
+    into every page that shows them; the header marks the page's own link."""
+    bodies = {path: http.get(path).text for path in PAGES}
+    for path, body in bodies.items():
+        assert "<!--#include" not in body, path
+        current = re.findall(r'<a href="([^"]+)" aria-current="page">', body)
+        assert current == ([] if path == "/console/panel" else [path]), path
+        assert body.count('<nav aria-label="Console pages">') == (0 if path == "/console/panel" else 1), path
+    for path in ("/console", "/console/panel"):
+        body = bodies[path]
+        for piece in ('id="form-fields"', 'id="json-toggle"', 'aria-controls="json-pane"', '<textarea id="context"',
+                      'id="error" class="error" role="alert"', '<script src="/console/static/panel.js">'):
+            assert body.count(piece) == 1, (path, piece)
 
 
 def test_front_door_redirects_to_the_console(http: TestClient) -> None:

@@ -14,6 +14,7 @@ Content-Security-Policy that allows this server only, and ``frame-ancestors`` fr
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path as FilePath
 from typing import Annotated, Any
@@ -37,9 +38,10 @@ __all__ = ["pages", "api"]
 STATIC = FilePath(__file__).parent / "static"
 _ASSETS = {"console.css": "text/css", **{f"{name}.js": "text/javascript" for name in (
     "app", "form", "answer", "console", "panel", "approvals", "rules", "insights")}}
-#: The pages, by path: each a static file.
+#: The pages, by path: each a static file, with the parts several pages share put in (:func:`render_page`).
 _PAGES = {"/console": "console.html", "/console/panel": "panel.html", "/console/approvals": "approvals.html",
           "/console/rules": "rules.html", "/console/insights": "insights.html"}
+_INCLUDE = re.compile(r"<!--#include ([a-z-]+\.html)-->")
 
 pages = APIRouter(include_in_schema=False)
 api = APIRouter(prefix="/v1", tags=["memory"])
@@ -51,9 +53,21 @@ async def front_door() -> Response:
     return RedirectResponse("/console", status_code=307)
 
 
-def _page(name: str) -> Any:
+def render_page(name: str, path: str) -> str:
+    """The page ``name`` served at ``path``: each ``<!--#include part.html-->`` replaced by
+    ``static/parts/part.html``, written once for the pages that share it (the header, whose link
+    to ``path`` is marked current; the console's form and scripts, shared with the side panel)."""
+
+    def part(m: re.Match[str]) -> str:
+        text = (STATIC / "parts" / m[1]).read_text(encoding="utf-8").rstrip("\n")
+        return text.replace(f'<a href="{path}">', f'<a href="{path}" aria-current="page">')
+
+    return _INCLUDE.sub(part, (STATIC / name).read_text(encoding="utf-8"))
+
+
+def _page(path: str, name: str) -> Any:
     async def page(request: Request) -> Response:
-        return FileResponse(STATIC / name, media_type="text/html", headers={
+        return HTMLResponse(render_page(name, path), headers={
             **security_headers(_ancestors(request)), "Cache-Control": "no-cache"})
 
     page.__name__ = f"page_{name.split('.')[0]}"
@@ -61,7 +75,7 @@ def _page(name: str) -> Any:
 
 
 for _path, _name in _PAGES.items():
-    pages.add_api_route(_path, _page(_name), methods=["GET"], response_class=HTMLResponse)
+    pages.add_api_route(_path, _page(_path, _name), methods=["GET"], response_class=HTMLResponse)
 
 
 @pages.get("/console/static/{name}")
