@@ -219,11 +219,12 @@
       `an outcome ${c.half_life_days} days old counts half. ` +
       (last ? `Last outcome learned from: ${when(last)} UTC.` : "Nothing learned yet: every answer follows its rules' order.");
     const ex = insights && insights.extras;
-    $("learning-explore").textContent = ex && ex.on_offer
-      ? `Exploring within the extras budget: ${ex.given} of ${ex.on_offer} interactions with an extra on offer got ` +
-        `one (${R.percent(ex.rate)})${ex.target !== null && ex.target !== undefined ? `, against the business's ` +
-        `extras rate of ${R.percent(ex.target)}` : ""}. Learning chooses which extra; whether one is given stays the extras draw.`
-      : "";
+    const against = ex && ex.target !== null && ex.target !== undefined ? `, against the business's extras rate of ${R.percent(ex.target)}` : "";
+    $("learning-explore").textContent = !(ex && ex.on_offer) ? ""
+      : (s.enabled ? "Exploring within the extras budget: " : "Extras (learning is off, so nothing is explored): ") +
+        `${ex.given} of ${ex.on_offer} interactions with an extra on offer got one (${R.percent(ex.rate)})${against}. ` +
+        (s.enabled ? "Learning chooses which extra; whether one is given stays the extras draw."
+                   : "The rules' order chooses which extra; whether one is given stays the extras draw.");
     const select = $("learning-gesture"), keep = select.value;
     const ids = [...new Set(s.segments.map((r) => r.gesture_id))].sort((a, b) => learning.title(a).localeCompare(learning.title(b)));
     select.replaceChildren(R.el("option", { value: "", text: "All gestures" }),
