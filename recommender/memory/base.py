@@ -156,21 +156,42 @@ class StoreBase:
             check_text(ctx.staff.id, "staff.id", max_length=2000)
 
     def _write(self, fn: Callable[[Connection], Any]) -> Any:
-        """Run ``fn`` in one transaction, retrying a lost race on a unique key."""
+        """Run ``fn`` in one transaction, retrying a lost race on a unique key (and once on a
+        fresh connection if the pooled one was dropped before the commit)."""
         for attempt in range(_RETRIES):
             try:
                 with db.translate_errors(self._url):
-                    with self.engine.begin() as conn:
-                        return fn(conn)
+                    return db.retry_dropped(lambda: self._transaction(fn))
             except IntegrityError:
                 if attempt == _RETRIES - 1:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _read(self, fn: Callable[[Connection], Any]) -> Any:
-        with db.translate_errors(self._url):
+    def _transaction(self, fn: Callable[[Connection], T]) -> T:
+        """``fn`` in one transaction, committed; a failed COMMIT is flagged as such (its
+        outcome is unknown, so it is never run again)."""
+        with self.engine.connect() as conn:
+            tx = conn.begin()
+            try:
+                result = fn(conn)
+            except BaseException:
+                tx.rollback()
+                raise
+            try:
+                tx.commit()
+            except BaseException as exc:
+                db.mark_commit_failure(exc)
+                raise
+            return result
+
+    def _read(self, fn: Callable[[Connection], T]) -> T:
+        """``fn`` on a pooled connection (once more on a fresh one if that was dropped)."""
+        def run() -> T:
             with self.engine.connect() as conn:
                 return fn(conn)
+
+        with db.translate_errors(self._url):
+            return db.retry_dropped(run)
 
     def _date(self, when: datetime) -> date:
         return local_date(when, self.policy.tz)

@@ -7,7 +7,7 @@ import logging
 import os
 import sqlite3
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
@@ -27,7 +27,9 @@ from .errors import InvalidStoreInput, SchemaOutOfDate, StoreUnavailable
 from .values import dumps
 
 __all__ = ["default_url", "normalize_url", "mask_url", "make_engine", "upgrade", "current_revision",
-           "head_revision", "translate_errors", "ENV_URL"]
+           "head_revision", "translate_errors", "retry_dropped", "mark_commit_failure", "ENV_URL"]
+
+T = TypeVar("T")
 
 log = logging.getLogger("recommender.memory")
 
@@ -92,7 +94,10 @@ def make_engine(url: URL, **kwargs: Any) -> Engine:
     if "connect_timeout" not in url.query:
         connect_args["connect_timeout"] = 5
     try:
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
+        # No pre-ping: a round trip on every checkout cost more than the rest of a read. A
+        # connection the server dropped fails its first statement instead, and the store runs
+        # that unit of work again once on a fresh connection (:func:`retry_dropped`).
+        return create_engine(url, pool_pre_ping=False, pool_size=10, max_overflow=20,
                              connect_args=connect_args, json_serializer=dumps, **kwargs)
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] != "psycopg":
@@ -139,6 +144,35 @@ def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def retry_dropped(run: Callable[[], T]) -> T:
+    """``run()``, once more on a fresh connection if its connection turned out to be dropped
+    (the server restarted, a failover, an idle connection killed by a firewall or by
+    ``pg_terminate_backend``).
+
+    SQLAlchemy marks such an error ``connection_invalidated`` and discards every pooled
+    connection opened before it, so the second try checks out a new one. Safe because a unit
+    of work that fails before its commit leaves nothing behind; a connection lost *during* a
+    commit (the outcome unknown) is flagged by :func:`mark_commit_failure` and never retried.
+    """
+    try:
+        return run()
+    except DBAPIError as exc:
+        if not exc.connection_invalidated or getattr(exc, "_recommender_at_commit", False):
+            raise
+        log.warning("the database connection was dropped (%s); trying once more on a fresh one",
+                    " ".join(str(exc.orig).split())[:200])
+    return run()
+
+
+def mark_commit_failure(exc: BaseException) -> None:
+    """Flag an error raised by COMMIT: whether the transaction was stored is unknown, so
+    :func:`retry_dropped` must not run it again."""
+    try:
+        setattr(exc, "_recommender_at_commit", True)
+    except AttributeError:  # pragma: no cover - exceptions take attributes
+        pass
 
 
 #: SQLSTATE classes and codes that mean "the database cannot serve us now", not "a bug in

@@ -9,17 +9,19 @@ import functools
 import math
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Mapping
 
-from sqlalchemy import Connection, and_, insert, or_, select
+from sqlalchemy import Connection, and_, bindparam, insert, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from .base import as_utc, check_decision_id, check_tenant
 from .errors import InvalidStoreInput, TenantMismatch, UnknownDecision
 from .models import CustomerProfileRow, Decision, DecisionGesture, DecisionRule, Outcome, Visit, table_of
-from .learning import log_decision
+from .groupcommit import GroupCommit
+from .learning import LearningDecision
 from .outcomes import outcome_record
 from .percentiles import tenure_start
 from .records import DecisionGestureRecord, DecisionRecord
@@ -38,6 +40,7 @@ _DR = table_of(DecisionRule)
 _O = table_of(Outcome)
 _V = table_of(Visit)
 _C = table_of(CustomerProfileRow)
+_LD = table_of(LearningDecision)
 
 
 class DecisionLog(Screening):
@@ -108,9 +111,9 @@ class DecisionLog(Screening):
         if offered and (not isinstance(extras_steer, (int, float)) or not math.isfinite(extras_steer)):
             raise InvalidStoreInput(f"extras_steer: a finite number, got {extras_steer!r}", field="extras_steer")
         facts = _customer_facts(ctx, occurred) if customer_id else {}
-
-        def write(conn: Connection) -> None:
-            conn.execute(insert(_D).values(
+        trace = getattr(result, "learning", None)
+        rows = _DecisionRows(
+            decision=dict(
                 id=decision_id, created_at=created, occurred_at=occurred, tenant=tenant, customer_id=customer_id,
                 store_id=ctx.business.store_id, staff_id=ctx.staff.id, staff_level=ctx.staff.level,
                 issue=ctx.interaction.issue, context_hash=result.receipt.context_hash,
@@ -118,28 +121,28 @@ class DecisionLog(Screening):
                 recommendations=recs, held=held, context=logged_context, profile_revision=profile_revision,
                 extras_offered=offered,
                 extras_listed=any(r.tier == "exceed" for r in result.recommendations) if offered else None,
-                extras_steer=float(extras_steer) if extras_steer is not None else None))
-            if facts and customer_id:
-                _remember_facts(conn, tenant, customer_id, occurred, created, facts)
-            if gesture_rows:
-                conn.execute(insert(_DG), gesture_rows)
-            if rule_rows:
-                conn.execute(insert(_DR), rule_rows)
-            log_decision(conn, decision_id, tenant, result)
-            if customer_id:
-                same_visit = None
-                if ctx.interaction.occurred_at is not None:  # a retried call for the same interaction
-                    same_visit = conn.execute(
-                        select(_V.c.id).where(_V.c.tenant == tenant, _V.c.customer_id == customer_id,
-                                              _V.c.issue == ctx.interaction.issue, _V.c.occurred_at == occurred)
-                    ).first()
-                if same_visit is None:
-                    conn.execute(insert(_V).values(tenant=tenant, customer_id=customer_id, decision_id=decision_id,
-                                                   issue=ctx.interaction.issue, store_id=ctx.business.store_id,
-                                                   occurred_at=occurred))
-
-        self._write(write)
+                extras_steer=float(extras_steer) if extras_steer is not None else None),
+            facts=dict(tenant=tenant, customer_id=customer_id, preferences={}, interests=[], notes=[],
+                       created_at=created, updated_at=created, facts_at=occurred, **facts) if facts else None,
+            gestures=gesture_rows, rules=rule_rows,
+            learning=(dict(decision_id=decision_id, tenant=tenant, trace=trace.model_dump(mode="json"))
+                      if trace is not None else None),
+            visit=dict(tenant=tenant, customer_id=customer_id, decision_id=decision_id, issue=ctx.interaction.issue,
+                       store_id=ctx.business.store_id, occurred_at=occurred) if customer_id else None,
+            retried_visit=ctx.interaction.occurred_at is not None)
+        self._decision_log().submit(rows)
         return decision_id
+
+    def _decision_log(self) -> GroupCommit["_DecisionRows"]:
+        """The store's group commit of decision-log rows (made on first use)."""
+        log = self.__dict__.get("_group_commit")
+        if log is None:
+            with self._screened_lock:
+                log = self.__dict__.get("_group_commit")
+                if log is None:
+                    log = self.__dict__["_group_commit"] = GroupCommit(
+                        lambda batch: self._write(lambda conn: _write_decisions(conn, batch)))
+        return log
 
     def get_decision(self, decision_id: str, tenant: str | None = None) -> DecisionRecord:
         """A logged decision with its gestures and outcomes."""
@@ -180,22 +183,73 @@ def _customer_facts(ctx: "Context", occurred: datetime) -> dict[str, Any]:
     return facts
 
 
-def _remember_facts(conn: Connection, tenant: str, customer_id: str, occurred: datetime, created: datetime,
-                    facts: dict[str, Any]) -> None:
-    """Keep the customer's latest stated lifetime value and tenure (one upsert; a decision dated
-    before the facts already kept never overwrites them, and facts stated again unchanged write
-    nothing)."""
-    stmt = _facts_upsert(conn.dialect.name, tuple(sorted(facts)))
-    conn.execute(stmt, dict(tenant=tenant, customer_id=customer_id, preferences={}, interests=[], notes=[],
-                            created_at=created, updated_at=created, facts_at=occurred, **facts))
-
-
 @functools.lru_cache(maxsize=8)
 def _facts_upsert(dialect: str, keys: tuple[str, ...]) -> Any:
-    """The upsert, built once per database and set of facts (building it costs more than running it)."""
+    """Keep the customer's latest stated lifetime value and tenure: the upsert, built once per
+    database and set of facts (building it costs more than running it). A decision dated before
+    the facts already kept never overwrites them, and facts stated again unchanged write nothing."""
     stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(_C)
     changed = or_(*(_C.c[k].is_distinct_from(stmt.excluded[k]) for k in keys))
     return stmt.on_conflict_do_update(
         index_elements=[_C.c.tenant, _C.c.customer_id],
         set_={"facts_at": stmt.excluded.facts_at, **{k: stmt.excluded[k] for k in keys}},
         where=and_(or_(_C.c.facts_at.is_(None), _C.c.facts_at <= stmt.excluded.facts_at), changed))
+
+
+@dataclass(frozen=True)
+class _DecisionRows:
+    """One decision's rows in every table its logging writes."""
+
+    decision: dict[str, Any]
+    facts: dict[str, Any] | None
+    gestures: list[dict[str, Any]]
+    rules: list[dict[str, Any]]
+    learning: dict[str, Any] | None
+    visit: dict[str, Any] | None
+    retried_visit: bool  # the interaction's time is given: a retried call may have logged its visit
+
+
+_INSERT_DECISION = insert(_D)
+_INSERT_GESTURES = insert(_DG)
+_INSERT_RULES = insert(_DR)
+_INSERT_LEARNING = insert(_LD)
+_INSERT_VISIT = insert(_V)
+_SAME_VISIT = select(_V.c.id).where(_V.c.tenant == bindparam("tenant"), _V.c.customer_id == bindparam("customer_id"),
+                                    _V.c.issue == bindparam("issue"), _V.c.occurred_at == bindparam("occurred_at"))
+
+
+def _write_decisions(conn: Connection, batch: list[_DecisionRows]) -> None:
+    """Every table's rows of ``batch`` in one statement each (the facts upserts in order:
+    a decision dated before the facts kept never overwrites them)."""
+    conn.execute(_INSERT_DECISION, [b.decision for b in batch])
+    for b in batch:
+        if b.facts is not None:
+            conn.execute(_facts_upsert(conn.dialect.name, tuple(sorted(k for k in _FACT_KEYS if k in b.facts))),
+                         b.facts)
+    gestures = [g for b in batch for g in b.gestures]
+    if gestures:
+        conn.execute(_INSERT_GESTURES, gestures)
+    rules = [r for b in batch for r in b.rules]
+    if rules:
+        conn.execute(_INSERT_RULES, rules)
+    learning = [b.learning for b in batch if b.learning is not None]
+    if learning:
+        conn.execute(_INSERT_LEARNING, learning)
+    visits: list[dict[str, Any]] = []
+    seen: set[tuple[Any, ...]] = set()
+    for b in batch:
+        v = b.visit
+        if v is None:
+            continue
+        if b.retried_visit:  # a retried call for the same interaction logs no second visit
+            key = (v["tenant"], v["customer_id"], v["issue"], v["occurred_at"])
+            if key in seen or conn.execute(_SAME_VISIT, {"tenant": key[0], "customer_id": key[1], "issue": key[2],
+                                                         "occurred_at": key[3]}).first() is not None:
+                continue
+            seen.add(key)
+        visits.append(v)
+    if visits:
+        conn.execute(_INSERT_VISIT, visits)
+
+
+_FACT_KEYS = ("lifetime_value", "tenure_since")

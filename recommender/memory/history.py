@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, func, select
 
+from . import budgets
 from .errors import InvalidStoreInput
 from .models import CustomerProfileRow, Outcome, Visit, table_of
 from .percentiles import Percentiles
@@ -24,7 +25,10 @@ from .values import MIN_TIME, check_json, shift
 if TYPE_CHECKING:
     from ..context import Context
 
-__all__ = ["History", "Event", "latest_per_gesture", "abuse_times", "valid_updates"]
+__all__ = ["History", "Event", "Snapshot", "latest_per_gesture", "abuse_times", "valid_updates", "screening_key"]
+
+#: Snapshots kept until their interaction's screening takes them (explanations never screen).
+_SNAPSHOTS_MAX = 4096
 
 _O = table_of(Outcome)
 _C = table_of(CustomerProfileRow)
@@ -44,19 +48,68 @@ class Event:
     at: datetime
 
 
+# The hot path's statements, built once: building a statement per call cost more CPU than
+# running it (the parameters are bound at execution).
+_EVENTS = (select(_O.c.decision_id, _O.c.gesture_id, _O.c.category, _O.c.tier, _O.c.outcome, _O.c.cost,
+                  _O.c.recorded_at)
+           .where(_O.c.tenant == bindparam("tenant"), _O.c.customer_id == bindparam("customer_id"),
+                  _O.c.recorded_at <= bindparam("now", type_=_O.c.recorded_at.type),
+                  _O.c.recorded_at >= bindparam("since", type_=_O.c.recorded_at.type)))
+_PROFILE = (select(_C.c.preferences, _C.c.interests, _C.c.lifetime_value, _C.c.tenure_since)
+            .where(_C.c.tenant == bindparam("tenant"), _C.c.customer_id == bindparam("customer_id")))
+#: The customer's latest 200 visits (dated 1900 or later: older ones were logged before
+#: dates were bounded and are not history), one row per issue with its latest time, newest first.
+_LATEST = (select(_V.c.issue, _V.c.occurred_at)
+           .where(_V.c.tenant == bindparam("tenant"), _V.c.customer_id == bindparam("customer_id"),
+                  _V.c.occurred_at < bindparam("now", type_=_V.c.occurred_at.type), _V.c.occurred_at >= MIN_TIME)
+           .order_by(_V.c.occurred_at.desc()).limit(200).subquery())
+_VISITS = (select(_LATEST.c.issue, func.max(_LATEST.c.occurred_at).label("occurred_at"))
+           .group_by(_LATEST.c.issue).order_by(func.max(_LATEST.c.occurred_at).desc()))
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What screening needs, read with the enrichment of the same interaction (one connection,
+    no second read): the customer's outcome events over the policy's longest window and the
+    budget scopes' spending today. Taken by :meth:`Screening.screen` for that interaction."""
+
+    events: list[Event]
+    spent: dict[tuple[str, str], float] | None  # None: not read (no capped scope)
+    scopes: list[tuple[str, str, float | None]]
+    day: Any
+
+
 class History(Percentiles):
     """Reading a customer's history: outcome events and the context's enrichment."""
 
     def _history(self, conn: Connection, tenant: str, customer_id: str, now: datetime,
                  lookback_days: float) -> list[Event]:
-        rows = conn.execute(
-            select(_O.c.decision_id, _O.c.gesture_id, _O.c.category, _O.c.tier, _O.c.outcome, _O.c.cost,
-                   _O.c.recorded_at)
-            .where(_O.c.tenant == tenant, _O.c.customer_id == customer_id,
-                   _O.c.recorded_at <= now, _O.c.recorded_at >= shift(now, -lookback_days))
-        ).all()
+        rows = conn.execute(_EVENTS, {"tenant": tenant, "customer_id": customer_id, "now": now,
+                                      "since": shift(now, -lookback_days)}).all()
         return [Event(r.decision_id, r.gesture_id, r.category, r.tier, r.outcome,
                        None if r.cost is None else float(r.cost), r.recorded_at) for r in rows]
+
+    def _budget_scopes(self, ctx: "Context") -> list[tuple[str, str, float | None]]:
+        """The capped budget scopes an offer to ``ctx`` counts against."""
+        return [s for s in budgets.scopes_for(self.policy.budget_for(ctx.business.id), ctx.business.store_id,
+                                              ctx.staff.id) if s[2] is not None]
+
+    def _snapshots(self) -> dict[tuple[Any, ...], Snapshot]:
+        found: dict[tuple[Any, ...], Snapshot] | None = self.__dict__.get("_snapshot_map")
+        if found is None:
+            found = self.__dict__.setdefault("_snapshot_map", {})
+        return found
+
+    def _keep_snapshot(self, key: tuple[Any, ...], snapshot: Snapshot) -> None:
+        snaps = self._snapshots()
+        with self._screened_lock:
+            if len(snaps) >= _SNAPSHOTS_MAX:
+                del snaps[next(iter(snaps))]
+            snaps[key] = snapshot
+
+    def _take_snapshot(self, key: tuple[Any, ...]) -> Snapshot | None:
+        with self._screened_lock:
+            return self._snapshots().pop(key, None)
 
     # -- the Memory seam: enrich ----------------------------------------------------
 
@@ -83,22 +136,21 @@ class History(Percentiles):
         now = self._ctx_now(ctx)
         policy = self.policy
 
-        def load(conn: Connection) -> tuple[Any, Sequence[Any], list[Event]]:
-            profile = conn.execute(
-                select(_C.c.preferences, _C.c.interests, _C.c.lifetime_value, _C.c.tenure_since)
-                .where(_C.c.tenant == tenant, _C.c.customer_id == customer_id)
-            ).first()
-            # Visits dated before 1900 (logged before dates were bounded) are not history.
-            visits = conn.execute(
-                select(_V.c.issue, _V.c.occurred_at)
-                .where(_V.c.tenant == tenant, _V.c.customer_id == customer_id, _V.c.occurred_at < now,
-                       _V.c.occurred_at >= MIN_TIME)
-                .order_by(_V.c.occurred_at.desc()).limit(200)
-            ).all()
-            events = self._history(conn, tenant, customer_id, now, policy.recent_gestures_days)
-            return profile, visits, events
+        scopes = self._budget_scopes(ctx)
+        day = policy.budget_day(now)
+        who = {"tenant": tenant, "customer_id": customer_id, "now": now}
 
-        profile, visits, events = self._read(load)
+        def load(conn: Connection) -> tuple[Any, Sequence[Any], list[Event], dict[tuple[str, str], float] | None]:
+            profile = conn.execute(_PROFILE, who).first()
+            visits = conn.execute(_VISITS, who).all()
+            events = self._history(conn, tenant, customer_id, now, policy.lookback_days())
+            spent = budgets.spent_today(conn, tenant, scopes, day) if scopes else None
+            return profile, visits, events, spent
+
+        profile, visits, events, spent = self._read(load)
+        self._keep_snapshot(screening_key(ctx), Snapshot(events, spent, scopes, day))
+        recent_since = shift(now, -policy.recent_gestures_days)
+        events = [e for e in events if e.at >= recent_since]
         customer: dict[str, Any] = {}
         interaction: dict[str, Any] = {}
         if visits:
@@ -201,3 +253,9 @@ def valid_updates(ctx: "Context", section: str, updates: dict[str, Any]) -> dict
                 out[key] = kept_map
     return out
 
+
+
+def screening_key(ctx: "Context") -> tuple[Any, ...]:
+    """What identifies one interaction between its enrichment, its screening and its logging."""
+    return (ctx.business.id, ctx.business.store_id, ctx.customer.id, ctx.staff.id, ctx.staff.level,
+            ctx.interaction.issue, ctx.interaction.occurred_at)

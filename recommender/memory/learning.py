@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from ..context import Context
     from ..results import RecommendationResult
 
-__all__ = ["Learning", "LearningStat", "LearningDecision", "LearningTenant", "log_decision", "learn_from_outcome",
+__all__ = ["Learning", "LearningStat", "LearningDecision", "LearningTenant", "learn_from_outcome",
            "config_of"]
 
 _DEFAULT = LearningConfig()
@@ -97,14 +97,6 @@ _S = table_of(LearningStat)
 _LD = table_of(LearningDecision)
 _LT = table_of(LearningTenant)
 _O = table_of(Outcome)
-
-
-def log_decision(conn: Connection, decision_id: str, tenant: str, result: "RecommendationResult") -> None:
-    """Inside the decision's transaction: what its ranking learned with (when it has a trace)."""
-    trace = getattr(result, "learning", None)
-    if trace is None:
-        return
-    conn.execute(insert(_LD).values(decision_id=decision_id, tenant=tenant, trace=trace.model_dump(mode="json")))
 
 
 def _frozen(conn: Connection, tenant: str) -> bool:

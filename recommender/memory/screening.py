@@ -15,7 +15,7 @@ from sqlalchemy import Connection
 from ..memory_protocol import Hold, Offer
 from . import budgets
 from .base import as_utc, days_text
-from .history import Event, History, abuse_times, latest_per_gesture
+from .history import Event, History, abuse_times, latest_per_gesture, screening_key
 from .policy import RECEIVED, ContactRule
 from .values import shift
 
@@ -50,9 +50,12 @@ class Screening(History):
         tenant = ctx.business.id
         customer_id = ctx.customer.id
         policy = self.policy
-        scopes = [s for s in budgets.scopes_for(policy.budget_for(tenant), ctx.business.store_id, ctx.staff.id)
-                  if s[2] is not None]
+        scopes = self._budget_scopes(ctx)
         day = policy.budget_day(now)
+        # Read with the enrichment of this interaction (when it ran: it reads what we need)
+        snap = self._take_snapshot(screening_key(ctx)) if customer_id else None
+        if snap is not None and (snap.day != day or snap.scopes != scopes):
+            snap = None
 
         def load(conn: Connection) -> tuple[list[Event], dict[tuple[str, str], float]]:
             events = (self._history(conn, tenant, customer_id, now, policy.lookback_days())
@@ -61,7 +64,10 @@ class Screening(History):
             return events, spent
 
         needs_costs = any(o.cost for o in offers)
-        events, spent = self._read(load) if (customer_id or (scopes and needs_costs)) else ([], {})
+        if snap is not None:
+            events, spent = snap.events, snap.spent or {}
+        else:
+            events, spent = self._read(load) if (customer_id or (scopes and needs_costs)) else ([], {})
         holds = []
         for offer in offers:
             hold = (self._contact_hold(offer, events, now)
@@ -182,9 +188,4 @@ def contact_rule_hold(rule: ContactRule, offer: Offer, events: list[Event], now:
                         f"{days_text(rule.window_days)} reached ({len(in_window)} received)", to_date(until))
     return None
 
-
-def screening_key(ctx: "Context") -> tuple[Any, ...]:
-    """What identifies one interaction between its screening and its logging."""
-    return (ctx.business.id, ctx.business.store_id, ctx.customer.id, ctx.staff.id, ctx.staff.level,
-            ctx.interaction.issue, ctx.interaction.occurred_at)
 
