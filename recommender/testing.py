@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping
 from .core import Recommender
 
 if TYPE_CHECKING:
+    from .issues import IssueCode
     from .memory import Store
 
 __all__ = ["import_plugin", "plugin_recommender", "sqlite_store", "withheld_reasons", "offered_or_drawn",
@@ -159,12 +160,15 @@ class TradePluginTests:
             signature = ({"interaction": {"issue": "wash"}}, "car_wash_free_tire_shine")
 
     ``signature`` is a context (the plugin's vertical is filled in) and a gesture it gets
-    (listed, or withheld only by the extras draw). The tests: the vertical is declared and
-    the plugin applies to no other; issue codes and profile register without warnings; the
-    pack is package data; ids are prefixed; every rule tests the marker; the signature case,
-    alone and next to the core packs, without warnings; ``plugins --check`` finds no
-    undeclared clash; the pyproject's entry point is discovered (no pip); the installed
-    distribution is autoloaded (skipped when not installed).
+    (listed, or withheld only by the extras draw). ``issues_used`` (optional) names the issue
+    codes the plugin's code and other tests use besides its rules' (a scope table's keys). The
+    tests: the vertical is declared and the plugin applies to no other; issue codes and
+    profile register without warnings; every code and alias it registers is assessed in its
+    family at its business, none clashes with a core code of another family, and every code
+    its rules and ``issues_used`` name is known; the pack is package data; ids are prefixed;
+    every rule tests the marker; the signature case, alone and next to the core packs, without
+    warnings; ``plugins --check`` finds no undeclared clash; the pyproject's entry point is
+    discovered (no pip); the installed distribution is autoloaded (skipped when not installed).
     """
 
     plugin: Any
@@ -174,6 +178,7 @@ class TradePluginTests:
     prefix: str
     marker: str | None = None
     signature: tuple[dict[str, Any], str]
+    issues_used: tuple[str, ...] = ()
 
     @property
     def vertical(self) -> str:
@@ -213,6 +218,43 @@ class TradePluginTests:
         for key, value in (self.plugin.TRADE.profile or {}).items():
             got = getattr(profile, key)
             assert (got.model_dump() if hasattr(got, "model_dump") else got) == value, key
+
+    def registered_codes(self) -> list["IssueCode"]:
+        """The issue codes the plugin registers through its hook, validated as the host does."""
+        from .issues import IssueCode
+
+        codes: list[IssueCode] = []
+        self.plugin.recommender_register_issue_codes(lambda c: codes.append(IssueCode.model_validate(c)))
+        return codes
+
+    def test_every_code_and_alias_it_registers_is_known_at_its_business(self) -> None:
+        rec = plugin_recommender(self.plugin)
+        for code in self.registered_codes():
+            for name in (code.code, *code.aliases):
+                result = rec.recommend({"business": {"vertical": self.vertical}, "interaction": {"issue": name}})
+                assert result.assessment.family == code.family, name
+                assert not result.warnings, result.warnings
+
+    def test_no_code_clashes_with_a_core_code_of_another_family(self) -> None:
+        from .issues import Vocabulary
+
+        core = Vocabulary()
+        for code in self.registered_codes():
+            for name in (code.code, *code.aliases):
+                assert core.family(name) in (None, code.family), name
+
+    def test_every_issue_code_its_rules_and_code_use_is_known(self) -> None:
+        from .context import Business
+        from .issues import Vocabulary
+
+        vocabulary = Vocabulary()
+        for code in self.registered_codes():
+            vocabulary.add(code)
+        book = plugin_recommender(self.plugin).rulebook_for(Business(vertical=self.vertical))
+        used = {a.value for rule in book.rules for branch in rule.branches for a in branch
+                if a.field == "interaction.issue"}
+        names = {v for value in used for v in (value if isinstance(value, (list, tuple)) else [value])}
+        assert {n for n in names | set(self.issues_used) if vocabulary.family(n) is None} == set()
 
     def test_pack_is_package_data(self) -> None:
         pack = self.plugin.TRADE.pack

@@ -22,7 +22,6 @@ import pytest
 
 from recommender import Recommender, parse_context
 from recommender.context import Business
-from recommender.issues import IssueCode, Vocabulary
 from recommender.testing import (TradePluginTests, import_plugin, offered_or_drawn, plugin_recommender, script_problems,
                                  withheld_reasons)
 
@@ -140,12 +139,6 @@ def test_plugin_config_can_limit_the_plugin_to_auto_shops() -> None:
 # -- issue codes ---------------------------------------------------------------------
 
 
-def registered() -> list[IssueCode]:
-    codes: list[IssueCode] = []
-    plugin.recommender_register_issue_codes(lambda c: codes.append(IssueCode.model_validate(c)))
-    return codes
-
-
 @pytest.mark.parametrize("code, family", [
     ("flat_tire", "routine"), ("puncture", "routine"), ("oil_change", "routine"), ("lube", "routine"),
     ("tire_rotation", "routine"), ("diagnostic", "routine"), ("engine_repair", "routine"),
@@ -156,32 +149,6 @@ def test_issue_codes_are_in_their_families(rec: Recommender, code: str, family: 
     result = rec.recommend(ctx({}, issue=code))
     assert result.assessment.family == family
     assert not result.notes and not result.warnings
-
-
-def test_every_code_and_alias_of_ours_is_known_at_the_shop(rec: Recommender) -> None:
-    for code in registered():
-        for name in (code.code, *code.aliases):
-            result = rec.recommend(ctx({}, issue=name))
-            assert result.assessment.family == code.family, name
-            assert not result.warnings, result.warnings
-
-
-def test_no_code_clashes_with_a_core_code_of_another_family() -> None:
-    core = Vocabulary()
-    for code in registered():
-        for name in (code.code, *code.aliases):
-            assert core.family(name) in (None, code.family), name
-
-
-def test_every_issue_code_the_rules_and_tests_use_is_known(rec: Recommender) -> None:
-    vocab = Vocabulary()
-    for code in registered():
-        vocab.add(code)
-    used = {a.value for rule in rec.rulebook_for(SHOP).rules for branch in rule.branches for a in branch
-            if a.field == "interaction.issue"}
-    names = {v for value in used for v in (value if isinstance(value, (list, tuple)) else [value])}
-    names |= set(plugin.SERVICE_CATEGORIES) | {"comeback", "repair_failed", "brake_service", "late_delivery"}
-    assert {n for n in names if vocab.family(n) is None} == set()
 
 
 def test_an_unknown_code_at_the_shop_is_noted_and_still_counts(rec: Recommender) -> None:
@@ -671,3 +638,5 @@ class TestTrade(TradePluginTests):
     prefix = "auto_"
     marker = "interaction.attributes.service_category"
     signature = (ctx(LOYAL, issue="flat_tire", cost=25), "auto_waive_flat_fee")
+    # the scope table's codes, and the codes these tests use
+    issues_used = (*plugin.SERVICE_CATEGORIES, "comeback", "repair_failed", "brake_service", "late_delivery")

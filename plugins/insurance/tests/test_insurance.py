@@ -25,7 +25,6 @@ import pytest
 
 from recommender import Recommender, hookimpl, parse_context
 from recommender.context import Business
-from recommender.issues import IssueCode, Vocabulary
 from recommender.testing import (TradePluginTests, import_plugin, plugin_recommender, script_problems, sqlite_store,
                                  withheld_reasons)
 
@@ -171,12 +170,6 @@ def test_applies_only_to_insurance_businesses(rec: Recommender, vertical: str | 
 # -- issue codes ---------------------------------------------------------------------
 
 
-def registered() -> list[IssueCode]:
-    codes: list[IssueCode] = []
-    plugin.recommender_register_issue_codes(lambda c: codes.append(IssueCode.model_validate(c)))
-    return codes
-
-
 @pytest.mark.parametrize("code, family", [
     ("policy_review", "routine"), ("policy_change", "routine"), ("address_change", "routine"),
     ("claim", "routine"), ("fnol", "routine"), ("claim_delay", "delay"), ("claim_denied", "complaint"),
@@ -187,32 +180,6 @@ def test_issue_codes_are_in_their_families(rec: Recommender, code: str, family: 
     result = rec.recommend(ctx({}, issue=code))
     assert result.assessment.family == family
     assert not result.notes and not result.warnings
-
-
-def test_every_code_and_alias_of_ours_is_known_at_the_agency(rec: Recommender) -> None:
-    for code in registered():
-        for name in (code.code, *code.aliases):
-            result = rec.recommend(ctx({}, issue=name))
-            assert result.assessment.family == code.family, name
-            assert not result.warnings, result.warnings
-
-
-def test_no_code_clashes_with_a_core_code_of_another_family() -> None:
-    core = Vocabulary()
-    for code in registered():
-        for name in (code.code, *code.aliases):
-            assert core.family(name) in (None, code.family), name
-
-
-def test_every_issue_code_the_rules_and_tests_use_is_known(rec: Recommender) -> None:
-    vocab = Vocabulary()
-    for code in registered():
-        vocab.add(code)
-    used = {a.value for rule in rec.rulebook_for(AGENCY).rules for branch in rule.branches for a in branch
-            if a.field == "interaction.issue"}
-    names = {v for value in used for v in (value if isinstance(value, (list, tuple)) else [value])}
-    names |= set(plugin.LINES) | {"account_review", "general_enquiry"}
-    assert {n for n in names if vocab.family(n) is None} == set()
 
 
 # -- profile -------------------------------------------------------------------------
@@ -695,3 +662,5 @@ class TestTrade(TradePluginTests):
     prefix = "insurance_"
     marker = "interaction.attributes.insurance_line"
     signature = (ctx(HOME_BUYER), "insurance_refer_realtor")
+    # the scope table's codes, and the codes these tests use
+    issues_used = (*plugin.LINES, "account_review", "general_enquiry")
