@@ -29,7 +29,7 @@ import math
 import random
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 if TYPE_CHECKING:
     from .context import Context
@@ -40,8 +40,19 @@ __all__ = ["LearningConfig", "Stats", "Posterior", "SEGMENT_DIMENSIONS", "DEFAUL
            "choice_probabilities", "evidence_text", "update", "counts_of", "extras_probability", "Trace", "LearningMemory", "CHOICE_DRAWS",
            "beta_cdf", "credible_interval", "CREDIBLE_MASS"]
 
-#: Segment dimensions a business may learn by (the business itself is always one).
-SEGMENT_DIMENSIONS = ("family", "tier", "value_band", "staff_level", "severity", "channel", "store", "vertical")
+#: Each segment dimension a business may learn by (the business itself is always one): its
+#: label in the segment key, and its value for a gesture of a tier in a context (None: unknown).
+_SEGMENT_PARTS: dict[str, tuple[str, Callable[["Context", str], str | None]]] = {
+    "family": ("family", lambda ctx, tier: ctx.interaction.family),
+    "tier": ("tier", lambda ctx, tier: tier),
+    "value_band": ("value", lambda ctx, tier: _value_band(ctx)),
+    "staff_level": ("staff", lambda ctx, tier: ctx.staff.level),
+    "severity": ("severity", lambda ctx, tier: _severity_band(ctx)),
+    "channel": ("channel", lambda ctx, tier: ctx.interaction.channel),
+    "store": ("store", lambda ctx, tier: ctx.business.store_id),
+    "vertical": ("vertical", lambda ctx, tier: ctx.business.vertical),
+}
+SEGMENT_DIMENSIONS = tuple(_SEGMENT_PARTS)
 DEFAULT_SEGMENTS = ("family", "tier", "value_band", "staff_level")
 #: Monte-Carlo draws behind a logged choice probability (deterministic: a fixed generator).
 CHOICE_DRAWS = 2000
@@ -137,26 +148,9 @@ def _severity_band(ctx: "Context") -> str:
 def segment_key(ctx: "Context", tier: str, dims: Sequence[str] = DEFAULT_SEGMENTS) -> str:
     """The segment of a gesture of ``tier`` offered in ``ctx``, e.g.
     ``family=billing_error|tier=recover|value=high|staff=genuine`` (the business is the
-    store's tenant column)."""
-    i, parts = ctx.interaction, []
-    for dim in dims:
-        if dim == "family":
-            parts.append(f"family={i.family or 'unknown'}")
-        elif dim == "tier":
-            parts.append(f"tier={tier}")
-        elif dim == "value_band":
-            parts.append(f"value={_value_band(ctx)}")
-        elif dim == "staff_level":
-            parts.append(f"staff={ctx.staff.level}")
-        elif dim == "severity":
-            parts.append(f"severity={_severity_band(ctx)}")
-        elif dim == "channel":
-            parts.append(f"channel={i.channel or 'unknown'}")
-        elif dim == "store":
-            parts.append(f"store={ctx.business.store_id or 'unknown'}")
-        elif dim == "vertical":
-            parts.append(f"vertical={ctx.business.vertical or 'unknown'}")
-    return "|".join(parts) or "all"
+    store's tenant column). Stored evidence is keyed by it: the text must never change."""
+    parts = [(_SEGMENT_PARTS[d][0], _SEGMENT_PARTS[d][1](ctx, tier)) for d in dims if d in _SEGMENT_PARTS]
+    return "|".join(f"{label}={value or 'unknown'}" for label, value in parts) or "all"
 
 
 def posterior(stats: Stats | None, priority: int, segment: str, config: LearningConfig) -> Posterior:
