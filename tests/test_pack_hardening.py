@@ -16,6 +16,7 @@ import pytest
 from recommender import Recommender, RulePackError, load_pack
 from recommender import pack_limits
 from recommender.packs import pattern_problems
+from test_packs import refused, write  # the pack helpers, shared
 
 GOOD = """\
 pack: shop
@@ -37,22 +38,6 @@ rules:
     priority: 60
     because: Don't nickel-and-dime loyal customers.
 """
-
-
-def write(folder: Path, text: str | bytes, name: str = "p.yaml") -> Path:
-    p = folder / name
-    if isinstance(text, bytes):
-        p.write_bytes(text)
-    else:
-        p.write_text(textwrap.dedent(text))
-    return p
-
-
-def problems(paths: list[Path]) -> list[str]:
-    """What Recommender(paths) reports; it must refuse."""
-    with pytest.raises(RulePackError) as exc:
-        Recommender(paths, autoload=False)
-    return [str(p) for p in exc.value.problems]
 
 
 def check(*paths: Path) -> subprocess.CompletedProcess[str]:
@@ -92,7 +77,7 @@ def test_an_alias_bomb_is_refused_at_the_alias_line_in_well_under_a_second(tmp_p
     assert len(text) < 1100  # the reproducer: ~900 bytes that expand to 2**20 conditions
     path = write(tmp_path, text)
     start = time.perf_counter()
-    out = problems([path])
+    out = refused([path])
     assert time.perf_counter() - start < 1.0
     assert out == [f"{path}:10: YAML alias *w0 (to the anchor &w0 at line 9) is not allowed in a rule pack: "
                    "aliases are refused (they can hide exponentially large data); write the value out"]
@@ -106,7 +91,7 @@ def test_an_alias_bomb_inside_an_in_list_is_refused_before_the_list_is_expanded(
     lines += [f"  - &v{i} [*v{i - 1}, *v{i - 1}]" for i in range(1, 25)]
     path = write(tmp_path, "\n".join(lines) + "\n")
     start = time.perf_counter()
-    out = problems([path])
+    out = refused([path])
     assert time.perf_counter() - start < 1.0
     assert len(out) == 1 and out[0].startswith(f"{path}:9: YAML alias *v0")
 
@@ -114,7 +99,7 @@ def test_an_alias_bomb_inside_an_in_list_is_refused_before_the_list_is_expanded(
 def test_merge_keys_are_aliases_too_and_a_lone_anchor_is_harmless(tmp_path):
     merged = GOOD.replace("  - id: waive_fee\n", "  - &base\n    id: waive_fee\n").replace(
         "rules:\n", "  - <<: *base\n    id: waive_fee_two\nrules:\n")
-    out = problems([write(tmp_path, merged)])
+    out = refused([write(tmp_path, merged)])
     assert len(out) == 1 and "YAML alias *base" in out[0]
     # a lone anchor on any scalar reads as the plain value (ruamel's anchored scalars are
     # subclasses: an anchored true is an int, which strict fields and pydantic 2.7's Literal refuse)
@@ -133,7 +118,7 @@ def test_merge_keys_are_aliases_too_and_a_lone_anchor_is_harmless(tmp_path):
 
 def test_deep_yaml_nesting_is_refused_with_its_line(tmp_path):
     path = write(tmp_path, "pack: deep\nrules:\n  - id: r\n    when: " + "[" * 10_000 + "\n")
-    out = problems([path])
+    out = refused([path])
     assert out == [f"{path}:4: YAML nested deeper than {pack_limits.MAX_YAML_DEPTH} levels"]
 
 
@@ -174,7 +159,7 @@ def test_non_finite_or_inexact_thresholds_are_refused_with_file_and_line(tmp_pat
                               f"{{field: interaction.attributes.x, op: ge, value: {value}}}")):
         text = GOOD.replace("{field: interaction.cost, op: le, value: 40}", when)
         path = write(tmp_path, text, f"p{i}.yaml")
-        out = problems([path])
+        out = refused([path])
         assert len(out) == 1 and out[0].startswith(f"{path}:15: rules[0].when.all[1]: value of "), out
         assert why in out[0]
 
@@ -187,7 +172,7 @@ def test_the_largest_exact_threshold_still_loads(tmp_path):
 def test_non_finite_thresholds_in_an_in_list_are_refused(tmp_path):
     text = GOOD.replace("{field: interaction.cost, op: le, value: 40}",
                         "{field: interaction.cost, op: in, value: [1, .nan]}")
-    out = problems([write(tmp_path, text)])
+    out = refused([write(tmp_path, text)])
     assert len(out) == 1 and ":15:" in out[0] and "finite" in out[0]
 
 
@@ -227,25 +212,25 @@ def test_a_pack_with_invalid_utf8_is_one_problem_with_line_and_offset(tmp_path):
     raw = GOOD.encode().replace(b"Waive the fee", b"Waive the f\xe9e")
     path = write(tmp_path, raw)
     offset = raw.index(b"\xe9")
-    assert problems([path]) == [f"{path}:5: not valid UTF-8: byte 0xe9 at offset {offset}; save the file as UTF-8"]
+    assert refused([path]) == [f"{path}:5: not valid UTF-8: byte 0xe9 at offset {offset}; save the file as UTF-8"]
     assert_refused_cleanly(check(path), f"{path}:5: not valid UTF-8")
 
 
 def test_characters_yaml_refuses_are_one_problem_with_their_line(tmp_path):
     path = write(tmp_path, GOOD.encode().replace(b"Waive the fee", b"Waive\x00the fee"))
-    assert problems([path]) == [f"{path}:5: invalid YAML: unacceptable character #x0000 "
+    assert refused([path]) == [f"{path}:5: invalid YAML: unacceptable character #x0000 "
                                 "(special characters are not allowed)"]
 
 
 def test_a_control_character_in_a_condition_value_is_refused(tmp_path):
     text = GOOD.replace("customer.tenure_years ge 2", "{field: interaction.issue, op: eq, value: \"flat\\ttire\"}")
-    out = problems([write(tmp_path, text)])
+    out = refused([write(tmp_path, text)])
     assert len(out) == 1 and ":14: rules[0].when.all[0]: value of interaction.issue contains a control character" in out[0]
 
 
 def test_an_empty_pack_file_says_so(tmp_path):
     path = write(tmp_path, "\n\n")
-    assert problems([path]) == [f"{path}: the file is empty"]
+    assert refused([path]) == [f"{path}: the file is empty"]
 
 
 # -- 4. strict typing, ids, caps ---------------------------------------------------------------
@@ -253,22 +238,22 @@ def test_an_empty_pack_file_says_so(tmp_path):
 
 @pytest.mark.parametrize("priority", ["true", "'90'", "60.0"])
 def test_priority_must_be_an_integer(tmp_path, priority):
-    out = problems([write(tmp_path, GOOD.replace("priority: 60", f"priority: {priority}"))])
+    out = refused([write(tmp_path, GOOD.replace("priority: 60", f"priority: {priority}"))])
     assert len(out) == 1 and out[0].startswith(f"{tmp_path / 'p.yaml'}:17: rules[0].priority: "), out
     assert "valid integer" in out[0]
 
 
 def test_a_rule_must_recommend_something(tmp_path):
-    out = problems([write(tmp_path, GOOD.replace("then: waive_fee", "then: []"))])
+    out = refused([write(tmp_path, GOOD.replace("then: waive_fee", "then: []"))])
     assert out == [f"{tmp_path / 'p.yaml'}:16: rules[0].then: Value error, a rule must recommend at least one "
                    "gesture: 'then' is empty"]
 
 
 def test_other_fields_are_strict_too(tmp_path):
     text = GOOD.replace("    script:", "    follow_up_days: '3'\n    script:")
-    out = problems([write(tmp_path, text)])
+    out = refused([write(tmp_path, text)])
     assert len(out) == 1 and ":9: gestures[0].follow_up_days:" in out[0]
-    out = problems([write(tmp_path, GOOD.replace("    tier: meet", "    tier: meet\n    cost: true").replace(
+    out = refused([write(tmp_path, GOOD.replace("    tier: meet", "    tier: meet\n    cost: true").replace(
         "    cost: interaction.cost\n", ""))])
     assert len(out) >= 1 and all(":8: gestures[0].cost" in p for p in out), out
 
@@ -276,7 +261,7 @@ def test_other_fields_are_strict_too(tmp_path):
 @pytest.mark.parametrize("pattern", ["café", "naïve", "日本"])
 def test_a_non_ascii_contains_pattern_on_text_is_refused_as_the_docs_say(tmp_path, pattern):
     text = GOOD.replace("customer.tenure_years ge 2", f"customer.preferences.drink contains {pattern}")
-    out = problems([write(tmp_path, text)])
+    out = refused([write(tmp_path, text)])
     assert len(out) == 1 and ":14: rules[0].when.all[0]:" in out[0] and "takes an ASCII text" in out[0]
     # list items are compared whole, not as patterns: any text is fine there
     text = GOOD.replace("customer.tenure_years ge 2", f"customer.interests contains {pattern}")
@@ -286,16 +271,16 @@ def test_a_non_ascii_contains_pattern_on_text_is_refused_as_the_docs_say(tmp_pat
 
 def test_contains_patterns_the_engine_cannot_run_are_refused_at_load(tmp_path):
     # durable-rules refuses this 16-character pattern (error 503 for the whole ruleset) ...
-    refused = "abaaaaabaaabaaab"
-    assert "refuses this pattern" in pattern_problems([refused])[refused]
-    text = GOOD.replace("customer.tenure_years ge 2", f"customer.preferences.drink contains {refused}")
-    out = problems([write(tmp_path, text)])
+    pattern = "abaaaaabaaabaaab"
+    assert "refuses this pattern" in pattern_problems([pattern])[pattern]
+    text = GOOD.replace("customer.tenure_years ge 2", f"customer.preferences.drink contains {pattern}")
+    out = refused([write(tmp_path, text)])
     assert len(out) == 1 and ":14: rules[0].when: 'contains' 'abaaaaabaaabaaab' on customer.preferences.drink: " \
         "durable-rules refuses this pattern" in out[0]
     # ... and past a length it would silently never match; the cap is well below that
     long = "oatmilk" * 20
     assert len(long) > pack_limits.MAX_PATTERN_CHARS
-    out = problems([write(tmp_path, GOOD.replace("customer.tenure_years ge 2",
+    out = refused([write(tmp_path, GOOD.replace("customer.tenure_years ge 2",
                                                  f"customer.preferences.drink contains {long}"))])
     assert len(out) == 1 and f"at most {pack_limits.MAX_PATTERN_CHARS} characters" in out[0]
     assert pattern_problems(["oat milk", "(oat)", "x" * pack_limits.MAX_PATTERN_CHARS]) == {}
@@ -303,14 +288,14 @@ def test_contains_patterns_the_engine_cannot_run_are_refused_at_load(tmp_path):
 
 def test_not_contains_on_text_is_a_load_error_not_a_compiler_crash(tmp_path):
     for when in ("customer.preferences.drink not_contains oat", "{not: customer.preferences.drink contains oat}"):
-        out = problems([write(tmp_path, GOOD.replace("customer.tenure_years ge 2", when))])
+        out = refused([write(tmp_path, GOOD.replace("customer.tenure_years ge 2", when))])
         assert len(out) == 1 and ":14:" in out[0] and "cannot negate a pattern match on text" in out[0], out
 
 
 def test_duplicate_ids_report_both_lines(tmp_path):
     write(tmp_path, GOOD, "a.yaml")
     write(tmp_path, GOOD.replace("pack: shop", "pack: shop2"), "b.yaml")
-    out = problems([tmp_path])
+    out = refused([tmp_path])
     a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
     assert f"{b}:4: gestures.waive_fee: gesture id 'waive_fee' is defined twice: in {a}:4 and in {b}:4" in out
     assert f"{b}:11: rules.loyal: rule id 'loyal' is defined twice: in {a}:11 and in {b}:11" in out
@@ -319,7 +304,7 @@ def test_duplicate_ids_report_both_lines(tmp_path):
 def test_duplicate_ids_in_one_file_report_both_lines(tmp_path):
     text = GOOD + textwrap.indent(GOOD.split("rules:\n")[1], "")
     path = write(tmp_path, text)
-    out = problems([path])
+    out = refused([path])
     assert out == [f"{path}:19: rules.loyal: rule id 'loyal' is defined twice: in {path}:11 and in {path}:19"]
 
 
@@ -329,7 +314,7 @@ def test_a_file_over_the_size_cap_is_refused_before_it_is_parsed(tmp_path):
     path = write(tmp_path, text)
     assert path.stat().st_size > pack_limits.MAX_PACK_BYTES
     start = time.perf_counter()
-    out = problems([path])
+    out = refused([path])
     assert time.perf_counter() - start < 1.0
     assert out == [f"{path}: the file is larger than {pack_limits.MAX_PACK_BYTES // 1024} KiB, the cap for one pack; "
                    "split it into several packs"]
@@ -339,7 +324,7 @@ def test_the_rule_cap_stops_reading_at_the_rule_that_crosses_it(tmp_path, monkey
     monkeypatch.setattr(pack_limits, "MAX_RULES_PER_PACK", 3)
     rule = "  - id: r{i}\n    when: customer.tenure_years ge {i}\n    then: waive_fee\n    because: x.\n"
     path = write(tmp_path, GOOD + "".join(rule.format(i=i) for i in range(10)))
-    assert problems([path]) == [f"{path}:27: rules: more than 3 rules in one pack; split it into several packs"]
+    assert refused([path]) == [f"{path}:27: rules: more than 3 rules in one pack; split it into several packs"]
     # the same cap for a plugin's in-memory pack
     pack = {"pack": "mem", "gestures": [], "rules": [{"id": f"r{i}"} for i in range(5)]}
     with pytest.raises(RulePackError, match="rules: more than 3 rules in one pack"):
@@ -351,7 +336,7 @@ def test_the_rulebook_cap_names_the_pack_and_line_that_cross_it(tmp_path, monkey
     write(tmp_path, GOOD, "a.yaml")
     b = write(tmp_path, GOOD.replace("pack: shop", "pack: b").replace("id: waive_fee", "id: b_fee")
               .replace("then: waive_fee", "then: b_fee").replace("id: loyal", "id: b_loyal"), "b.yaml")
-    out = problems([tmp_path])
+    out = refused([tmp_path])
     assert out == [f"{b}:11: rules: more than 1 rules in force for one business (at 'b_loyal'); "
                    "split the business's packs or select fewer plugins"]
 
@@ -408,13 +393,13 @@ def test_rules_check_reports_every_mistake_of_a_file_in_one_run(tmp_path):
 def test_keys_the_loader_sets_cannot_be_written_in_a_pack(tmp_path):
     text = GOOD.replace("    tier: meet\n", "    tier: meet\n    source: /etc/passwd\n").replace(
         "    priority: 60\n", "    priority: 60\n    label: core:x.yaml\n")
-    out = problems([write(tmp_path, text)])
+    out = refused([write(tmp_path, text)])
     assert out == [f"{tmp_path / 'p.yaml'}:8: gestures[0].source: Extra inputs are not permitted (set by the loader)",
                    f"{tmp_path / 'p.yaml'}:19: rules[0].label: Extra inputs are not permitted (set by the loader)"]
 
 
 def test_unknown_keys_get_a_suggestion(tmp_path):
-    out = problems([write(tmp_path, GOOD.replace("    priority: 60", "    prority: 60"))])
+    out = refused([write(tmp_path, GOOD.replace("    priority: 60", "    prority: 60"))])
     assert out == [f"{tmp_path / 'p.yaml'}:17: rules[0].prority: Extra inputs are not permitted "
                    "(did you mean 'priority'?)"]
 

@@ -1,6 +1,7 @@
 """Rule pack loading: every problem reported as file:line: field: message, never half-loaded."""
 
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -30,16 +31,25 @@ rules:
 """
 
 
-def write(tmp_path, text, name="p.yaml"):
-    p = tmp_path / name
-    p.write_text(textwrap.dedent(text))
+def write(folder: Path, text: str | bytes, name: str = "p.yaml") -> Path:
+    """A pack file: text dedented, bytes as they are (tests/test_pack_hardening.py uses it too)."""
+    p = folder / name
+    if isinstance(text, bytes):
+        p.write_bytes(text)
+    else:
+        p.write_text(textwrap.dedent(text))
     return p
 
 
-def problems(tmp_path, text):
+def refused(paths: list[Path]) -> list[str]:
+    """What Recommender(paths) reports; it must refuse."""
     with pytest.raises(RulePackError) as exc:
-        Recommender([write(tmp_path, text)], autoload=False)
+        Recommender(paths, autoload=False)
     return [str(p) for p in exc.value.problems]
+
+
+def problems(tmp_path, text):
+    return refused([write(tmp_path, text)])
 
 
 def test_good_pack_loads_with_both_condition_forms(tmp_path):
