@@ -20,10 +20,12 @@ idempotency key changes nothing), and an acceptance counts once per decision ges
 
 from __future__ import annotations
 
+import time as _time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Iterable
 
-from sqlalchemy import Boolean, Connection, Float, ForeignKey, Integer, String, delete, insert, select
+from sqlalchemy import (Boolean, Connection, Float, ForeignKey, Integer, String, bindparam, delete, insert,
+                        select)
 from sqlalchemy import update as update_
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -38,7 +40,7 @@ from ..learning import (
     segment_key,
     update,
 )
-from .base import StoreBase, check_tenant
+from .base import _CACHE_MAX, StoreBase, check_tenant
 from .models import GESTURE, TENANT, Base, Json, Outcome, UTCDateTime, table_of
 
 if TYPE_CHECKING:
@@ -94,6 +96,8 @@ class LearningTenant(Base):
 
 
 _S = table_of(LearningStat)
+_EVIDENCE = select(_S.c.gesture_id, _S.c.segment, _S.c.accepted, _S.c.declined, _S.c.delivered, _S.c.n).where(
+    _S.c.tenant == bindparam("tenant"), _S.c.segment.in_(bindparam("segments", expanding=True)))
 _LD = table_of(LearningDecision)
 _LT = table_of(LearningTenant)
 _O = table_of(Outcome)
@@ -151,15 +155,44 @@ class Learning(StoreBase):
         except Exception:  # noqa: BLE001 - the decision log refuses it with the field named
             return {}
 
-        def load(conn: Connection) -> dict[tuple[str, str], Stats]:
-            rows = conn.execute(select(_S).where(_S.c.tenant == tenant,
-                                                 _S.c.gesture_id.in_([g for g, _, _ in offers]),
-                                                 _S.c.segment.in_(list(set(segments.values())))))
-            return {(r.gesture_id, r.segment): Stats(r.accepted, r.declined, r.delivered, r.n) for r in rows}
-
-        stats = self._read(load)
-        return {g: posterior(stats.get((g, segments[tier])), priority, segments[tier], config)
+        evidence = self._evidence(tenant, set(segments.values()))
+        return {g: posterior(evidence[segments[tier]].get(g), priority, segments[tier], config)
                 for g, tier, priority in offers}
+
+    def _evidence(self, tenant: str, segments: set[str]) -> dict[str, dict[str, Stats]]:
+        """Each segment's evidence per gesture, kept per tenant and segment for the policy's
+        ``learning_cache_seconds`` (the segments not kept are read in one statement)."""
+        seconds = self.policy.learning_cache_seconds
+        now = _time.monotonic()
+        out: dict[str, dict[str, Stats]] = {}
+        for seg in segments:
+            hit = self._cache.get(("learning", f"{tenant}\x00{seg}"))
+            if hit is not None and hit[0] > now:
+                out[seg] = hit[1]
+        missing = sorted(segments - set(out))
+        if not missing:
+            return out
+        generation = self._generations.get(("learning", tenant), 0)
+
+        def load(conn: Connection) -> dict[str, dict[str, Stats]]:
+            found: dict[str, dict[str, Stats]] = {seg: {} for seg in missing}
+            for r in conn.execute(_EVIDENCE, {"tenant": tenant, "segments": missing}):
+                found[r.segment][r.gesture_id] = Stats(r.accepted, r.declined, r.delivered, r.n)
+            return found
+
+        found = self._read(load)
+        if seconds > 0 and self._generations.get(("learning", tenant), 0) == generation:
+            if len(self._cache) >= _CACHE_MAX:
+                self._cache.clear()
+            for seg, stats in found.items():
+                self._cache[("learning", f"{tenant}\x00{seg}")] = (now + seconds, stats)
+        return {**out, **found}
+
+    def _forget_evidence(self, tenant: str) -> None:
+        """After a write of the tenant's evidence: no decision of this process uses the old one."""
+        self._generations[("learning", tenant)] = self._generations.get(("learning", tenant), 0) + 1
+        for key in [k for k in self._cache if k[0] == "learning" and k[1].startswith(tenant + "\x00")]:
+            self._cache.pop(key, None)
 
     def learning_state(self, tenant: str, *, gesture: str | None = None, limit: int = 500) -> dict[str, Any]:
         """A business's learned state: whether it is frozen, and each gesture's evidence per
@@ -197,7 +230,10 @@ class Learning(StoreBase):
         def write(conn: Connection) -> int:
             return int(conn.execute(delete(_S).where(_S.c.tenant == tenant)).rowcount or 0)
 
-        return self._write(write)
+        try:
+            return int(self._write(write))
+        finally:
+            self._forget_evidence(tenant)
 
     def freeze_learning(self, tenant: str, frozen: bool = True) -> bool:
         """Freeze (or thaw) a business's learning: frozen evidence is kept and used, and no

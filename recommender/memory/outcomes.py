@@ -13,7 +13,7 @@ from sqlalchemy import Connection, insert, select
 from . import budgets
 from .approvals import approver
 from ..context import MAX_NUMBER, MAX_TEXT_CHARS
-from .base import StoreBase, check_decision_id, check_tenant
+from .base import check_decision_id, check_tenant
 from .errors import (
     DuplicateOutcome,
     GestureNotInDecision,
@@ -22,7 +22,7 @@ from .errors import (
     TenantMismatch,
     UnknownDecision,
 )
-from .learning import config_of, learn_from_outcome
+from .learning import Learning, config_of, learn_from_outcome
 from .models import OUTCOME_KINDS, Decision, DecisionGesture, Outcome, table_of
 from .records import OutcomeRecord
 from .values import check_text
@@ -34,7 +34,7 @@ _DG = table_of(DecisionGesture)
 _O = table_of(Outcome)
 
 
-class Outcomes(StoreBase):
+class Outcomes(Learning):
     """Recording outcomes and reading the latest."""
 
     # -- outcomes -----------------------------------------------------------------
@@ -120,7 +120,9 @@ class Outcomes(StoreBase):
                 budgets.consume(conn, dec.tenant, scopes, cost, policy.budget_day(recorded_at))
             return OutcomeRecord(id=new_id, **values)
 
-        return self._write(write)
+        record: OutcomeRecord = self._write(write)
+        self._forget_evidence(record.tenant)  # the next decision here ranks with what this taught
+        return record
 
     def recent_outcomes(self, tenant: str, limit: int = 20) -> list[OutcomeRecord]:
         """The tenant's latest outcomes, newest first (the agent console's feed)."""

@@ -205,6 +205,10 @@ class Policy(_P):
     #: a tenant's stored profile is re-read at most this often per process (a write on the
     #: same process applies at once; another server sees it within this many seconds).
     profile_cache_seconds: Seconds = 30.0
+    #: what outcomes taught (a tenant's evidence per segment) is re-read at most this often per
+    #: process (an outcome recorded on the same process applies at once; another server's
+    #: within this many seconds). 0: read for every decision.
+    learning_cache_seconds: Seconds = 5.0
     percentiles: PercentileRule = Field(default_factory=PercentileRule)
     extras_steer: SteerRule = Field(default_factory=SteerRule)
 
