@@ -21,12 +21,12 @@ from __future__ import annotations
 import hashlib
 from datetime import date
 from dataclasses import dataclass, field, replace
-from functools import partial
+from functools import cache, partial
 from typing import TYPE_CHECKING, Any, Sequence
 
-from pydantic import TypeAdapter
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
-from .context import Context, parse_context
+from .context import Context, Scalars, parse_context
 from .errors import ContextError
 from .explain import asked_late, inputs_of, near_misses, recommendation, withheld
 from .memory_protocol import Memory, Offer
@@ -82,6 +82,13 @@ class _Draft:
     #: plugins only: whether the adjusters run on ``recs`` now, and len(vetoed) before they did
     adjust: bool = False
     round_start: int = 0
+    #: the first choice's limits, and each chosen candidate's rendered recommendation: a
+    #: choice run again after a veto reuses both (they do not depend on what was vetoed)
+    limits: Limits | None = None
+    rendered: dict[str, tuple[Candidate, float, float | None, dict[str, Any]]] = field(default_factory=dict)
+    #: plugins only: the call's budget and extras cap (the steps are the tenant's, not the call's)
+    budget: float | None = None
+    max_extras: int | None = None
     #: learning from outcomes (with a store): whether it is on, and what is logged for it
     learn: bool = True
     trace: Trace | None = None
@@ -98,7 +105,8 @@ def decide(rec: "Recommender", contexts: Sequence[Context], *, budget: float | N
     plain = []
     for i, d in enumerate(drafts):
         if d.tenant.enrichers or d.tenant.adjusters:
-            drafts[i] = rec.host.chain(_plugin_steps(rec, d, store, budget, limit), d, d.warnings)
+            d.budget, d.max_extras = budget, limit
+            drafts[i] = rec.host.chain(_steps_for(rec.host, d.tenant), d, d.warnings)
         else:
             plain.append(d)
     _stages(plain, store, budget, limit)
@@ -113,7 +121,8 @@ async def decide_async(rec: "Recommender", ctx: Context, *, budget: float | None
     limit = rec.max_extras if max_extras is None else max_extras
     d = _start(rec, ctx)
     if d.tenant.enrichers or d.tenant.adjusters:
-        d = await rec.host.achain(_plugin_steps(rec, d, None, budget, limit), d, d.warnings)
+        d.budget, d.max_extras = budget, limit
+        d = await rec.host.achain(_steps_for(rec.host, d.tenant), d, d.warnings)
     else:
         _stages([d], None, budget, limit)
     return _finish([d], None, explain, full)[0]
@@ -293,14 +302,30 @@ def _choose(d: _Draft, budget: float | None, max_extras: int | None) -> None:
     ctx, tenant = d.ctx, d.tenant
     out = {w["gesture_id"] for w in d.vetoed}
     cands = [c for g, c in d.cands.items() if g not in out]
-    limits = _limits(d, budget, max_extras)
+    limits = d.limits
+    if limits is None:
+        limits = d.limits = _limits(d, budget, max_extras)
     if d.trace is not None and d.trace.extras_chance is not None:
         _choose_extra(d, cands, limits)
     d.decision = arbitrate(cands, ctx, limits)
-    d.recs = [recommendation(c, ctx, tenant.book, d.row, d.missing) for c in d.decision.chosen]
+    d.recs = [_render(d, c) for c in d.decision.chosen]
     if d.trace is not None:
         _evidence(d)
     d.adjust, d.round_start = bool(tenant.adjusters and d.recs), len(d.vetoed)
+
+
+def _render(d: _Draft, cand: Candidate) -> dict[str, Any]:
+    """The recommendation for a chosen candidate; a choice run again after a veto renders
+    only what changed (a candidate whose score or cost is as before reads the same)."""
+    if not d.tenant.adjusters:  # chosen once
+        return recommendation(cand, d.ctx, d.tenant.book, d.row, d.missing)
+    gid = cand.gesture.id
+    hit = d.rendered.get(gid)
+    if hit is not None and hit[0] is cand and hit[1] == cand.score and hit[2] == cand.cost:
+        return dict(hit[3])
+    out = d.rendered[gid] = (cand, cand.score, cand.cost,
+                             recommendation(cand, d.ctx, d.tenant.book, d.row, d.missing))
+    return out[3]
 
 
 def _choose_extra(d: _Draft, cands: list[Candidate], limits: Limits) -> None:
@@ -402,22 +427,39 @@ def _assemble(d: _Draft, full: bool = False) -> dict[str, Any]:
 # -- a business with plugins ------------------------------------------------------------
 
 
-def _plugin_steps(rec: "Recommender", d: _Draft, store: Memory | None, budget: float | None,
-                  max_extras: int | None) -> list[Step]:
-    """One context of a business with plugins: its enrichers, our stages, its adjusters, and,
+def _steps_for(host: PluginHost, tenant: Tenant) -> list[Step]:
+    """The tenant's :func:`_plugin_steps`, made once (kept while the tenant is in use)."""
+    key = id(tenant)
+    hit = _STEPS.get(key)
+    if hit is not None and hit[0] is tenant and hit[1] is host:
+        return hit[2]
+    steps = _plugin_steps(host, tenant)
+    if len(_STEPS) >= _MAX_STEPS:
+        _STEPS.clear()  # cheap to make again
+    _STEPS[key] = (tenant, host, steps)
+    return steps
+
+
+#: id(tenant) -> (tenant, host, its steps); the tenant is held, so its id is not reused meanwhile
+_STEPS: dict[int, tuple[Tenant, PluginHost, list[Step]]] = {}
+_MAX_STEPS = 256
+
+
+def _plugin_steps(host: PluginHost, tenant: Tenant) -> list[Step]:
+    """A context of a business with plugins: its enrichers, our stages, its adjusters, and,
     while an adjuster vetoes a gesture (which frees its place), our choice once more without
     what was vetoed and the adjusters again, up to :data:`REVIEW_ROUNDS` rounds; then
     :func:`_settle`, so that no withheld reason names a vetoed gesture. Folded through
     :meth:`PluginHost.chain`, all of it runs on one worker thread when hooks run under a time
-    limit (one hand-off per request); once no round vetoes, the remaining steps do nothing. The
-    chain reports into the draft's own warnings list, which the drafts it makes share."""
-    host, tenant = rec.host, d.tenant
+    limit (one hand-off per request); once no round vetoes, the remaining steps are passed over
+    (``when``: not timed, not watched). The chain reports into the draft's own warnings list,
+    which the drafts it makes share."""
     enrich = [Step(name, _ENRICH, partial(_enrich_with, host, name, fn, args)) for name, fn, args in tenant.enrichers]
-    adjust = [Step(name, _ADJUST, partial(_adjust_with, host, name, fn, args)) for name, fn, args in tenant.adjusters]
-    again = Step(None, "", partial(_choose_again, budget, max_extras))
+    adjust = [Step(name, _ADJUST, partial(_adjust_with, host, name, fn, args), _adjusting)
+              for name, fn, args in tenant.adjusters]
+    again = Step(None, "", _choose_again, _adjusting)
     rounds = [step for _ in range(REVIEW_ROUNDS - 1) for step in (again, *adjust)] if adjust else []
-    return [*enrich, Step(None, "", partial(_ours, store, budget, max_extras)), *adjust, *rounds,
-            Step(None, "", _settle)]
+    return [*enrich, Step(None, "", _ours), *adjust, *rounds, Step(None, "", _settle, _vetoed)]
 
 
 #: Rounds of adjusters at most: the first, and a re-run of the choice after each round that
@@ -425,19 +467,29 @@ def _plugin_steps(rec: "Recommender", d: _Draft, store: Memory | None, budget: f
 REVIEW_ROUNDS = 4
 
 
-def _ours(store: Memory | None, budget: float | None, max_extras: int | None, d: _Draft, _: list[PluginWarning]) -> _Draft:
-    _read(d, store)
+def _ours(d: _Draft, _: list[PluginWarning]) -> _Draft:
+    _read(d, d.memory)
     _match(d)
-    _candidates(d, store)
+    _candidates(d, d.memory)
     _absence(d)
-    _choose(d, budget, max_extras)
+    _choose(d, d.budget, d.max_extras)
     return d
 
 
-def _choose_again(budget: float | None, max_extras: int | None, d: _Draft, _: list[PluginWarning]) -> _Draft:
+def _adjusting(d: _Draft) -> bool:
+    """Whether the adjusters review ``d.recs`` now (set by the choice, cleared by a round
+    that vetoes nothing)."""
+    return d.adjust
+
+
+def _vetoed(d: _Draft) -> bool:
+    return bool(d.vetoed)
+
+
+def _choose_again(d: _Draft, _: list[PluginWarning]) -> _Draft:
     """After the adjusters: choose once more without what they vetoed (then adjust again)."""
     if d.adjust and len(d.vetoed) > d.round_start:
-        _choose(d, budget, max_extras)
+        _choose(d, d.budget, d.max_extras)
     else:
         d.adjust = False
     return d
@@ -452,19 +504,30 @@ def _settle(d: _Draft, _: list[PluginWarning]) -> _Draft:
     if decision is None or not d.vetoed or not decision.blocked_by:
         return d
     out = {w["gesture_id"]: w["detail"] for w in d.vetoed}
-    restated = []
+    restated, changed = [], False
     for cand, reason, detail in decision.withheld:
         blocker = decision.blocked_by.get(cand.gesture.id)
         if blocker in out:
-            detail = (f"held back by a gesture that was then {out[blocker]}; the choice was not run again "
-                      f"after {REVIEW_ROUNDS} rounds of plugin review")
+            detail, changed = (f"held back by a gesture that was then {out[blocker]}; the choice was not run again "
+                               f"after {REVIEW_ROUNDS} rounds of plugin review"), True
         restated.append((cand, reason, detail))
-    d.decision = replace(decision, withheld=restated)
+    if changed:
+        d.decision = replace(decision, withheld=restated)
     return d
 
 
 # Plugin steps return a new draft and never change the one they are given: a step that runs
 # past its time limit is abandoned, and the chain goes on from the draft it was given.
+
+
+def _copy(d: _Draft) -> _Draft:
+    """A shallow copy of a draft, field by field (a third of ``dataclasses.replace``'s cost,
+    which looks every field up again; the compiled build's dataclasses have no ``__dict__``
+    to copy). tests/test_pipeline_plugins.py checks that it copies every field."""
+    return _Draft(d.ctx, d.tenant, d.warnings, d.row, d.matched, d.mismatched, d.profile, d.assessment, d.notes,
+                  d.day, d.memory, d.memo, d.cands, d.holds, d.missing, d.decision, d.recs, d.vetoed, d.adjust,
+                  d.round_start, d.limits, d.rendered, d.budget, d.max_extras, d.learn, d.trace, d.rule_scores,
+                  d.customer_key)
 
 
 def _enrich_with(host: PluginHost, name: str, fn: Any, args: list[str], d: _Draft,
@@ -476,10 +539,15 @@ def _enrich_with(host: PluginHost, name: str, fn: Any, args: list[str], d: _Draf
     try:
         if not isinstance(updates, dict) or not set(updates) <= {"customer", "interaction"}:
             raise ContextError([("<return>", "expected None or a dict with 'customer'/'interaction' updates")])
-        return replace(d, ctx=merge_unset(ctx, updates))
+        merged = merge_unset(ctx, updates)
     except ContextError as exc:
         host.warn(name, _ENRICH, f"malformed data: {exc}", warnings)
         return d
+    if merged is ctx:
+        return d
+    d = _copy(d)
+    d.ctx = merged
+    return d
 
 
 def _adjust_with(host: PluginHost, name: str, fn: Any, args: list[str], d: _Draft,
@@ -488,33 +556,124 @@ def _adjust_with(host: PluginHost, name: str, fn: Any, args: list[str], d: _Draf
     if not d.adjust:
         return d
     recs, ctx = d.recs, d.ctx
-    before = {r["gesture_id"]: r for r in recs}
-    ok, new = host.call(name, _ADJUST, fn, args,
-                        {"recommendations": [Recommendation.model_validate(r) for r in recs], "context": ctx}, warnings)
+    handed = [Recommendation.model_validate(r) for r in recs]
+    # what each handed model held, to tell one left untouched (ours, valid) from one the
+    # adjuster changed in place or made anew, which is validated here: its errors name the plugin
+    held = {id(m): (_state(m), r) for m, r in zip(handed, recs)}
+    ok, new = host.call(name, _ADJUST, fn, args, {"recommendations": handed, "context": ctx}, warnings)
     if not ok or new is None:
         return d
     if not isinstance(new, list) or not all(isinstance(r, Recommendation) for r in new):
         host.warn(name, _ADJUST, "malformed data: expected None or a list of Recommendation", warnings)
         return d
+    before = {r["gesture_id"]: r for r in recs}
     added = [r.gesture_id for r in new if r.gesture_id not in before]
     if added:
         host.warn(name, _ADJUST, f"malformed data: cannot add gestures no rule matched: {', '.join(added)}", warnings)
         return d
-    kept = {r.gesture_id for r in new}
+    out: list[dict[str, Any]] = []
+    for i, r in enumerate(new):
+        was = held.get(id(r))
+        if was is not None and _state(r) == was[0]:
+            out.append(was[1])
+            continue
+        try:
+            out.append(dict(Recommendation.model_validate(r.__dict__)))
+        except ValidationError as exc:
+            bad = ContextError.from_pydantic(exc, prefix=f"recommendations[{i}]")
+            host.warn(name, _ADJUST, f"malformed data: {'; '.join(f'{p}: {m}' for p, m in bad.errors)}", warnings)
+            return d
+    kept = {r["gesture_id"] for r in out}
+    if len(out) == len(recs) and all(a is b for a, b in zip(out, recs)):
+        return d  # nothing vetoed, nothing changed
     vetoed = d.vetoed + [{"gesture_id": gid, "title": r["title"], "tier": r["tier"], "cost": r["cost"],
                           "score": r["score"], "reason": "vetoed", "detail": f"vetoed by plugin {name}",
                           "rules": [m.rule_id for m in r["rules"]], "available_on": None}
                          for gid, r in before.items() if gid not in kept]
-    recs = [dict(r) for r in sorted(new, key=lambda r: rank_key(r.tier, r.score, r.gesture_id))]
-    return replace(d, recs=recs, vetoed=vetoed)
+    out.sort(key=lambda r: rank_key(r["tier"], r["score"], r["gesture_id"]))
+    d = _copy(d)
+    d.recs, d.vetoed = out, vetoed
+    return d
+
+
+def _state(rec: Recommendation) -> dict[str, Any]:
+    """What a recommendation holds, down to the contents of its mutable parts (the rule
+    match list, the evidence), to compare before and after an adjuster."""
+    state = rec.__dict__.copy()
+    state["rules"] = list(rec.rules)
+    if rec.evidence is not None:
+        state["evidence"] = rec.evidence.__dict__.copy()
+    return state
 
 
 def merge_unset(ctx: Context, updates: dict[str, Any]) -> Context:
-    """Apply store/plugin updates to fields the caller left unset; re-validate."""
+    """Apply store/plugin updates (``{section: {field: value}}``) to fields the caller left
+    unset; an ``attributes`` map is merged key by key, the caller's keys winning. ``ctx``
+    itself when nothing changes.
+
+    Only what changes is validated: each changed field by its own validator on a copy of its
+    section, which runs the section's model checks too (pydantic's ``validate_assignment``),
+    the same checks a whole re-validation would apply to it, at a fraction of the cost (the
+    rest of the context is valid already). Whatever that refuses, or cannot place, is
+    validated again as a whole context (:func:`_merge_whole`), so the errors read exactly as
+    for a caller's context: :class:`ContextError`, each with its field path."""
     if not updates:
         return ctx
+    try:
+        return _merge_changed(ctx, updates)
+    except (ValidationError, LookupError, TypeError):
+        return _merge_whole(ctx, updates)
+
+
+def _merge_changed(ctx: Context, updates: dict[str, Any]) -> Context:
+    """:func:`merge_unset`, validating only the fields it changes; raises on anything it
+    does not place (an unknown section or field, a section that is not a dict) or refuses."""
+    sections: dict[str, Any] = {}
+    for section, values in updates.items():
+        model = ctx.__dict__.get(section) if section in _SECTIONS else None
+        if model is None or not isinstance(values, dict):
+            raise LookupError(section)
+        fields = model.__dict__
+        new: Any = None  # a copy of the section, once a field of it changes
+        attributes = None
+        for key, value in values.items():
+            if key not in fields:
+                raise LookupError(key)
+            current = fields[key]
+            if key == "attributes" and isinstance(value, dict):
+                # an open map: its own validators are every check that applies to it (no
+                # check of its section reads it), so the merged map alone is validated
+                attributes = _scalars().validate_python({**value, **current})
+                continue
+            if current not in (None, [], {}):
+                continue
+            if new is None:
+                new = model.model_copy()
+            type(model).__pydantic_validator__.validate_assignment(new, key, value)
+        if attributes is not None:
+            new = (model if new is None else new).model_copy(update={"attributes": attributes})
+        if new is not None:
+            sections[section] = new
+    return ctx.model_copy(update=sections) if sections else ctx
+
+
+@cache
+def _scalars() -> TypeAdapter[dict[str, Any]]:
+    """The validator of an ``attributes`` map, as its section applies it (strict)."""
+    return TypeAdapter(Scalars, config=ConfigDict(strict=True))
+
+
+#: The context's sections that updates address (each a model of its own).
+_SECTIONS = frozenset(name for name, info in Context.model_fields.items()
+                      if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel))
+
+
+def _merge_whole(ctx: Context, updates: dict[str, Any]) -> Context:
+    """:func:`merge_unset` by re-validating the whole context with the updates applied."""
     data = ctx.model_dump(exclude_unset=True)
     for section, values in updates.items():
+        if not isinstance(values, dict):
+            raise ContextError([(str(section), f"expected a dict of field updates, got {type(values).__name__}")])
         current = data.setdefault(section, {})
         for key, value in values.items():
             if key == "attributes" and isinstance(value, dict):

@@ -100,6 +100,8 @@ class PluginHost:
         self._needed: dict[tuple[str, str], int] = {}
         #: (plugin, hook) that run inline, under the watchdog (see :meth:`chain`)
         self._inline_ok: set[tuple[str, str]] = set()
+        #: id(steps) -> (steps, the (plugin, hook) of its timed steps): see :meth:`_timed_keys`
+        self._plans: dict[int, tuple[Sequence[Step], frozenset[tuple[str, str]]]] = {}
         blocked = os.environ.get("RECOMMENDER_DISABLED_PLUGINS", "")
         self.blocked = {b.strip() for b in blocked.split(",") if b.strip()}
 
@@ -134,6 +136,7 @@ class PluginHost:
             return False
         if not self._check(name, path or source):
             return False
+        self._plans.clear()  # which steps are timed depends on the plugins' sources
         hooks = sorted(h.name for h in self.pm.get_hookcallers(self.pm.get_plugin(name)) or [])
         self.infos[name] = PluginInfo(name=name, source=source, version=version, path=path, hooks=hooks)
         self.infos[name].verticals = self._verticals(name)
@@ -307,14 +310,15 @@ class PluginHost:
 
     def trusted(self, steps: Sequence[Step]) -> bool:
         """Whether every timed step's hook may run inline (see :meth:`chain`)."""
-        ok = self._inline_ok
-        return all(st.plugin is None or (st.plugin, st.hook) in ok or not self._timed(st.plugin) for st in steps)
+        return self._timed_keys(steps) <= self._inline_ok
 
     def _inline(self, steps: Sequence[Step], state: Any, warnings: list[PluginWarning]) -> Any:
         """The chain on the caller's thread, each plugin step watched (see :meth:`chain`)."""
         limit = self.timeout
         watchdog = _watchdog()
         for step in steps:
+            if step.when is not None and not step.when(state):
+                continue
             if step.plugin is None:
                 state = step.run(state, warnings)
                 continue
@@ -353,7 +357,21 @@ class PluginHost:
     def timed(self, steps: Sequence[Step]) -> bool:
         """Whether ``steps`` run under the time limit: a limit is set and a plugin step is not
         one of our built-in plugins'."""
-        return bool(self.timeout) and any(st.plugin is not None and self._timed(st.plugin) for st in steps)
+        return bool(self.timeout) and bool(self._timed_keys(steps))
+
+    def _timed_keys(self, steps: Sequence[Step]) -> frozenset[tuple[str, str]]:
+        """The ``(plugin, hook)`` of the steps that run under the time limit, worked out once
+        per list of steps: the pipeline hands the same list for every request of a business
+        (a list of steps is never changed once handed over). The list is held, so its id is
+        not reused while it is remembered."""
+        hit = self._plans.get(id(steps))
+        if hit is not None and hit[0] is steps:
+            return hit[1]
+        keys = frozenset((st.plugin, st.hook) for st in steps if st.plugin is not None and self._timed(st.plugin))
+        if len(self._plans) >= 256:
+            self._plans.clear()
+        self._plans[id(steps)] = (steps, keys)
+        return keys
 
     def _worker_pool(self) -> concurrent.futures.ThreadPoolExecutor:
         if self._pool is None:
@@ -481,16 +499,19 @@ if hasattr(os, "register_at_fork"):
 
 class Step(NamedTuple):
     """One step of :meth:`PluginHost.chain`: a plugin's hook call, or our own work (``plugin``
-    None: no time limit)."""
+    None: no time limit). With ``when``, the step runs only if ``when(state)`` is true: a step
+    with nothing to do is passed over before it is timed or watched."""
 
     plugin: str | None
     hook: str
     run: Callable[[Any, list[PluginWarning]], Any]
+    when: Callable[[Any], bool] | None = None
 
 
 def _fold(steps: Sequence[Step], state: Any, warnings: list[PluginWarning]) -> Any:
     for step in steps:
-        state = step.run(state, warnings)
+        if step.when is None or step.when(state):
+            state = step.run(state, warnings)
     return state
 
 
@@ -531,6 +552,8 @@ class _Supervisor:
                 return False
             reported = set()
             for step in self.pending:
+                if step.when is not None and not step.when(self.state):
+                    continue
                 if step.plugin is None:
                     self.state = step.run(self.state, self.warnings)
                 elif (step.plugin, step.hook) not in reported:
@@ -585,9 +608,11 @@ class _ChainRun:
             with self._lock:
                 if self._abandoned:
                     return
-                self.index = i
+                state, self.index = self.state, i
+                if step.when is not None and not step.when(state):
+                    self.started = math.inf  # passed over, as our own steps are never late
+                    continue
                 self.started = time.monotonic() if step.plugin is not None else math.inf
-                state = self.state
             own: list[PluginWarning] = []
             try:
                 new = step.run(state, own)
