@@ -130,6 +130,63 @@ def test_every_response_has_the_ruleset_version_header(http):
         assert resp.headers["x-ruleset-version"] == version, path
 
 
+def test_the_decision_endpoints_skip_the_router_and_answer_as_routed(http, monkeypatch):
+    """POST /v1/recommendations and /v1/explain go straight to their endpoints (HotRoutes);
+    the same paths with a trailing slash or another method, and every other route, are routed."""
+    from fastapi.routing import APIRoute
+
+    routed: list[str] = []
+    real = APIRoute.handle
+
+    async def handle(self, scope, receive, send):
+        routed.append(self.path)
+        await real(self, scope, receive, send)
+
+    monkeypatch.setattr(APIRoute, "handle", handle)
+    c = client(http)
+    assert c.recommend(LOYAL).gesture_ids() == ["waive_fee", "tire_check"]
+    assert c.explain(LOYAL).rules_matched == ["any-flat", "loyal-flat"]
+    assert routed == []
+    assert http.get("/v1/recommendations").status_code == 405
+    assert routed == ["/v1/recommendations"]  # through the router, whose route answers 405
+    slash = http.post("/v1/recommendations/", json=LOYAL, headers={"X-API-Key": KEYS["acme"][0]},
+                      follow_redirects=False)
+    assert slash.status_code == 307 and slash.headers["location"].endswith("/v1/recommendations")
+    c.gestures()
+    assert routed == ["/v1/recommendations", "/v1/gestures"]
+
+
+def test_an_unexpected_error_on_a_decision_endpoint_is_a_500_in_the_error_format(app, caplog):
+    """What the endpoint raises meets the app's own handlers, as through the router: a
+    RecommenderError its mapped status, anything else a logged 500 without details."""
+    from recommender.errors import EngineError
+
+    state = app.state.service
+
+    async def broken(ctx, **kwargs):
+        raise RuntimeError("a bug with a secret in it")
+
+    async def engine(ctx, **kwargs):
+        raise EngineError("the engine gave up")
+
+    headers = {"X-API-Key": KEYS["acme"][0]}
+    with TestClient(app, raise_server_exceptions=False) as tc:
+        version = client(tc).recommend(LOYAL).ruleset_version
+        state.decide = broken
+        resp = tc.post("/v1/recommendations", json=LOYAL, headers=headers)
+        assert resp.status_code == 500 and resp.json()["error"] == "internal_error"
+        assert "secret" not in resp.text and resp.headers["x-ruleset-version"] == version
+        state.decide = engine
+        resp = tc.post("/v1/explain", json=LOYAL, headers=headers)
+        assert resp.status_code == 500 and resp.json() == {
+            "error": "engine_error", "message": "the engine gave up", "errors": [], "problems": [],
+            "ruleset_version": version}
+        text = tc.get("/metrics").text
+    assert "unhandled error on POST /v1/recommendations" in caplog.text
+    assert 'recommender_http_requests_total{method="POST",route="/v1/recommendations",status="500"} 1.0' in text
+    assert 'recommender_http_requests_total{method="POST",route="/v1/explain",status="500"} 1.0' in text
+
+
 def test_catalogue_endpoints(http):
     c = client(http)
     gestures = c.gestures()

@@ -25,6 +25,7 @@ from .. import __version__
 from ..errors import EngineError, RecommenderError
 from .auth import ConfigKeys, NoAuth, PanelTokens, StoreKeys, Verifier, WithPanelTokens
 from .errors import error_response, install_error_handlers, is_json, unsupported_media
+from .hot import HotRoutes
 from .metrics import Metrics, MetricsMiddleware
 from .settings import Settings
 
@@ -311,6 +312,7 @@ def create_app(settings: Settings | None = None, *, recommender: Any = None, sto
             await run_in_threadpool(state.close)
 
     app.router.lifespan_context = lifespan
+    app.add_middleware(HotRoutes, fastapi_app=app)  # innermost: inside the body limit and the metrics
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes, version=state.version)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics, version=state.version, routes=app.routes)
     return app

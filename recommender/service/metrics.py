@@ -52,6 +52,7 @@ class Metrics:
                              registry=r, multiprocess_mode="liveall")
         self._version: str | None = None
         self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._gestures: dict[str, Any] = {}  # gesture id -> its counter (labels() takes a lock and a tuple)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         key = (method, route, status)
@@ -74,8 +75,14 @@ class Metrics:
         self._version = version
 
     def count_result(self, result: Any) -> None:
+        gestures = self._gestures
         for rec in result.recommendations:
-            self.recommended.labels(rec.gesture_id).inc()
+            counter = gestures.get(rec.gesture_id)
+            if counter is None:
+                if len(gestures) >= 10_000:  # ids come from the rule packs; a bound all the same
+                    gestures.clear()
+                counter = gestures[rec.gesture_id] = self.recommended.labels(rec.gesture_id)
+            counter.inc()
         for w in result.warnings:
             self.plugin_failures.labels(w.plugin, w.hook).inc()
 

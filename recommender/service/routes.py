@@ -276,8 +276,11 @@ async def json_body(request: Request) -> None:
 async def _decide_input(request: Request) -> tuple[Principal, Context, float | None, int | None]:
     principal = await authorize(request, "recommend")
     _require_json(request)
-    budget = _query_number(request, "budget", float, 0, MAX_NUMBER)
-    max_extras = _query_number(request, "max_extras", int, 0, 100)
+    if request.scope.get("query_string"):
+        budget = _query_number(request, "budget", float, 0, MAX_NUMBER)
+        max_extras = _query_number(request, "max_extras", int, 0, 100)
+    else:  # the usual case: nothing to parse
+        budget = max_extras = None
     body = await request.body()
     if len(body) > MAX_CONTEXT_BYTES:  # the library's bound, whatever max_body_bytes allows
         raise ServiceError(413, "payload_too_large", f"a context is at most {MAX_CONTEXT_BYTES} bytes of JSON")
