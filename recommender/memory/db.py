@@ -97,8 +97,12 @@ def make_engine(url: URL, **kwargs: Any) -> Engine:
         # No pre-ping: a round trip on every checkout cost more than the rest of a read. A
         # connection the server dropped fails its first statement instead, and the store runs
         # that unit of work again once on a fresh connection (:func:`retry_dropped`).
-        return create_engine(url, pool_pre_ping=False, pool_size=10, max_overflow=20,
-                             connect_args=connect_args, json_serializer=dumps, **kwargs)
+        engine = create_engine(url, pool_pre_ping=False, pool_size=10, max_overflow=20,
+                               connect_args=connect_args, json_serializer=dumps, **kwargs)
+        # Many rows in one INSERT ... VALUES (...), (...) (as with psycopg2), not one statement
+        # per row: a group commit's rows cost one statement per table.
+        engine.dialect.use_insertmanyvalues_wo_returning = True
+        return engine
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] != "psycopg":
             raise

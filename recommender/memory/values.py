@@ -96,11 +96,43 @@ def check_json(value: Any, field: str) -> None:
             raise InvalidStoreInput(f"{path}: {type(item).__name__} is not a JSON value", field=path)
 
 
+#: In JSON text (ASCII-escaped): a NUL or a surrogate (a lone one, or half of a valid pair).
+_SUSPECT = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
+
+
 def dumps(value: Any) -> str:
     """The engines' JSON serializer: refuses what :func:`check_json` refuses, on both databases
-    (a safety net: callers check first, with better field names)."""
-    check_json(value, "")
-    return json.dumps(value, allow_nan=False)
+    (a safety net: callers check first, with better field names).
+
+    Fast path: the text itself shows that nothing :func:`check_json` refuses is there (no
+    NaN or Infinity, JSON types only, no NUL or surrogate escape, fewer brackets than the
+    nesting limit); otherwise the full walk decides (a valid pair of surrogates passes it)."""
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (ValueError, TypeError, RecursionError):
+        check_json(value, "")
+        raise
+    if (_SUSPECT.search(text) is not None or text.count("[") + text.count("{") > _MAX_DEPTH
+            or not _str_keys(value)):
+        check_json(value, "")
+    return text
+
+
+def _str_keys(value: Any) -> bool:
+    """True when every mapping in ``value`` has only string keys (``json.dumps`` would silently
+    turn a number key into text, which :func:`check_json` refuses)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key, sub in item.items():
+                if not isinstance(key, str):
+                    return False
+                if isinstance(sub, (dict, list, tuple)):
+                    stack.append(sub)
+        elif isinstance(item, (list, tuple)):
+            stack.extend(sub for sub in item if isinstance(sub, (dict, list, tuple)))
+    return True
 
 
 def check_occurred_at(when: datetime, field: str = "interaction.occurred_at") -> datetime:
