@@ -12,7 +12,11 @@
   without plugins, with the three shipped plugins as installed (trusted hooks inline under
   the watchdog), the same with every hook forced onto a worker thread (the hand-off per
   request before issue 17), with ``plugin_timeout=0``, and with the plugins' packs in the
-  rulebooks but their hooks never called (what the larger rulebooks cost by themselves). p50 of the wall clock per call and
+  rulebooks but their hooks never called (what the larger rulebooks cost by themselves); then,
+  to split what remains, the same packs given the contexts as the plugins' enrichers leave
+  them (what the facts they add cost our stages: more rules match), and the plugins' hooks
+  replaced by hooks that do nothing, on those contexts (the hooks' hand-off and the pipeline
+  around them, without their work). p50 of the wall clock per call and
   process CPU per call (every thread), each as a ratio to no plugins; on every example
   context, and on those of the plugins' verticals only. Target: plugins add <= 25% to p50.
 * **startup**: fresh processes, rotated in rounds: ``python -c "import pydantic"`` (the
@@ -75,9 +79,29 @@ def _examples() -> list[dict[str, Any]]:
     return [ctx for _, _, ctx in load_examples()]
 
 
+def _enriched(rec: Any, ctx: dict[str, Any]) -> dict[str, Any]:
+    """``ctx`` as its business's enrichers leave it (as the caller's own values)."""
+    from recommender.context import parse_context
+    from recommender.pipeline import merge_unset
+
+    c = parse_context(ctx)
+    for _, fn, args in rec._tenant(c.business).enrichers:
+        updates = fn(**{a: {"context": c, "business": c.business}[a] for a in args})
+        if updates:
+            c = merge_unset(c, updates)
+    return c.model_dump(mode="json", exclude_unset=True)
+
+
+def _nothing() -> None:
+    """A hook that does nothing (what the hooks' hand-off and the pipeline around them cost)."""
+    return None
+
+
 def bench_plugins(rounds: int, per_round: int) -> dict[str, Any]:
     """recommend() p50 and CPU per call: no plugins, plugins (as shipped), plugins forced onto
-    workers, plugins with no time limit."""
+    workers, plugins with no time limit; and, to tell apart what the plugins cost, their packs
+    without their hooks (on the contexts as given, and as their enrichers leave them) and
+    their hooks replaced by ones that do nothing (on the enriched contexts)."""
     from recommender import Business, Recommender
 
     examples = _examples()
@@ -86,22 +110,33 @@ def bench_plugins(rounds: int, per_round: int) -> dict[str, Any]:
     forced = Recommender()
     forced.host.trusted = lambda steps: False  # type: ignore[method-assign]  # a hand-off per request, as before
     packs_only = Recommender()  # the plugins' packs in the rulebooks, their hooks never called
+    idle = Recommender()  # the plugins' packs, and hooks that return nothing
     for v in VERTICALS:
         packs_only._tenant(Business(vertical=v))
+        idle._tenant(Business(vertical=v))
     for tenant in packs_only._builds.values():
         tenant.enrichers, tenant.adjusters = [], []
+    for tenant in idle._builds.values():
+        tenant.enrichers = [(name, _nothing, []) for name, _, _ in tenant.enrichers]
+        tenant.adjusters = [(name, _nothing, []) for name, _, _ in tenant.adjusters]
+    shipped = Recommender()
+    enriched = {id(c): _enriched(shipped, c) for c in examples}
     recs: dict[str, Any] = {
         "no plugins": Recommender(autoload=False),
-        "three plugins": Recommender(),
+        "three plugins": shipped,
         "three plugins, hooks on a worker": forced,
         "three plugins, plugin_timeout=0": Recommender(plugin_timeout=0),
         "the plugins' packs only, no hooks": packs_only,
+        "their packs, enriched contexts, no hooks": packs_only,
+        "hooks that do nothing, enriched contexts": idle,
     }
+    given = {n: (lambda c: enriched[id(c)]) if "enriched" in n else (lambda c: c) for n in recs}
     out: dict[str, Any] = {"rounds": rounds, "calls_per_round": per_round, "sets": {}}
     names = list(recs)
     for label, contexts in sets.items():
-        for rec in recs.values():
-            for c in contexts * 3:  # warm-up: rulebooks built, hooks trusted
+        inputs = {n: [given[n](c) for c in contexts] for n in names}
+        for n, rec in recs.items():
+            for c in inputs[n] * 3:  # warm-up: rulebooks built, hooks trusted
                 rec.recommend(c)
         lat: dict[str, list[int]] = {n: [] for n in names}
         cpu: dict[str, int] = {n: 0 for n in names}
@@ -110,11 +145,11 @@ def bench_plugins(rounds: int, per_round: int) -> dict[str, Any]:
         for r in range(rounds):
             order = names[r % len(names):] + names[:r % len(names)]
             for n in order:
-                f, sink = recs[n].recommend, lat[n]
+                f, sink, cs = recs[n].recommend, lat[n], inputs[n]
                 gc.collect()
                 c0 = pcpu()
                 for i in range(per_round):
-                    ctx = contexts[i % len(contexts)]
+                    ctx = cs[i % len(cs)]
                     t0 = clock()
                     f(ctx)
                     sink.append(clock() - t0)
@@ -382,9 +417,9 @@ def print_report(report: dict[str, Any]) -> None:
         print(f"\nplugins: recommend() per call ({p['rounds']} rounds of {p['calls_per_round']} calls each)")
         for label, s in p["sets"].items():
             print(f"  {label} ({s['contexts']} contexts)")
-            print(f"    {'':<36} {'p50 us':>8} {'x none':>7} {'CPU us':>8} {'x none':>7}")
+            print(f"    {'':<42} {'p50 us':>8} {'x none':>7} {'CPU us':>8} {'x none':>7}")
             for n, r in s["rows"].items():
-                print(f"    {n:<36} {r['p50_us']:>8.1f} {r['p50_ratio']:>7.2f} {r['cpu_us']:>8.1f} {r['cpu_ratio']:>7.2f}")
+                print(f"    {n:<42} {r['p50_us']:>8.1f} {r['p50_ratio']:>7.2f} {r['cpu_us']:>8.1f} {r['cpu_ratio']:>7.2f}")
         t = p["target"]
         print(f"  target (<= 1.25x on every example): {t['every_example']:.2f}x ({'met' if t['met'] else 'MISSED'}); "
               f"the plugins' verticals only: {t['verticals_only']:.2f}x")

@@ -23,7 +23,8 @@ def test_plugins_mode_compares_every_way_of_running_hooks_with_no_plugins():
     for s in out["sets"].values():
         rows = s["rows"]
         assert list(rows) == ["no plugins", "three plugins", "three plugins, hooks on a worker",
-                              "three plugins, plugin_timeout=0", "the plugins' packs only, no hooks"]
+                              "three plugins, plugin_timeout=0", "the plugins' packs only, no hooks",
+                              "their packs, enriched contexts, no hooks", "hooks that do nothing, enriched contexts"]
         assert rows["no plugins"]["p50_ratio"] == 1.0 and rows["no plugins"]["cpu_ratio"] == 1.0
         assert all(r["p50_us"] > 0 and r["cpu_us"] > 0 for r in rows.values())
     assert out["target"]["every_example"] == out["sets"]["every example"]["rows"]["three plugins"]["p50_ratio"]
