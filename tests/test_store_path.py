@@ -1,0 +1,172 @@
+"""The store's hot path (issue 17): a dropped connection is retried once on a fresh one (no
+pre-ping), and the decision log's group commit writes concurrent requests together while each
+request still waits for, and answers for, its own rows."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from typing import Any, Callable
+
+import psycopg
+import pytest
+from memory_fixtures import ctx, db_url, make_store, pg_url, rec, clock  # noqa: F401  (fixtures)
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from recommender import Recommender
+from recommender.memory import open_store
+from recommender.memory.decisions import _write_decisions
+from recommender.memory.groupcommit import GroupCommit
+from recommender.memory.models import Decision, table_of
+
+_D = table_of(Decision)
+
+
+def _terminate(base_url: str, application_name: str) -> int:
+    """Kill, from another connection, every backend of the store under test (by its
+    application_name, so nothing else on the server is touched)."""
+    libpq = base_url.replace("postgresql+psycopg://", "postgresql://", 1).split("?")[0]
+    with psycopg.connect(libpq, autocommit=True, connect_timeout=5) as conn:
+        row = conn.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                           "WHERE application_name = %s AND pid <> pg_backend_pid()", (application_name,)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _decisions(store: Any) -> int:
+    return int(store._read(lambda conn: conn.execute(select(func.count()).select_from(_D)).scalar_one()))
+
+
+@pytest.mark.postgres
+def test_a_dropped_connection_is_retried_once_on_a_fresh_one(pg_url: str, rec: Recommender,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    name = f"store-path-{uuid.uuid4().hex[:8]}"
+    store = open_store(f"{pg_url}&application_name={name}", upgrade=True)
+    try:
+        first = rec.recommend(ctx(), store=store)
+        assert _terminate(pg_url, name) >= 1  # the pooled connection is dead now
+        with caplog.at_level(logging.WARNING, logger="recommender.memory"):
+            second = rec.recommend(ctx(), store=store)  # a read, then the decision log's write
+        assert "dropped" in caplog.text
+        assert first.decision_id and second.decision_id and first.decision_id != second.decision_id
+        assert store.get_decision(second.decision_id).customer_id == "c-1"
+        # a write that is the first to meet the dead connection
+        assert _terminate(pg_url, name) >= 1
+        assert store.freeze_learning("acme") is True
+        assert store.learning_state("acme")["frozen"] is True
+        assert _decisions(store) == 2  # the retried write stored once
+    finally:
+        store.close()
+
+
+def _gated(write: Callable[[list[Any]], None]) -> tuple[GroupCommit[Any], threading.Event, threading.Event]:
+    """A group commit whose first batch holds until ``release`` is set (``entered`` says it
+    started), so the requests submitted meanwhile form the next batch, deterministically."""
+    entered, release = threading.Event(), threading.Event()
+    first = [True]
+
+    def gated(batch: list[Any]) -> None:
+        if first[0]:
+            first[0] = False
+            entered.set()
+            assert release.wait(30)
+        write(batch)
+
+    return GroupCommit(gated), entered, release
+
+
+def _submit_all(gc: GroupCommit[Any], first: Any, rest: list[Any], entered: threading.Event,
+                release: threading.Event, run: Callable[[Any], Any]) -> dict[Any, Any]:
+    """Run ``first``, wait until its batch is being written, run ``rest`` concurrently, let the
+    first batch finish once all of them queued; return each item's result or exception."""
+    out: dict[Any, Any] = {}
+
+    def one(item: Any) -> None:
+        try:
+            out[item] = run(item)
+        except Exception as exc:  # noqa: BLE001 - compared by the test
+            out[item] = exc
+
+    threads = [threading.Thread(target=one, args=(first,))]
+    threads[0].start()
+    assert entered.wait(30)
+    threads += [threading.Thread(target=one, args=(item,)) for item in rest]
+    for t in threads[1:]:
+        t.start()
+    deadline = time.monotonic() + 30
+    while len(gc._queue) < len(rest) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    release.set()
+    for t in threads:
+        t.join(30)
+    return out
+
+
+def test_requests_waiting_on_a_commit_are_written_together() -> None:
+    batches: list[list[str]] = []
+    gc, entered, release = _gated(lambda batch: batches.append(list(batch)))
+    out = _submit_all(gc, "a", ["b", "c", "d", "e"], entered, release, gc.submit)
+    assert out == {"a": None, "b": None, "c": None, "d": None, "e": None}
+    assert batches[0] == ["a"] and sorted(batches[1]) == ["b", "c", "d", "e"] and len(batches) == 2
+    assert gc.transactions == 2
+
+
+def test_a_failed_batch_is_written_row_by_row_and_the_error_reaches_its_own_request() -> None:
+    written: list[list[str]] = []
+
+    def write(batch: list[str]) -> None:
+        if "bad" in batch:
+            raise ValueError("bad row")
+        written.append(list(batch))
+
+    gc, entered, release = _gated(write)
+    out = _submit_all(gc, "a", ["b", "bad", "c"], entered, release, gc.submit)
+    assert out["a"] is None and out["b"] is None and out["c"] is None
+    assert isinstance(out["bad"], ValueError)
+    assert written[0] == ["a"] and sorted(b[0] for b in written[1:]) == ["b", "c"]  # alone, after the rollback
+    assert gc.transactions == 1 + 1 + 3
+
+
+def test_a_failed_commit_is_not_written_again() -> None:
+    calls: list[list[str]] = []
+
+    def write(batch: list[str]) -> None:
+        calls.append(list(batch))
+        if len(calls) > 1:
+            exc = RuntimeError("connection lost during COMMIT")
+            exc._recommender_at_commit = True  # type: ignore[attr-defined]  # as db.mark_commit_failure flags it
+            raise exc
+
+    gc, entered, release = _gated(write)
+    out = _submit_all(gc, "a", ["b", "c"], entered, release, gc.submit)
+    assert out["a"] is None
+    assert isinstance(out["b"], RuntimeError) and out["b"] is out["c"]  # the outcome is unknown for both
+    assert len(calls) == 2  # never retried row by row
+
+
+def test_group_commit_on_the_database_keeps_every_acknowledged_decision_and_loses_nothing(
+        make_store: Callable[..., Any], rec: Recommender) -> None:
+    store = make_store()
+    kept = rec.recommend(ctx("c-0"), store=store).decision_id  # stored before the batch
+    assert kept is not None
+
+    def write(batch: list[Any]) -> None:
+        for rows in batch:  # a real refusal by the database: a decision id that already exists
+            if rows.decision["customer_id"] == "c-bad":
+                rows.decision["id"] = kept
+        store._write(lambda conn: _write_decisions(conn, batch))
+
+    gc, entered, release = _gated(write)
+    store.__dict__["_group_commit"] = gc
+    customers = ["c-1", "c-2", "c-bad", "c-3"]
+    out = _submit_all(gc, customers[0], customers[1:], entered, release,
+                      lambda customer: rec.recommend(ctx(customer), store=store).decision_id)
+    assert isinstance(out["c-bad"], IntegrityError)
+    for customer in ("c-1", "c-2", "c-3"):
+        assert store.get_decision(out[customer]).customer_id == customer  # acknowledged, so stored
+    assert store.get_decision(kept).customer_id == "c-0"  # untouched
+    assert _decisions(store) == 4
+    assert gc.transactions >= 3  # the first alone, the failed batch, then one per request
