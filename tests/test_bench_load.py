@@ -90,3 +90,53 @@ def test_the_baseline_takes_the_serve_flags_that_shape_the_recommender() -> None
     flags = ["--rules", "a", "--log-level", "info", "-r", "b", "--plugins-dir", "p", "--store-url", "sqlite://"]
     assert recommender_flags(flags) == {"rules": ["a", "b"], "plugins_dir": "p"}
     assert recommender_flags(["--max-body-bytes", "10"]) == {}
+
+
+def _bench_schemas() -> set[str]:
+    import psycopg
+    from memory_fixtures import pg_base_url
+
+    with psycopg.connect(pg_base_url(), autocommit=True, connect_timeout=5) as conn:
+        return {r[0] for r in conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'recommender_bench_%'")}
+
+
+@pytest.mark.postgres
+def test_stores_are_measured_side_by_side_against_no_store_and_cleaned_up(tmp_path: Path) -> None:
+    from memory_fixtures import pg_base_url, require_pg
+
+    require_pg()
+    before = _bench_schemas()
+    env = {**os.environ, "TMPDIR": str(tmp_path), "RECOMMENDER_BENCH_PG_URL": pg_base_url()}
+    done = _load("--store", "none,sqlite", "--store", "postgresql", "--duration", "1", "--rounds", "1",
+                 "--warmup", "0.1", "--concurrency", "2", "--json", env=env, timeout=240)
+    assert done.returncode == 0, done.stderr
+    assert list(tmp_path.iterdir()) == []  # the SQLite store's file and each server's folder are removed
+    assert _bench_schemas() <= before  # the PostgreSQL schema is dropped
+    report = json.loads(done.stdout)
+    assert list(report["stores"]) == ["none", "sqlite", "postgresql"]
+    for kind, run in report["stores"].items():
+        for phase in (run["trivial"], run["recommendations"]):
+            assert phase["errors"] == 0 and set(phase["statuses"]) == {"200"}, kind
+            assert 0 < phase["p50_ms"] <= phase["p99_ms"] and phase["server_cpu_ms"] is not None
+    base = report["stores"]["none"]["recommendations"]["server_cpu_ms"]
+    for kind in ("sqlite", "postgresql"):
+        cpu = report["stores"][kind]["recommendations"]["server_cpu_ms"]
+        assert report["store_cpu_ratio"][kind] == pytest.approx(cpu / base, abs=0.01)
+    check = "postgresql: server CPU per recommendation <= 2x no store"
+    assert report["checks"][check] == (report["store_cpu_ratio"]["postgresql"] <= 2.0)
+    assert report["checks"]["postgresql: zero errors"] and report["checks"]["sqlite: zero errors"]
+    assert report["target_met"] == all(report["checks"].values())
+    assert report["recommendations"] == report["stores"]["none"]["recommendations"]  # the first store's, as before
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--store", "mysql"], "--store: 'mysql': expected one or more of none, sqlite, postgresql"),
+    (["--store", "sqlite", "--url", "http://127.0.0.1:9", "--api-key", "x"],
+     "--store: only for servers this starts (not with --url)"),
+    (["--store", "postgresql", "--pg-url", "postgresql://postgres@127.0.0.1:1/test"],
+     "--store postgresql: cannot set up the store (OperationalError"),
+])
+def test_bad_store_flags_are_usage_errors(args: list[str], message: str) -> None:
+    done = _load(*args, timeout=30)
+    assert done.returncode == 2
+    assert message in done.stderr and "Traceback" not in done.stderr
