@@ -556,7 +556,8 @@ def _adjust_with(host: PluginHost, name: str, fn: Any, args: list[str], d: _Draf
     if not d.adjust:
         return d
     recs, ctx = d.recs, d.ctx
-    handed = [Recommendation.model_validate(r) for r in recs]
+    make = Recommendation.__pydantic_validator__.validate_python  # model_validate, less a Python call
+    handed = [make(r) for r in recs]
     # what each handed model held, to tell one left untouched (ours, valid) from one the
     # adjuster changed in place or made anew, which is validated here: its errors name the plugin
     held = {id(m): (_state(m), r) for m, r in zip(handed, recs)}

@@ -316,24 +316,25 @@ class PluginHost:
         """The chain on the caller's thread, each plugin step watched (see :meth:`chain`)."""
         limit = self.timeout
         watchdog = _watchdog()
-        for step in steps:
-            if step.when is not None and not step.when(state):
+        for plugin, hook, run, when in steps:
+            if when is not None and not when(state):
                 continue
-            if step.plugin is None:
-                state = step.run(state, warnings)
+            if plugin is None:
+                state = run(state, warnings)
                 continue
             own: list[PluginWarning] = []
-            call = watchdog.enter(self, step.plugin, step.hook, limit)
+            call = watchdog.enter(self, plugin, hook, limit)
             try:
-                new = step.run(state, own)
+                new = run(state, own)
             finally:
                 took = watchdog.leave(call)
             if took > limit:  # its result is dropped, as on a worker
                 if watchdog.claim(call[1]):  # (unless the watchdog has already moved it)
-                    self.missed(step.plugin, step.hook)
-                self.warn(step.plugin, step.hook, f"took longer than {limit:g} s", warnings)
+                    self.missed(plugin, hook)
+                self.warn(plugin, hook, f"took longer than {limit:g} s", warnings)
                 continue
-            warnings.extend(own)
+            if own:
+                warnings.extend(own)
             state = new
         return state
 
