@@ -65,7 +65,15 @@ def check_text(value: Any, field: str, *, max_length: int, empty: bool = False) 
 def check_json(value: Any, field: str) -> None:
     """Raise :class:`InvalidStoreInput` (naming the path) for a JSON value some database would refuse:
     a string or key with NUL or a lone surrogate, a non-finite number, a non-JSON type, or nesting
-    deeper than 64 levels. Dates and datetimes pass (a model dumped in Python mode holds them)."""
+    deeper than 64 levels. Dates and datetimes pass (a model dumped in Python mode holds them).
+
+    Fast path (:func:`_clean_text`): the value's JSON text shows there is nothing to refuse;
+    otherwise the walk (:func:`_walk`) finds what, and names it."""
+    if _clean_text(value, dates=True) is None:
+        _walk(value, field)
+
+
+def _walk(value: Any, field: str) -> None:
     stack: list[tuple[Any, str, int]] = [(value, field, 0)]
     while stack:
         item, path, depth = stack.pop()
@@ -100,21 +108,34 @@ def check_json(value: Any, field: str) -> None:
 _SUSPECT = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
 
 
-def dumps(value: Any) -> str:
-    """The engines' JSON serializer: refuses what :func:`check_json` refuses, on both databases
-    (a safety net: callers check first, with better field names).
+def _iso(value: Any) -> str:
+    if isinstance(value, date):
+        return value.isoformat()
+    raise TypeError(type(value).__name__)
 
-    Fast path: the text itself shows that nothing :func:`check_json` refuses is there (no
-    NaN or Infinity, JSON types only, no NUL or surrogate escape, fewer brackets than the
-    nesting limit); otherwise the full walk decides (a valid pair of surrogates passes it)."""
+
+def _clean_text(value: Any, *, dates: bool = False) -> str | None:
+    """``value``'s JSON text when the text itself shows that nothing :func:`check_json` refuses
+    is there (no NaN or Infinity, JSON types only, no NUL or surrogate escape, fewer brackets
+    than the nesting limit, string keys only); None when the walk must decide (a valid pair of
+    surrogates, deep nesting, a number key that ``json.dumps`` would turn into text)."""
     try:
-        text = json.dumps(value, allow_nan=False)
+        text = json.dumps(value, allow_nan=False, default=_iso if dates else None)
     except (ValueError, TypeError, RecursionError):
-        check_json(value, "")
-        raise
+        return None
     if (_SUSPECT.search(text) is not None or text.count("[") + text.count("{") > _MAX_DEPTH
             or not _str_keys(value)):
+        return None
+    return text
+
+
+def dumps(value: Any) -> str:
+    """The engines' JSON serializer: refuses what :func:`check_json` refuses, on both databases
+    (a safety net: callers check first, with better field names)."""
+    text = _clean_text(value)
+    if text is None:
         check_json(value, "")
+        text = json.dumps(value, allow_nan=False)
     return text
 
 
