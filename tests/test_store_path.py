@@ -170,3 +170,40 @@ def test_group_commit_on_the_database_keeps_every_acknowledged_decision_and_lose
     assert store.get_decision(kept).customer_id == "c-0"  # untouched
     assert _decisions(store) == 4
     assert gc.transactions >= 3  # the first alone, the failed batch, then one per request
+
+
+def test_facts_stated_in_one_batch_end_as_one_at_a_time_would_leave_them(make_store: Callable[..., Any],
+                                                                         rec: Recommender) -> None:
+    from recommender.memory.models import CustomerProfileRow
+
+    store = make_store()
+    batches: list[list[Any]] = []
+
+    def write(batch: list[Any]) -> None:
+        batches.append(batch)
+        store._write(lambda conn: _write_decisions(conn, batch))
+
+    gc, entered, release = _gated(write)
+    store.__dict__["_group_commit"] = gc
+    day = "2025-05-{:02d}T10:00:00Z".format
+    contexts = {  # the latest statement wins, whatever order the batch holds them in
+        "first": ctx("c-0"),
+        "late": ctx({"id": "c-1", "lifetime_value": 200}, interaction={"occurred_at": day(20)}),
+        "early": ctx({"id": "c-1", "lifetime_value": 300}, interaction={"occurred_at": day(10)}),
+        "mid": ctx({"id": "c-1", "lifetime_value": 100}, interaction={"occurred_at": day(15)}),
+        # one customer stating different facts in one batch: each row upserted in turn
+        "value": ctx({"id": "c-2", "lifetime_value": 50}, interaction={"occurred_at": day(12)}),
+        "tenure": ctx({"id": "c-2", "tenure_years": 2}, interaction={"occurred_at": day(11)}),
+    }
+    out = _submit_all(gc, "first", [k for k in contexts if k != "first"], entered, release,
+                      lambda key: rec.recommend(contexts[key], store=store).decision_id)
+    assert all(isinstance(v, str) for v in out.values()), out
+    assert gc.transactions == 2
+    _C = table_of(CustomerProfileRow)
+    facts = {r.customer_id: r for r in store._read(lambda conn: conn.execute(
+        select(_C.c.customer_id, _C.c.lifetime_value, _C.c.tenure_since)).all())}
+    assert facts["c-1"].lifetime_value == 200
+    # c-2: the value (the 12th) always stands; the tenure (the 11th) only if it came first
+    order = [("tenure_since" in rows.facts) for rows in batches[1] if rows.decision["customer_id"] == "c-2"]
+    assert facts["c-2"].lifetime_value == 50
+    assert (facts["c-2"].tenure_since is not None) == (order == [True, False])

@@ -222,10 +222,7 @@ def _write_decisions(conn: Connection, batch: list[_DecisionRows]) -> None:
     """Every table's rows of ``batch`` in one statement each (the facts upserts in order:
     a decision dated before the facts kept never overwrites them)."""
     conn.execute(_INSERT_DECISION, [b.decision for b in batch])
-    for b in batch:
-        if b.facts is not None:
-            conn.execute(_facts_upsert(conn.dialect.name, tuple(sorted(k for k in _FACT_KEYS if k in b.facts))),
-                         b.facts)
+    _write_facts(conn, [b.facts for b in batch if b.facts is not None])
     gestures = [g for b in batch for g in b.gestures]
     if gestures:
         conn.execute(_INSERT_GESTURES, gestures)
@@ -253,3 +250,24 @@ def _write_decisions(conn: Connection, batch: list[_DecisionRows]) -> None:
 
 
 _FACT_KEYS = ("lifetime_value", "tenure_since")
+
+
+def _write_facts(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """The customers' stated facts of a batch, in order: as one upsert per set of facts stated
+    when no customer states two different sets in it, keeping per customer only the row that
+    sequential upserts would leave (the latest ``facts_at``; of equals, the last), since one
+    statement may not update a row twice; else one upsert per row."""
+    groups: dict[tuple[str, ...], dict[tuple[str, str], dict[str, Any]]] = {}
+    owner: dict[tuple[str, str], tuple[str, ...]] = {}
+    for row in rows:
+        keys = tuple(k for k in _FACT_KEYS if k in row)
+        who = (row["tenant"], row["customer_id"])
+        if owner.setdefault(who, keys) != keys:
+            for row in rows:
+                conn.execute(_facts_upsert(conn.dialect.name, tuple(k for k in _FACT_KEYS if k in row)), row)
+            return
+        kept = groups.setdefault(keys, {}).get(who)
+        if kept is None or row["facts_at"] >= kept["facts_at"]:
+            groups[keys][who] = row
+    for keys, by_customer in groups.items():
+        conn.execute(_facts_upsert(conn.dialect.name, keys), list(by_customer.values()))

@@ -9,15 +9,16 @@ customer view judge by.
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, NamedTuple
 
-from sqlalchemy import Connection, bindparam, func, select
+from sqlalchemy import Connection, Float, String, Text, bindparam, cast, func, literal, null, select, union_all
 
 from . import budgets
 from .errors import InvalidStoreInput
-from .models import CustomerProfileRow, Outcome, Visit, table_of
+from .models import BudgetUsage, CustomerProfileRow, Outcome, UTCDateTime, Visit, table_of
 from .percentiles import Percentiles
 from .policy import RECEIVED
 from .values import MIN_TIME, check_json, shift
@@ -33,6 +34,7 @@ _SNAPSHOTS_MAX = 4096
 _O = table_of(Outcome)
 _C = table_of(CustomerProfileRow)
 _V = table_of(Visit)
+_B = table_of(BudgetUsage)
 
 
 @dataclass(frozen=True)
@@ -55,16 +57,48 @@ _EVENTS = (select(_O.c.decision_id, _O.c.gesture_id, _O.c.category, _O.c.tier, _
            .where(_O.c.tenant == bindparam("tenant"), _O.c.customer_id == bindparam("customer_id"),
                   _O.c.recorded_at <= bindparam("now", type_=_O.c.recorded_at.type),
                   _O.c.recorded_at >= bindparam("since", type_=_O.c.recorded_at.type)))
-_PROFILE = (select(_C.c.preferences, _C.c.interests, _C.c.lifetime_value, _C.c.tenure_since)
-            .where(_C.c.tenant == bindparam("tenant"), _C.c.customer_id == bindparam("customer_id")))
 #: The customer's latest 200 visits (dated 1900 or later: older ones were logged before
-#: dates were bounded and are not history), one row per issue with its latest time, newest first.
+#: dates were bounded and are not history); :func:`_union_read` keeps each issue's latest.
 _LATEST = (select(_V.c.issue, _V.c.occurred_at)
            .where(_V.c.tenant == bindparam("tenant"), _V.c.customer_id == bindparam("customer_id"),
                   _V.c.occurred_at < bindparam("now", type_=_V.c.occurred_at.type), _V.c.occurred_at >= MIN_TIME)
            .order_by(_V.c.occurred_at.desc()).limit(200).subquery())
-_VISITS = (select(_LATEST.c.issue, func.max(_LATEST.c.occurred_at).label("occurred_at"))
-           .group_by(_LATEST.c.issue).order_by(func.max(_LATEST.c.occurred_at).desc()))
+
+
+def _union_read(budget: bool) -> Any:
+    """Everything a decision reads from the store, in one statement (one round trip): the
+    customer's profile row (``p``), their latest visit per issue among their latest 200 (``v``),
+    their outcome events over the policy's longest window (``e``) and, with ``budget``, the
+    capped scopes' spending on the day (``b``). Every branch has the same columns: ``kind``,
+    five texts, a number, a time and two JSON texts."""
+    text, none_num, none_at = (lambda: cast(null(), String)), cast(null(), Float), cast(null(), UTCDateTime())
+    none_json = cast(null(), Text)
+    branches = [
+        select(literal("p", String).label("kind"), text().label("s1"), text().label("s2"), text().label("s3"),
+               text().label("s4"), text().label("s5"), cast(_C.c.lifetime_value, Float).label("num"),
+               _C.c.tenure_since.label("at"), cast(_C.c.preferences, Text).label("j1"),
+               cast(_C.c.interests, Text).label("j2"))
+        .where(_C.c.tenant == bindparam("tenant"), _C.c.customer_id == bindparam("customer_id")),
+        select(literal("v", String), _LATEST.c.issue, text(), text(), text(), text(), none_num,
+               func.max(_LATEST.c.occurred_at, type_=UTCDateTime()), none_json, none_json)
+        .group_by(_LATEST.c.issue),
+        select(literal("e", String), _O.c.decision_id, _O.c.gesture_id, _O.c.category, _O.c.tier, _O.c.outcome,
+               cast(_O.c.cost, Float), _O.c.recorded_at, none_json, none_json)
+        .where(_O.c.tenant == bindparam("tenant"), _O.c.customer_id == bindparam("customer_id"),
+               _O.c.recorded_at <= bindparam("now", type_=_O.c.recorded_at.type),
+               _O.c.recorded_at >= bindparam("since", type_=_O.c.recorded_at.type)),
+    ]
+    if budget:
+        branches.append(
+            select(literal("b", String), _B.c.scope, _B.c.scope_id, text(), text(), text(), cast(_B.c.spent, Float),
+                   none_at, none_json, none_json)
+            .where(_B.c.tenant == bindparam("tenant"), _B.c.day == bindparam("day", type_=_B.c.day.type),
+                   _B.c.scope.in_(bindparam("scopes", expanding=True)),
+                   _B.c.scope_id.in_(bindparam("scope_ids", expanding=True))))
+    return union_all(*branches)
+
+
+_READ = {False: _union_read(False), True: _union_read(True)}
 
 
 @dataclass(frozen=True)
@@ -140,14 +174,25 @@ class History(Percentiles):
         day = policy.budget_day(now)
         who = {"tenant": tenant, "customer_id": customer_id, "now": now}
 
-        def load(conn: Connection) -> tuple[Any, Sequence[Any], list[Event], dict[tuple[str, str], float] | None]:
-            profile = conn.execute(_PROFILE, who).first()
-            visits = conn.execute(_VISITS, who).all()
-            events = self._history(conn, tenant, customer_id, now, policy.lookback_days())
-            spent = budgets.spent_today(conn, tenant, scopes, day) if scopes else None
-            return profile, visits, events, spent
-
-        profile, visits, events, spent = self._read(load)
+        params: dict[str, Any] = {**who, "since": shift(now, -policy.lookback_days())}
+        if scopes:
+            params.update(day=day, scopes=[s for s, _, _ in scopes], scope_ids=[i for _, i, _ in scopes])
+        rows = self._read(lambda conn: conn.execute(_READ[bool(scopes)], params).all())
+        profile: _Profile | None = None
+        visits: list[_Visit] = []
+        events: list[Event] = []
+        spent: dict[tuple[str, str], float] | None = {} if scopes else None
+        for r in rows:
+            kind = r.kind
+            if kind == "e":
+                events.append(Event(r.s1, r.s2, r.s3, r.s4, r.s5, r.num, r.at))
+            elif kind == "v":
+                visits.append(_Visit(r.s1, r.at))
+            elif kind == "p":
+                profile = _Profile(_json(r.j1), _json(r.j2), r.num, r.at)
+            elif kind == "b" and spent is not None:
+                spent[(r.s1, r.s2)] = float(r.num)
+        visits.sort(key=lambda v: v.occurred_at, reverse=True)
         self._keep_snapshot(screening_key(ctx), Snapshot(events, spent, scopes, day))
         recent_since = shift(now, -policy.recent_gestures_days)
         events = [e for e in events if e.at >= recent_since]
@@ -184,6 +229,22 @@ class History(Percentiles):
         if customer:
             out["customer"] = customer
         return out
+
+
+class _Profile(NamedTuple):
+    preferences: Any
+    interests: Any
+    lifetime_value: float | None
+    tenure_since: datetime | None
+
+
+class _Visit(NamedTuple):
+    issue: str
+    occurred_at: datetime
+
+
+def _json(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
 
 
 def latest_per_gesture(events: Iterable[Event]) -> dict[tuple[str, str], datetime]:
