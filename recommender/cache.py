@@ -1,7 +1,7 @@
 """A cache of parsed and validated rule packs and of compiled rulesets, shared between processes.
 
-Most of a cold start is reading pack files (YAML, parsed by a pure-Python reader that keeps
-every line number, then validated) and compiling rules into durable-rules rulesets. Both
+Most of a cold start is reading pack files (YAML, parsed with every line number kept, then
+validated) and compiling rules into durable-rules rulesets. Both
 depend only on their input and on the code that makes them, so both are kept on disk:
 
 * **a pack file**, parsed and validated (its :class:`~recommender.packs.Pack`), keyed by the
@@ -85,7 +85,8 @@ def fingerprint() -> str:
     """What the code that parses, validates and compiles packs is: this package's modules
     (name, size and modification time of each, so an edited module is a new fingerprint),
     its version, Python's, and the files of the libraries whose behaviour the results depend
-    on (the YAML reader, pydantic-core, durable-rules). Worked out once per process."""
+    on (the YAML readers: ruamel and PyYAML's libyaml, pydantic-core, durable-rules). Worked out
+    once per process."""
     global _FINGERPRINT
     if _FINGERPRINT is None:
         from importlib.util import find_spec
@@ -98,7 +99,7 @@ def fingerprint() -> str:
             files = sorted((e.name, e.stat()) for e in entries if e.is_file() and not e.name.startswith("."))
         for name, st in files:
             h.update(f"{name}|{st.st_size}|{st.st_mtime_ns};".encode())
-        for module in ("ruamel.yaml", "pydantic_core._pydantic_core", "durable_rules_engine", "pydantic"):
+        for module in ("ruamel.yaml", "yaml", "pydantic_core._pydantic_core", "durable_rules_engine", "pydantic"):
             try:
                 spec = find_spec(module)
                 origin = spec.origin if spec is not None else None
