@@ -232,7 +232,7 @@ class TradePluginTests:
         for code in self.registered_codes():
             for name in (code.code, *code.aliases):
                 result = rec.recommend({"business": {"vertical": self.vertical}, "interaction": {"issue": name}})
-                assert result.assessment.family == code.family, name
+                assert result.assessment is not None and result.assessment.family == code.family, name
                 assert not result.warnings, result.warnings
 
     def test_no_code_clashes_with_a_core_code_of_another_family(self) -> None:
