@@ -2,20 +2,59 @@
 
 from __future__ import annotations
 
-from .context import Business, Context, Customer, Interaction, Staff, parse_context
-from .core import Recommender, default_rules_dir
-from .errors import (
-    ContextError,
-    EngineError,
-    PluginError,
-    PluginLoadError,
-    RecommenderError,
-    RulePackError,
-)
-from .outcomes import OutcomeEvent
-from .packs import Gesture, Pack, Rule, load_pack, load_packs
-from .plugins import PluginConfig, hookimpl
-from .results import Explanation, Recommendation, RecommendationResult
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the public API, imported on first use (below) so start-up pays only for what it uses
+    from .context import Business, Context, Customer, Interaction, Staff, parse_context
+    from .core import Recommender, default_rules_dir
+    from .errors import (
+        ContextError,
+        EngineError,
+        PluginError,
+        PluginLoadError,
+        RecommenderError,
+        RulePackError,
+    )
+    from .outcomes import OutcomeEvent
+    from .packs import Gesture, Pack, Rule, load_pack, load_packs
+    from .plugins import PluginConfig, hookimpl
+    from .results import Explanation, Recommendation, RecommendationResult
+
+#: Each public name and the module it lives in. ``import recommender`` imports none of them:
+#: the first use of a name imports its module (``recommender --help`` and a warm
+#: ``recommender recommend`` never import what they do not run).
+_LAZY = {
+    **dict.fromkeys(("Business", "Context", "Customer", "Interaction", "Staff", "parse_context"), "context"),
+    **dict.fromkeys(("Recommender", "default_rules_dir"), "core"),
+    **dict.fromkeys(("ContextError", "EngineError", "PluginError", "PluginLoadError", "RecommenderError",
+                     "RulePackError"), "errors"),
+    "OutcomeEvent": "outcomes",
+    **dict.fromkeys(("Gesture", "Pack", "Rule", "load_pack", "load_packs"), "packs"),
+    **dict.fromkeys(("PluginConfig", "hookimpl"), "plugins"),
+    **dict.fromkeys(("Explanation", "Recommendation", "RecommendationResult"), "results"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """A public name on first use (``_LAZY``), or a submodule (``recommender.core``)."""
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+        globals()[name] = value  # later uses skip this function
+        return value
+    if not name.startswith("__"):
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __version__ = "0.1.0"
 

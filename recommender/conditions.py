@@ -10,13 +10,12 @@ Negations are pushed down to the tests, so the engine only ever sees flat conjun
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import re
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from typing import Any, Iterable, Literal, Union
-
-from ruamel.yaml import YAML
 
 from . import pack_limits
 from .context import field_kind, known_paths
@@ -120,7 +119,12 @@ def _line(node: Any, key: Any = None) -> int | None:
         return None
 
 
-_yaml_scalar = YAML(typ="safe", pure=True)
+@functools.cache
+def _yaml_scalar() -> Any:
+    """ruamel's safe loader, made on first use (importing ruamel costs start-up time)."""
+    from ruamel.yaml import YAML
+
+    return YAML(typ="safe", pure=True)
 
 
 _NUMBER = re.compile(r"^-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$")
@@ -141,7 +145,7 @@ def _parse_scalar(text: str) -> Any:
     if _SLUG.match(text) and text.lower() not in ("yes", "no", "on", "off", "y", "n"):
         return text
     try:
-        return _yaml_scalar.load(StringIO(text))
+        return _yaml_scalar().load(StringIO(text))
     except Exception:
         return text
 

@@ -39,6 +39,17 @@ def _options(
     """Recommend the service gestures worth making now, ranked and explained."""
 
 
+#: The commands of ``commands`` (always registered): running one of them skips importing the
+#: other command groups (``app.COMMAND_GROUPS``), so ``recommender recommend`` starts fast.
+CORE_COMMANDS = frozenset(("recommend", "explain", "rules", "demo"))
+
+
+def _command(args: list[str]) -> str | None:
+    """The command asked for: the first argument that is not an option (the top level has
+    only flags: ``--version``, ``--help``, the completion ones)."""
+    return next((a for a in args if not a.startswith("-")), None)
+
+
 def main() -> None:
     """Console entry point: no traceback ever reaches a user. An optional feature used without
     its extra (``serve`` without ``server``, a PostgreSQL URL without ``postgres``, ``--workers``
@@ -48,7 +59,8 @@ def main() -> None:
     from .app import load_command_groups
 
     try:
-        load_command_groups()
+        if _command(sys.argv[1:]) not in CORE_COMMANDS:  # help, completion, another group's command
+            load_command_groups()
         app(prog_name="recommender")
     except KeyboardInterrupt:  # pragma: no cover
         sys.exit(130)

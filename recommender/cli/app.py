@@ -10,11 +10,9 @@ from pathlib import Path
 from typing import Any, NoReturn, Optional
 
 import typer
-from pydantic_core import from_json
 from rich.console import Console
 from rich.markup import escape
 
-from ..context import MAX_CONTEXT_BYTES
 from ..errors import RecommenderError
 
 app = typer.Typer(
@@ -71,6 +69,10 @@ def read_json_input(source: str, what: str = "context") -> Any:
     not UTF-8, malformed JSON, nested too deeply, or a number too long to read. The JSON is
     read by the library's and the service's own parser (pydantic's), so all three refuse the
     same texts; values are checked by the caller (the context model), as the service does."""
+    from pydantic_core import from_json
+
+    from ..context import MAX_CONTEXT_BYTES
+
     name = "<stdin>" if source == "-" else source
     limit = MAX_CONTEXT_BYTES
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import TYPE_CHECKING, Any, List, Optional
 
 import typer
 from rich.markup import escape
@@ -12,8 +12,10 @@ from rich.table import Table
 from rich.text import Text
 
 from ..errors import ContextError, RecommenderError, RulePackError, sort_problems
-from ..results import Explanation, RecommendationResult
 from .app import app, err, fail, out, read_json_input
+
+if TYPE_CHECKING:
+    from ..results import RecommendationResult
 
 RulesOpt = typer.Option(None, "--rules", "-r", help="Rule pack file or folder (repeatable); default: the shipped packs.")
 PluginsDirOpt = typer.Option(None, "--plugins-dir", help="Folder of drop-in plugin modules (*.py).")
@@ -102,6 +104,8 @@ def _run(source: str, rules: Optional[List[Path]], plugins_dir: Optional[Path], 
 
 
 def print_result(result: RecommendationResult) -> None:
+    from ..results import Explanation
+
     a = result.assessment
     if a is not None:
         why = f": {'; '.join(a.reasons)}" if a.reasons else ""

@@ -1,0 +1,84 @@
+"""Start-up stays lean (issue 17, item 3): what ``recommender recommend`` (warm rule cache) and
+``recommender --help`` import, pinned by module, not by time; and ``import recommender``
+still gives the whole public API (each name imported on first use)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import recommender
+
+EXAMPLE = {"business": {"id": "shop"}, "customer": {"tenure_years": 3},
+           "interaction": {"issue": "flat_tire", "cost": 20, "channel": "in_person"}}
+
+#: Never needed to recommend from a warm cache, nor to print help.
+HEAVY = ("fastapi", "starlette", "uvicorn", "sqlalchemy", "alembic", "httpx", "psycopg", "dask", "ruamel.yaml",
+         "yaml", "recommender.service", "recommender.memory", "recommender.backtest", "recommender.yaml_fast",
+         "recommender.yaml_ruamel", "recommender.scenarios")
+#: The other commands' groups: ``recommend`` skips them.
+GROUPS = ("recommender.cli.serve_cmd", "recommender.cli.memory_cmd", "recommender.cli.backtest_cmd")
+
+
+def imported(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """Run the CLI in a fresh interpreter; the modules it had imported when it exited."""
+    dump = tmp_path / "modules.json"
+    code = ("import atexit, json, sys\n"
+            f"atexit.register(lambda: open({str(dump)!r}, 'w').write(json.dumps(sorted(sys.modules))))\n"
+            "from recommender.cli import main\n"
+            f"sys.argv = ['recommender', *{list(args)!r}]\n"
+            "main()\n")
+    env = {**os.environ, "RECOMMENDER_CACHE_DIR": str(tmp_path / "cache"), "COLUMNS": "200"}
+    env.pop("RECOMMENDER_CACHE", None)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    return p, set(json.loads(dump.read_text()))
+
+
+def test_recommend_from_a_warm_cache_imports_only_what_it_runs(tmp_path):
+    ctx = tmp_path / "ctx.json"
+    ctx.write_text(json.dumps(EXAMPLE))
+    cold, cold_modules = imported(tmp_path, "recommend", str(ctx), "--json")
+    assert cold.returncode == 0, cold.stderr
+    warm, modules = imported(tmp_path, "recommend", str(ctx), "--json")
+    assert warm.returncode == 0, warm.stderr
+    assert json.loads(warm.stdout)["recommendations"] == json.loads(cold.stdout)["recommendations"]
+    assert "recommender.yaml_fast" in cold_modules  # the cold run read the packs: the warm one, the cache
+    assert "recommender.core" in modules and "durable_rules_engine" in modules
+    assert not [m for m in (*HEAVY, *GROUPS) if m in modules]
+
+
+def test_help_imports_no_models_and_lists_every_command_group(tmp_path):
+    p, modules = imported(tmp_path, "--help")
+    assert p.returncode == 0, p.stderr
+    for command in ("recommend", "rules", "serve", "memory", "backtest", "plugins"):
+        assert command in p.stdout
+    assert not [m for m in (*HEAVY, "recommender.core", "recommender.context", "pydantic.main") if m in modules]
+    assert all(m in modules for m in GROUPS)
+
+
+def test_another_groups_command_still_loads_its_group(tmp_path):
+    p, modules = imported(tmp_path, "serve", "--help")
+    assert p.returncode == 0, p.stderr
+    assert "recommender.cli.serve_cmd" in modules and "--port" in p.stdout
+
+
+def test_import_recommender_gives_the_public_api_on_first_use():
+    code = ("import sys, recommender\n"
+            "assert 'recommender.core' not in sys.modules and 'pydantic' not in sys.modules\n"
+            "from recommender import Recommender, RulePackError, load_pack, hookimpl\n"
+            "from recommender.core import Recommender as R\n"
+            "assert Recommender is R and recommender.Recommender is R\n"
+            "print(sorted(set(recommender.__all__) - set(dir(recommender))))\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "[]"
+    for name in recommender.__all__:
+        assert getattr(recommender, name) is not None
+    assert recommender.pack_limits.MAX_RULES_PER_PACK > 0  # a submodule, imported on use
+    with pytest.raises(AttributeError, match="no attribute 'not_a_name'"):
+        recommender.not_a_name  # noqa: B018
