@@ -19,6 +19,7 @@ when hooks run under a time limit.
 from __future__ import annotations
 
 import hashlib
+import weakref
 from datetime import date
 from dataclasses import dataclass, field, replace
 from functools import cache, partial
@@ -86,7 +87,9 @@ class _Draft:
     #: choice run again after a veto reuses both (they do not depend on what was vetoed)
     limits: Limits | None = None
     rendered: dict[str, tuple[Candidate, float, float | None, dict[str, Any]]] = field(default_factory=dict)
-    #: plugins only: the call's budget and extras cap (the steps are the tenant's, not the call's)
+    #: plugins only: the host that calls the hooks, the call's budget and extras cap (the
+    #: steps are the tenant's, made once, not the call's)
+    host: PluginHost | None = None
     budget: float | None = None
     max_extras: int | None = None
     #: learning from outcomes (with a store): whether it is on, and what is logged for it
@@ -105,8 +108,8 @@ def decide(rec: "Recommender", contexts: Sequence[Context], *, budget: float | N
     plain = []
     for i, d in enumerate(drafts):
         if d.tenant.enrichers or d.tenant.adjusters:
-            d.budget, d.max_extras = budget, limit
-            drafts[i] = rec.host.chain(_steps_for(rec.host, d.tenant), d, d.warnings)
+            d.host, d.budget, d.max_extras = rec.host, budget, limit
+            drafts[i] = rec.host.chain(_steps_for(d.tenant), d, d.warnings)
         else:
             plain.append(d)
     _stages(plain, store, budget, limit)
@@ -121,8 +124,8 @@ async def decide_async(rec: "Recommender", ctx: Context, *, budget: float | None
     limit = rec.max_extras if max_extras is None else max_extras
     d = _start(rec, ctx)
     if d.tenant.enrichers or d.tenant.adjusters:
-        d.budget, d.max_extras = budget, limit
-        d = await rec.host.achain(_steps_for(rec.host, d.tenant), d, d.warnings)
+        d.host, d.budget, d.max_extras = rec.host, budget, limit
+        d = await rec.host.achain(_steps_for(d.tenant), d, d.warnings)
     else:
         _stages([d], None, budget, limit)
     return _finish([d], None, explain, full)[0]
@@ -427,25 +430,27 @@ def _assemble(d: _Draft, full: bool = False) -> dict[str, Any]:
 # -- a business with plugins ------------------------------------------------------------
 
 
-def _steps_for(host: PluginHost, tenant: Tenant) -> list[Step]:
-    """The tenant's :func:`_plugin_steps`, made once (kept while the tenant is in use)."""
+def _steps_for(tenant: Tenant) -> list[Step]:
+    """The tenant's :func:`_plugin_steps`, made once for its hooks. The tenant is held weakly
+    (its id is checked against it) and the steps hold only the hooks: a tenant or a
+    recommender that is let go is freed as before, with its worker threads."""
     key = id(tenant)
     hit = _STEPS.get(key)
-    if hit is not None and hit[0] is tenant and hit[1] is host:
-        return hit[2]
-    steps = _plugin_steps(host, tenant)
+    if hit is not None and hit[0]() is tenant and hit[1] is tenant.enrichers and hit[2] is tenant.adjusters:
+        return hit[3]
+    steps = _plugin_steps(tenant)
     if len(_STEPS) >= _MAX_STEPS:
         _STEPS.clear()  # cheap to make again
-    _STEPS[key] = (tenant, host, steps)
+    _STEPS[key] = (weakref.ref(tenant), tenant.enrichers, tenant.adjusters, steps)
     return steps
 
 
-#: id(tenant) -> (tenant, host, its steps); the tenant is held, so its id is not reused meanwhile
-_STEPS: dict[int, tuple[Tenant, PluginHost, list[Step]]] = {}
+#: id(tenant) -> (the tenant, weakly; its enrichers and adjusters; its steps)
+_STEPS: dict[int, tuple["weakref.ref[Tenant]", list[Any], list[Any], list[Step]]] = {}
 _MAX_STEPS = 256
 
 
-def _plugin_steps(host: PluginHost, tenant: Tenant) -> list[Step]:
+def _plugin_steps(tenant: Tenant) -> list[Step]:
     """A context of a business with plugins: its enrichers, our stages, its adjusters, and,
     while an adjuster vetoes a gesture (which frees its place), our choice once more without
     what was vetoed and the adjusters again, up to :data:`REVIEW_ROUNDS` rounds; then
@@ -454,8 +459,8 @@ def _plugin_steps(host: PluginHost, tenant: Tenant) -> list[Step]:
     limit (one hand-off per request); once no round vetoes, the remaining steps are passed over
     (``when``: not timed, not watched). The chain reports into the draft's own warnings list,
     which the drafts it makes share."""
-    enrich = [Step(name, _ENRICH, partial(_enrich_with, host, name, fn, args)) for name, fn, args in tenant.enrichers]
-    adjust = [Step(name, _ADJUST, partial(_adjust_with, host, name, fn, args), _adjusting)
+    enrich = [Step(name, _ENRICH, partial(_enrich_with, name, fn, args)) for name, fn, args in tenant.enrichers]
+    adjust = [Step(name, _ADJUST, partial(_adjust_with, name, fn, args), _adjusting)
               for name, fn, args in tenant.adjusters]
     again = Step(None, "", _choose_again, _adjusting)
     rounds = [step for _ in range(REVIEW_ROUNDS - 1) for step in (again, *adjust)] if adjust else []
@@ -526,13 +531,13 @@ def _copy(d: _Draft) -> _Draft:
     to copy). tests/test_pipeline_plugins.py checks that it copies every field."""
     return _Draft(d.ctx, d.tenant, d.warnings, d.row, d.matched, d.mismatched, d.profile, d.assessment, d.notes,
                   d.day, d.memory, d.memo, d.cands, d.holds, d.missing, d.decision, d.recs, d.vetoed, d.adjust,
-                  d.round_start, d.limits, d.rendered, d.budget, d.max_extras, d.learn, d.trace, d.rule_scores,
-                  d.customer_key)
+                  d.round_start, d.limits, d.rendered, d.host, d.budget, d.max_extras, d.learn, d.trace,
+                  d.rule_scores, d.customer_key)
 
 
-def _enrich_with(host: PluginHost, name: str, fn: Any, args: list[str], d: _Draft,
-                 warnings: list[PluginWarning]) -> _Draft:
-    ctx = d.ctx
+def _enrich_with(name: str, fn: Any, args: list[str], d: _Draft, warnings: list[PluginWarning]) -> _Draft:
+    ctx, host = d.ctx, d.host
+    assert host is not None
     ok, updates = host.call(name, _ENRICH, fn, args, {"context": ctx, "business": ctx.business}, warnings)
     if not ok or updates is None:
         return d
@@ -550,10 +555,10 @@ def _enrich_with(host: PluginHost, name: str, fn: Any, args: list[str], d: _Draf
     return d
 
 
-def _adjust_with(host: PluginHost, name: str, fn: Any, args: list[str], d: _Draft,
-                 warnings: list[PluginWarning]) -> _Draft:
+def _adjust_with(name: str, fn: Any, args: list[str], d: _Draft, warnings: list[PluginWarning]) -> _Draft:
     """The recommendations as the adjuster leaves them; one it leaves out is vetoed."""
-    if not d.adjust:
+    host = d.host
+    if not d.adjust or host is None:
         return d
     recs, ctx = d.recs, d.ctx
     make = Recommendation.__pydantic_validator__.validate_python  # model_validate, less a Python call

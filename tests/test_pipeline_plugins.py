@@ -2,6 +2,8 @@
 where it crosses into our data (only what it changed, for speed), and refused with the plugin
 and the field path when it is wrong; steps with nothing to do are passed over."""
 
+import gc
+import weakref
 from dataclasses import fields
 from datetime import date
 
@@ -135,7 +137,7 @@ def test_a_copy_of_a_draft_has_every_field():
     d = _start(rec, parse_context(ctx("x")))
     # distinct values for fields of one type, so that two fields swapped would show
     d.day, d.adjust, d.learn, d.round_start, d.customer_key = date(2026, 1, 2), True, False, 3, "k"
-    d.budget, d.max_extras, d.memory = 12.5, 7, object()
+    d.budget, d.max_extras, d.memory, d.host = 12.5, 7, object(), rec.host
     copy = _copy(d)
     assert copy is not d
     for f in fields(d):
@@ -162,3 +164,20 @@ def test_a_step_passed_over_is_neither_run_nor_timed():
     assert host.chain(steps, 0, []) == 2  # every time on a worker
     assert PluginHost(timeout=0).chain(steps, 0, []) == 2  # no limit: folded here
     assert ran == [0, 1] * 4
+
+
+def test_the_steps_made_once_per_business_keep_no_recommender_alive():
+    class Note:
+        __name__ = "note"
+
+        @hookimpl
+        def recommender_enrich_context(self, context):
+            return {"interaction": {"attributes": {"seen": True}}}
+
+    base = pack([gesture("g")], [rule("r", "interaction.attributes.seen eq true", "g")])
+    rec = Recommender([], packs=[base], plugins=[Note()], autoload=False)
+    assert [rec.recommend(ctx("x")).gesture_ids() for _ in range(3)] == [["g"]] * 3  # on a worker, then inline
+    gone = weakref.ref(rec.host)
+    del rec
+    gc.collect()
+    assert gone() is None  # nor its plugin worker threads
