@@ -15,7 +15,8 @@ is built from the routes as declared.
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
+import inspect
+from typing import Any, Awaitable, Callable, Union, cast
 
 from fastapi import FastAPI
 from starlette.requests import Request
@@ -27,7 +28,8 @@ __all__ = ["HotRoutes", "HOT_PATHS"]
 #: The routes taken the short way (POST only).
 HOT_PATHS = ("/v1/recommendations", "/v1/explain")
 
-Handler = Callable[[Request, Exception], Awaitable[Response]]
+#: An HTTP exception handler, as Starlette takes them (sync or async).
+Handler = Callable[[Request, Exception], Union[Response, Awaitable[Response]]]
 
 
 class HotRoutes:
@@ -50,7 +52,7 @@ class HotRoutes:
         if len(self._hot) != len(HOT_PATHS):  # pragma: no cover - a route renamed without this list
             raise RuntimeError(f"hot routes missing from the /v1 router: {set(HOT_PATHS) - set(self._hot)}")
         # 500 and Exception belong to the server-error middleware (as in FastAPI's stack)
-        self._handlers: dict[type, Handler] = {k: v for k, v in fastapi_app.exception_handlers.items()
+        self._handlers: dict[type, Handler] = {k: cast(Handler, v) for k, v in fastapi_app.exception_handlers.items()
                                                if isinstance(k, type) and k is not Exception}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -68,7 +70,8 @@ class HotRoutes:
             handler = self._handler(type(exc))
             if handler is None:
                 raise
-            response = await handler(request, exc)
+            answer = handler(request, exc)
+            response = await answer if inspect.isawaitable(answer) else answer  # (the app's are all async)
         await response(scope, receive, send)
 
     def _handler(self, cls: type) -> Handler | None:
