@@ -158,6 +158,7 @@ def load(text: str) -> Any:
     (scalar_ev, mapping_ev, sequence_ev, mapping_end, sequence_end, doc_start, doc_end, stream_start,
      stream_end) = _events
     max_depth, max_nodes = pack_limits.MAX_YAML_DEPTH, pack_limits.MAX_YAML_NODES
+    skip = 1 if text.startswith("\ufeff") else 0  # libyaml's marks count from after a byte order mark
     parser = _parser(text)
     try:
         get = parser.get_event
@@ -196,11 +197,11 @@ def load(text: str) -> Any:
                     if style == "":
                         node = _plain(ev.value, memo)
                     else:
-                        if (style == "|" or style == ">") and not _plain_block(text, mark.index):
+                        if (style == "|" or style == ">") and not _plain_block(text, mark.index + skip):
                             raise NotCommon("a block scalar ruamel may read otherwise")
                         node = ev.value
                 else:
-                    if kind is mapping_ev and ev.flow_style and not text.startswith("{", mark.index):
+                    if kind is mapping_ev and ev.flow_style and not text.startswith("{", mark.index + skip):
                         raise NotCommon("a single-pair mapping in a flow list")  # ruamel refuses some
                     node = YamlMap() if kind is mapping_ev else YamlSeq()
                     node.lc = lines = Lines(mark.line, mark.column)

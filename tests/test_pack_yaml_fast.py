@@ -48,6 +48,13 @@ def test_every_shipped_pack_and_scenario_file_reads_the_same_and_fast(path):
     same(yaml_fast.load(text), yaml_ruamel.parse(text, str(path), scenario="scenarios" in path.parts))
 
 
+@pytest.mark.parametrize("variant", ["crlf", "bom", "bom+crlf"])
+def test_windows_line_ends_and_a_byte_order_mark_read_the_same(variant):
+    text = (ROOT / "rules" / "loyalty.yaml").read_text(encoding="utf-8")
+    text = ("\ufeff" if "bom" in variant else "") + (text.replace("\n", "\r\n") if "crlf" in variant else text)
+    same(yaml_fast.load(text), yaml_ruamel.parse(text, "loyalty.yaml"))
+
+
 def test_scalars_are_typed_as_ruamel_types_them():
     text = ("a: 1\nb: -7\nc: 2.50\nd: .5\ne: true\nf: False\ng: ~\nh:\ni: yes\nj: 'on'\nk: \"1\"\nl: 1.5e3\n"
             "m: [x, 2, 3.0, null]\nn: {p: q}\no: >-\n  folded\n  text\np: |\n  literal\n")
