@@ -526,9 +526,9 @@ def _settle(d: _Draft, _: list[PluginWarning]) -> _Draft:
 
 
 def _copy(d: _Draft) -> _Draft:
-    """A shallow copy of a draft, field by field (a third of ``dataclasses.replace``'s cost,
-    which looks every field up again; the compiled build's dataclasses have no ``__dict__``
-    to copy). tests/test_pipeline_plugins.py checks that it copies every field."""
+    """A shallow copy of a draft, field by field (a fraction of ``dataclasses.replace``'s
+    cost, which walks the fields' descriptions; the compiled build's dataclasses have no
+    ``__dict__`` to copy). tests/test_pipeline_plugins.py checks that it copies every field."""
     return _Draft(d.ctx, d.tenant, d.warnings, d.row, d.matched, d.mismatched, d.profile, d.assessment, d.notes,
                   d.day, d.memory, d.memo, d.cands, d.holds, d.missing, d.decision, d.recs, d.vetoed, d.adjust,
                   d.round_start, d.limits, d.rendered, d.host, d.budget, d.max_extras, d.learn, d.trace,
