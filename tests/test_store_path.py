@@ -207,3 +207,29 @@ def test_facts_stated_in_one_batch_end_as_one_at_a_time_would_leave_them(make_st
     order = [("tenure_since" in rows.facts) for rows in batches[1] if rows.decision["customer_id"] == "c-2"]
     assert facts["c-2"].lifetime_value == 50
     assert (facts["c-2"].tenure_since is not None) == (order == [True, False])
+
+
+def test_screening_judges_by_its_interactions_enrichment_read_only_while_fresh(
+        make_store: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy import event
+
+    from recommender.context import Context
+    from recommender.memory import history
+    from recommender.memory_protocol import Offer
+
+    store = make_store()
+    c = Context.model_validate(ctx())
+    offers = [Offer("tire_check", "freebie", "exceed", 5.0)]
+    reads: list[str] = []
+    event.listen(store.engine, "before_cursor_execute",
+                 lambda _conn, _cur, statement, *_: reads.append(statement) if "outcomes" in statement else None)
+    store.enrich(c)
+    assert len(reads) == 1  # the one statement holds the events screening needs
+    store.screen(c, offers)
+    assert len(reads) == 1  # taken from the enrichment: no second read
+    store.screen(c, offers)
+    assert len(reads) == 2  # taken once: the next screening reads for itself
+    monkeypatch.setattr(history, "_SNAPSHOT_SECONDS", 0.0)
+    store.enrich(c)
+    store.screen(c, offers)
+    assert len(reads) == 4  # too old to stand for now: read again

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass
+import time as _time
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Iterable, NamedTuple
 
@@ -28,8 +29,10 @@ if TYPE_CHECKING:
 
 __all__ = ["History", "Event", "Snapshot", "latest_per_gesture", "abuse_times", "valid_updates", "screening_key"]
 
-#: Snapshots kept until their interaction's screening takes them (explanations never screen).
+#: Snapshots kept until their interaction's screening takes them, at most this many and for
+#: at most this many seconds (a request that failed between the two leaves its snapshot).
 _SNAPSHOTS_MAX = 4096
+_SNAPSHOT_SECONDS = 2.0
 
 _O = table_of(Outcome)
 _C = table_of(CustomerProfileRow)
@@ -111,6 +114,7 @@ class Snapshot:
     spent: dict[tuple[str, str], float] | None  # None: not read (no capped scope)
     scopes: list[tuple[str, str, float | None]]
     day: Any
+    taken: float = field(default_factory=_time.monotonic)  # when, on the monotonic clock
 
 
 class History(Percentiles):
@@ -142,8 +146,11 @@ class History(Percentiles):
             snaps[key] = snapshot
 
     def _take_snapshot(self, key: tuple[Any, ...]) -> Snapshot | None:
+        """The snapshot of this interaction's enrichment, if it is fresh (one left by a request
+        that never screened is dropped, never used by a later one)."""
         with self._screened_lock:
-            return self._snapshots().pop(key, None)
+            snap = self._snapshots().pop(key, None)
+        return snap if snap is not None and _time.monotonic() - snap.taken < _SNAPSHOT_SECONDS else None
 
     # -- the Memory seam: enrich ----------------------------------------------------
 

@@ -37,12 +37,15 @@ class Screening(History):
         """Holds for offers that contact policy, abuse review, the goodwill cap, budgets or
         authority limits rule out now. One hold per offer, the first that applies of:
         ``suppressed``, ``goodwill_cap``, ``over_budget`` (budget, then authority limit),
-        ``abuse_review``."""
+        ``abuse_review``. Within two seconds of :meth:`enrich` for the same interaction (as in
+        one ``recommend()``), it judges by what that enrichment read, without reading again."""
         held: dict[str, str] = {}
         with self._screened_lock:
             if len(self._screened) >= SCREENED_MAX:
                 del self._screened[0]
             self._screened.append((screening_key(ctx), {o.gesture_id: (o.category, o.tier) for o in offers}, held))
+        # Read with the enrichment of this interaction (when it ran: it reads what we need)
+        snap = self._take_snapshot(screening_key(ctx)) if ctx.customer.id else None
         if not offers:
             return []
         self._check_ids(ctx)
@@ -52,8 +55,6 @@ class Screening(History):
         policy = self.policy
         scopes = self._budget_scopes(ctx)
         day = policy.budget_day(now)
-        # Read with the enrichment of this interaction (when it ran: it reads what we need)
-        snap = self._take_snapshot(screening_key(ctx)) if customer_id else None
         if snap is not None and (snap.day != day or snap.scopes != scopes):
             snap = None
 
