@@ -19,9 +19,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from .base import as_utc, check_decision_id, check_tenant
 from .errors import InvalidStoreInput, TenantMismatch, UnknownDecision
-from .models import CustomerProfileRow, Decision, DecisionGesture, DecisionRule, Outcome, Visit, table_of
 from .groupcommit import GroupCommit
 from .learning import LearningDecision
+from .models import CustomerProfileRow, Decision, DecisionGesture, DecisionRule, Outcome, Visit, table_of
 from .outcomes import outcome_record
 from .percentiles import tenure_start
 from .records import DecisionGestureRecord, DecisionRecord
