@@ -6,6 +6,7 @@ item 6: a 10,000-rule pack loads in seconds)."""
 from __future__ import annotations
 
 import random
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +135,31 @@ def test_careless_edits_read_the_same_with_either_reader():
         read += 1
         same(fast, yaml_ruamel.parse(edited, "x.yaml"))
     assert read > 100  # most edits still read as YAML: the comparison was made
+
+
+def test_generated_scale_packs_take_the_fast_reader_and_load_as_their_dicts(tmp_path, monkeypatch):
+    """The packs the scale benchmark writes (bench/targets.py) never fall back to ruamel."""
+    sys.path.append(str(ROOT))  # for bench/
+    from bench import targets
+    from recommender.packs import pack_from_data
+
+    pack = targets.scale_packs(2_000)[0]
+    path = tmp_path / "gen.yaml"
+    path.write_text(targets.pack_yaml(pack), encoding="utf-8")
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("ruamel was asked to read a plain pack")
+
+    monkeypatch.setattr(yaml_ruamel, "parse", refuse)
+    loaded = load_pack(path)
+    plain = pack_from_data(pack, str(path), "gen.yaml")
+    assert len(loaded.rules) == 2_000
+    assert [(r.id, r.branches) for r in loaded.rules] == [(r.id, r.branches) for r in plain.rules]
+    assert loaded.rules[0].line == pack_yaml_line(path, f"  - id: {pack['rules'][0]['id']}")
+
+
+def pack_yaml_line(path: Path, text: str) -> int:
+    return path.read_text(encoding="utf-8").splitlines().index(text) + 1
 
 
 def test_a_pack_loads_the_same_without_the_fast_reader(tmp_path, monkeypatch):
