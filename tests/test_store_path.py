@@ -233,3 +233,29 @@ def test_screening_judges_by_its_interactions_enrichment_read_only_while_fresh(
     store.enrich(c)
     store.screen(c, offers)
     assert len(reads) == 4  # too old to stand for now: read again
+
+
+@pytest.mark.parametrize("when,note", [
+    (None, "plain"),
+    ("2026-03-01T10:00:00Z", "plain"),
+    ("2026-03-01T10:00:00.000120+05:30", "accents é"),
+    ("2026-03-01T10:00:00.999999-03:00", "emoji 🛞 (a surrogate pair in JSON text: the walk decides)"),
+])
+def test_a_logged_context_is_encoded_once_and_stored_as_its_json_mode_dump(
+        make_store: Callable[..., Any], rec: Recommender, when: str | None, note: str) -> None:
+    from recommender.context import parse_context
+    from recommender.memory.values import CheckedJson, checked_json, dumps
+
+    body = ctx(interaction={"attributes": {"note": note}, **({"occurred_at": when} if when else {})})
+    parsed = parse_context(body)
+    json_mode = parsed.model_dump(mode="json", exclude_none=True)
+    bound = checked_json(parsed.model_dump(exclude_none=True), "", lambda: json_mode)
+    assert dumps(bound) == dumps(json_mode)  # the same text the engine wrote from the JSON-mode dump
+    assert isinstance(bound, CheckedJson) is ("emoji" not in note)
+    store = make_store()
+    result = rec.recommend(body)
+    stored = store.get_decision(store.record_decision(parsed, result))
+    assert stored.context == json_mode
+    assert stored.recommendations == [{"gesture_id": r.gesture_id, "title": r.title, "category": r.category,
+                                       "tier": r.tier, "cost": r.cost, "score": r.score,
+                                       "rules": [m.rule_id for m in r.rules]} for r in result.recommendations]

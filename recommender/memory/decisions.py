@@ -26,7 +26,7 @@ from .outcomes import outcome_record
 from .percentiles import tenure_start
 from .records import DecisionGestureRecord, DecisionRecord
 from .screening import Screening, screening_key
-from .values import check_json, check_occurred_at
+from .values import check_occurred_at, checked_json
 
 if TYPE_CHECKING:
     from ..context import Context
@@ -83,10 +83,13 @@ class DecisionLog(Screening):
                  "available_on": w.available_on.isoformat() if w.available_on else None,
                  "source": "store" if w.gesture_id in store_held else "recommender"}
                 for w in [*result.needs_approval, *result.withheld]]
-        check_json(ctx.model_dump(exclude_none=True), "")  # JSON mode would turn NaN into null
-        logged_context = ctx.model_dump(mode="json", exclude_none=True)
-        check_json(recs, "recommendations")
-        check_json(held, "withheld")
+        # The context dumped once, in Python mode (JSON mode would turn a NaN in an open map
+        # into null), checked, and encoded once: the row binds its text, date-times written
+        # as the JSON mode writes them (the second dump happens only when the walk decides).
+        logged_context = checked_json(ctx.model_dump(exclude_none=True), "",
+                                      lambda: ctx.model_dump(mode="json", exclude_none=True))
+        logged_recs = checked_json(recs, "recommendations")
+        logged_held = checked_json(held, "withheld")
         gesture_rows: list[dict[str, Any]] = []
         rule_rows: list[dict[str, Any]] = []
         for pos, r in enumerate(result.recommendations):
@@ -118,14 +121,16 @@ class DecisionLog(Screening):
                 store_id=ctx.business.store_id, staff_id=ctx.staff.id, staff_level=ctx.staff.level,
                 issue=ctx.interaction.issue, context_hash=result.receipt.context_hash,
                 receipt_id=result.receipt.id, ruleset_version=result.ruleset_version,
-                recommendations=recs, held=held, context=logged_context, profile_revision=profile_revision,
+                recommendations=logged_recs, held=logged_held, context=logged_context,
+                profile_revision=profile_revision,
                 extras_offered=offered,
                 extras_listed=any(r.tier == "exceed" for r in result.recommendations) if offered else None,
                 extras_steer=float(extras_steer) if extras_steer is not None else None),
             facts=dict(tenant=tenant, customer_id=customer_id, preferences={}, interests=[], notes=[],
                        created_at=created, updated_at=created, facts_at=occurred, **facts) if facts else None,
             gestures=gesture_rows, rules=rule_rows,
-            learning=(dict(decision_id=decision_id, tenant=tenant, trace=trace.model_dump(mode="json"))
+            learning=(dict(decision_id=decision_id, tenant=tenant,
+                                trace=checked_json(trace.model_dump(mode="json"), "learning"))
                       if trace is not None else None),
             visit=dict(tenant=tenant, customer_id=customer_id, decision_id=decision_id, issue=ctx.interaction.issue,
                        store_id=ctx.business.store_id, occurred_at=occurred) if customer_id else None,

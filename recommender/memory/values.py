@@ -18,13 +18,15 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import date, datetime, timedelta, timezone, tzinfo
-from typing import Any
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from typing import Any, Callable
+
+from pydantic_core import to_jsonable_python
 
 from ..context import MAX_YEAR, MIN_YEAR
 from .errors import InvalidStoreInput
 
-__all__ = ["check_text", "check_json", "dumps", "check_occurred_at", "shift", "local_date", "next_day",
+__all__ = ["check_text", "check_json", "checked_json", "CheckedJson", "dumps", "check_occurred_at", "shift", "local_date", "next_day",
            "in_window", "MIN_TIME", "MAX_TIME", "MIN_YEAR", "MAX_YEAR"]
 
 # The years a decision may be dated in (``interaction.occurred_at``): the context's window,
@@ -114,13 +116,13 @@ def _iso(value: Any) -> str:
     raise TypeError(type(value).__name__)
 
 
-def _clean_text(value: Any, *, dates: bool = False) -> str | None:
+def _clean_text(value: Any, *, dates: bool = False, default: Callable[[Any], Any] | None = None) -> str | None:
     """``value``'s JSON text when the text itself shows that nothing :func:`check_json` refuses
     is there (no NaN or Infinity, JSON types only, no NUL or surrogate escape, fewer brackets
     than the nesting limit, string keys only); None when the walk must decide (a valid pair of
     surrogates, deep nesting, a number key that ``json.dumps`` would turn into text)."""
     try:
-        text = json.dumps(value, allow_nan=False, default=_iso if dates else None)
+        text = json.dumps(value, allow_nan=False, default=default or (_iso if dates else None))
     except (ValueError, TypeError, RecursionError):
         return None
     if (_SUSPECT.search(text) is not None or text.count("[") + text.count("{") > _MAX_DEPTH
@@ -129,9 +131,42 @@ def _clean_text(value: Any, *, dates: bool = False) -> str | None:
     return text
 
 
+class CheckedJson:
+    """A JSON value's text, already checked: the engines' serializer (:func:`dumps`) writes it
+    as it is rather than encoding and checking the value a second time."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def checked_json(value: Any, field: str, json_value: Callable[[], Any] | None = None) -> Any:
+    """:func:`check_json`, returning what to bind for a JSON column, so a logged row is encoded
+    once. ``value`` may be a model dumped in Python mode: its date-times are written as the
+    model's JSON mode writes them, so the text is exactly what :func:`dumps` would write for
+    ``json_value()`` (the JSON-mode dump), which is bound instead when the text alone cannot
+    show the value clean (the walk decides, as before)."""
+    text = _clean_text(value, default=_json_time)
+    if text is None:
+        check_json(value, field)
+        return json_value() if json_value is not None else value
+    return CheckedJson(text)
+
+
+def _json_time(value: Any) -> Any:
+    """A date-time as pydantic's JSON mode writes it (the context's only non-JSON type)."""
+    if isinstance(value, (date, time)):
+        return to_jsonable_python(value)
+    raise TypeError(type(value).__name__)
+
+
 def dumps(value: Any) -> str:
     """The engines' JSON serializer: refuses what :func:`check_json` refuses, on both databases
-    (a safety net: callers check first, with better field names)."""
+    (a safety net: callers check first, with better field names); a :class:`CheckedJson` is
+    written as its text."""
+    if type(value) is CheckedJson:
+        return value.text
     text = _clean_text(value)
     if text is None:
         check_json(value, "")
