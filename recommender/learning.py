@@ -27,6 +27,7 @@ import hashlib
 import hmac
 import math
 import random
+import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol, Sequence
@@ -231,13 +232,53 @@ def choice_probabilities(posts: Mapping[str, Posterior], k: int = 1, draws: int 
                          weights: Mapping[str, float] | None = None) -> dict[str, float]:
     """The chance each gesture is among the ``k`` highest Thompson values (Monte Carlo from
     a generator seeded by the posteriors themselves, so the same evidence gives the same
-    numbers)."""
+    numbers).
+
+    The answer is a function of its inputs' values alone, and costs milliseconds while the
+    evidence of a segment changes far less often than requests come: it is kept (a bounded
+    memo, :data:`CHOICE_MEMO`) keyed by the exact text of those values (``repr``, so ``1``
+    and ``1.0``, or ``0.0`` and ``-0.0``, stay apart), and a kept answer is exactly what the
+    computation gives (tested against it)."""
     params = _params(posts)
     if not params:
         return {}
     if len(params) <= k:
         return {g: 1.0 for g, _, _ in params}
     w = weights or {}
+    key = _memo_key(params, k, draws, w)
+    if key is None:
+        return _choice_probabilities(params, k, draws, w)
+    hit = _CHOICES.get(key)
+    if hit is None:
+        hit = _choice_probabilities(params, k, draws, w)
+        with _CHOICES_LOCK:
+            while _CHOICES and len(_CHOICES) >= CHOICE_MEMO:
+                del _CHOICES[next(iter(_CHOICES))]  # the oldest first
+            if CHOICE_MEMO > 0:
+                _CHOICES[key] = hit
+    return dict(hit)
+
+
+#: Choice probabilities kept (:func:`choice_probabilities`): sets of posteriors and weights.
+CHOICE_MEMO = 4096
+_CHOICES: dict[str, dict[str, float]] = {}
+_CHOICES_LOCK = threading.Lock()
+
+
+def _memo_key(params: list[tuple[str, float, float]], k: int, draws: int, w: Mapping[str, float]) -> str | None:
+    """The exact text of what :func:`_choice_probabilities` reads (None, uncached, for inputs
+    of any other type than ``str``, ``int`` and ``float``, whose text might not tell them apart)."""
+    exact = (int, float)
+    values = [(g, a, b, w.get(g, 1.0)) for g, a, b in params]
+    if not all(type(g) is str and type(a) in exact and type(b) in exact and type(x) in exact
+               for g, a, b, x in values) or type(k) is not int or type(draws) is not int:
+        return None
+    return repr((k, draws, values))
+
+
+def _choice_probabilities(params: list[tuple[str, float, float]], k: int, draws: int,
+                          w: Mapping[str, float]) -> dict[str, float]:
+    """:func:`choice_probabilities`, computed (more gestures than ``k``)."""
     if k == 1:
         return _top_one(params, w)
     seed = hashlib.sha256(repr([(g, round(a, 9), round(b, 9), round(w.get(g, 1.0), 9))

@@ -196,3 +196,35 @@ def test_the_learned_ranking_lists_the_best_gesture_of_each_segment() -> None:
     assert "callback" in high.gesture_ids() and "credit" in standard.gesture_ids()
     top = high.recommendations[0]
     assert top.evidence is not None and top.evidence.learned and top.evidence.outcomes >= 30
+
+
+def test_kept_choice_probabilities_are_exactly_what_the_computation_gives(monkeypatch: pytest.MonkeyPatch) -> None:
+    import recommender.learning as learning
+
+    monkeypatch.setattr(learning, "_CHOICES", {})
+    rng = random.Random(17)
+    cases = []
+    for _ in range(12):
+        posts = {g: Posterior("s", rng.uniform(0.3, 40), rng.uniform(0.3, 40), 5, 0.5, True)
+                 for g in "abcd"[:rng.randint(2, 4)]}
+        weights = {g: rng.uniform(0.2, 3) for g in posts}
+        cases.append((posts, weights, rng.choice([1, 1, 2])))
+    # values equal as numbers but written apart (k > 1 seeds its draws from their text): kept apart
+    ints = {"a": Posterior("s", 3, 7, 10, 0.5, True), "b": Posterior("s", 30, 20, 50, 0.5, True),
+            "c": Posterior("s", 2, 3, 5, 0.5, True)}
+    floats = {g: Posterior("s", float(p.alpha), float(p.beta), p.n, p.prior, p.learned) for g, p in ints.items()}
+    cases += [(ints, {"a": 1, "b": 1, "c": 2}, 2), (floats, {"a": 1.0, "b": 1.0, "c": 2.0}, 2)]
+    for posts, weights, k in cases:
+        computed = learning._choice_probabilities(learning._params(posts), k, learning.CHOICE_DRAWS, weights)
+        first = choice_probabilities(posts, k=k, weights=weights)
+        first["a"] = -1.0  # a caller's copy: what is kept is untouched
+        assert choice_probabilities(posts, k=k, weights=weights) == computed  # answered from the memo
+    assert len(learning._CHOICES) == sum(len(posts) > k for posts, _, k in cases)  # one each
+    draws = learning.CHOICE_DRAWS
+    assert (learning._choice_probabilities(learning._params(ints), 2, draws, {"a": 1, "b": 1, "c": 2})
+            != learning._choice_probabilities(learning._params(floats), 2, draws,
+                                              {"a": 1.0, "b": 1.0, "c": 2.0}))  # why the text is the key
+    monkeypatch.setattr(learning, "CHOICE_MEMO", 3)
+    posts, weights, k = cases[0]
+    choice_probabilities({**posts, "z": Posterior("s", 1.5, 2.5, 1, 0.5, True)}, k=k, weights=weights)
+    assert len(learning._CHOICES) == 3  # bounded: the oldest go first

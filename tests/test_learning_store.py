@@ -170,3 +170,30 @@ def test_learning_never_adds_a_gesture_nor_lifts_one_past_its_guardrails(make_st
     assert "callback" not in result.gesture_ids()
     assert [w.gesture_id for w in result.needs_approval] == ["callback"]
     assert result.recommendations[0].gesture_id == "voucher"  # credit, learned poor, ranks below voucher's prior
+
+
+def test_kept_choice_probabilities_log_what_the_computation_gives(make_store: Any,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The extras' choice probabilities are kept between requests (``learning.CHOICE_MEMO``): a
+    decision answered from the memo has the receipt, listed probabilities and logged trace of
+    one computed afresh."""
+    import recommender.learning as learning
+
+    store = make_store()
+    store.learning_config = LearningConfig(min_evidence=3)
+    rec = _rec()
+    _teach(rec, store, 12, {"callback": True, "tasting": True, "upgrade": False, "thank_you": False})
+    monkeypatch.setattr(learning, "_CHOICES", {})
+    monkeypatch.setattr(learning, "CHOICE_MEMO", 0)  # nothing kept: computed
+    computed = rec.explain(_ctx(500), store=store)
+    assert not learning._CHOICES
+    monkeypatch.setattr(learning, "CHOICE_MEMO", 16)
+    rec.explain(_ctx(500), store=store)
+    assert len(learning._CHOICES) == 1
+    kept = rec.recommend(_ctx(500), store=store)  # answered from the memo
+    assert computed.learning is not None and kept.learning is not None and len(kept.learning.choices) > 1
+    assert kept.receipt == computed.receipt and kept.learning.choices == computed.learning.choices
+    assert ([r.evidence.choice_probability for r in kept.recommendations if r.evidence]
+            == [r.evidence.choice_probability for r in computed.recommendations if r.evidence])
+    logged = [d for d in iter_decisions(store, tenant="acme") if d.id == kept.decision_id]
+    assert logged and logged[0].learning["choices"] == computed.learning.choices
