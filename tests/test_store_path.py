@@ -259,3 +259,29 @@ def test_a_logged_context_is_encoded_once_and_stored_as_its_json_mode_dump(
     assert stored.recommendations == [{"gesture_id": r.gesture_id, "title": r.title, "category": r.category,
                                        "tier": r.tier, "cost": r.cost, "score": r.score,
                                        "rules": [m.rule_id for m in r.rules]} for r in result.recommendations]
+
+
+def test_the_driver_level_read_gives_the_rows_the_statement_gives(make_store: Callable[..., Any],
+                                                                  rec: Recommender) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from recommender.memory.history import _READ, _read_history
+
+    store = make_store()
+    store.update_customer("acme", "c-1", preferences={"channel": "sms", "n": 2}, interests=["bikes", "é🛞"])
+    start = datetime(2026, 3, 1, 10, 0, 0, 250, tzinfo=timezone.utc)
+    for i, issue in enumerate(["flat_tire", "flat_tire", "late_delivery"]):
+        when = (start + timedelta(days=i, microseconds=i)).isoformat()
+        result = rec.recommend(ctx({"lifetime_value": 1200.5, "tenure_years": 3}, issue=issue,
+                                   interaction={"occurred_at": when}), store=store)
+        for g in result.gesture_ids():
+            store.record_outcome(result.decision_id, g, "accepted", idempotency_key=f"{result.decision_id}:{g}",
+                                 actual_cost=12.5)
+    now = start + timedelta(days=5)
+    for who in ("c-1", "c-unknown"):
+        params = {"tenant": "acme", "customer_id": who, "now": now, "since": now - timedelta(days=400)}
+        statement = store._read(lambda conn: [tuple(r) for r in conn.execute(_READ[False], params).all()])
+        driver = store._read(lambda conn: [tuple(r) for r in _read_history(conn, params)])
+        assert sorted(driver, key=repr) == sorted(statement, key=repr)
+        assert (len(statement) > 3) is (who == "c-1")  # the profile, visits per issue, the events
+        assert all(r[7] is None or r[7].tzinfo is timezone.utc for r in driver)

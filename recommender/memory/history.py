@@ -13,7 +13,7 @@ import json
 import time as _time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Iterable, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, Iterable, NamedTuple
 
 from sqlalchemy import Connection, Float, String, Text, bindparam, cast, func, literal, null, select, union_all
 
@@ -104,6 +104,51 @@ def _union_read(budget: bool) -> Any:
 _READ = {False: _union_read(False), True: _union_read(True)}
 
 
+class _Row(NamedTuple):
+    kind: str
+    s1: Any
+    s2: Any
+    s3: Any
+    s4: Any
+    s5: Any
+    num: Any
+    at: Any
+    j1: Any
+    j2: Any
+
+
+@functools.lru_cache(maxsize=8)
+def _driver_read(dialect: Any) -> tuple[str, Any, Callable[[dict[str, Any]], Any], Callable[[Any], Any] | None]:
+    """The read without capped budgets (:data:`_READ`), compiled once for ``dialect`` and run
+    with ``exec_driver_sql``: SQLAlchemy's statement cache key (a walk of the whole union on
+    every call), bind and row processing cost more CPU than the database's answer. Returns the
+    SQL, the compiled statement, the parameters as the driver takes them (each bound value
+    processed by its column's type, as the statement would bind it) and the processor of the
+    ``at`` column (the only one whose values the driver does not give as the statement would)."""
+    compiled = _READ[False].compile(dialect=dialect)
+    procs = {name: bind.type.dialect_impl(dialect).bind_processor(dialect) for name, bind in compiled.binds.items()}
+    order = compiled.positiontup if compiled.positional else None
+
+    def params(values: dict[str, Any]) -> Any:
+        bound = compiled.construct_params(values)
+        for name, proc in procs.items():
+            if proc is not None and bound.get(name) is not None:
+                bound[name] = proc(bound[name])
+        return tuple(bound[n] for n in order) if order is not None else bound
+
+    return compiled.string, compiled, params, UTCDateTime().dialect_impl(dialect).result_processor(dialect, None)
+
+
+def _read_history(conn: Connection, params: dict[str, Any]) -> list[_Row]:
+    """:data:`_READ` without capped budgets, through the driver (:func:`_driver_read`): the
+    same rows as ``conn.execute(_READ[False], params).all()`` (tested on both databases)."""
+    sql, _, bind, at = _driver_read(conn.dialect)
+    rows = conn.exec_driver_sql(sql, bind(params)).all()
+    if at is None:
+        return [_Row(*r) for r in rows]
+    return [_Row(r[0], r[1], r[2], r[3], r[4], r[5], r[6], at(r[7]), r[8], r[9]) for r in rows]
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """What screening needs, read with the enrichment of the same interaction (one connection,
@@ -184,7 +229,8 @@ class History(Percentiles):
         params: dict[str, Any] = {**who, "since": shift(now, -policy.lookback_days())}
         if scopes:
             params.update(day=day, scopes=[s for s, _, _ in scopes], scope_ids=[i for _, i, _ in scopes])
-        rows = self._read(lambda conn: conn.execute(_READ[bool(scopes)], params).all())
+        rows: Iterable[Any] = self._read(lambda conn: conn.execute(_READ[True], params).all() if scopes
+                                         else _read_history(conn, params))
         profile: _Profile | None = None
         visits: list[_Visit] = []
         events: list[Event] = []
