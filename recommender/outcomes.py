@@ -25,7 +25,8 @@ def outcome_key(decision_id: str, gesture_id: str, outcome: str) -> str:
 class OutcomeEvent(BaseModel):
     """What happened to one recommended gesture of one decision."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # defer_build: built on first use (a recommendation without a store records no outcome)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     decision_id: str
     gesture_id: str

@@ -37,7 +37,8 @@ Id = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,79}$")]
 
 class _Spec(BaseModel):
     # strict: a pack says what it means (priority: true or '90' is an error, not 1 or 90)
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # defer_build: built on first use; a rulebook read from the warm cache validates no pack
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
 
 def _default_label(data: Any) -> Any:
@@ -159,7 +160,7 @@ class Gesture(_Spec):
 class Rule(_Spec):
     """When the conditions hold, recommend ``then`` because of a stated principle."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, arbitrary_types_allowed=True, defer_build=True)
 
     id: Id
     when: Any
@@ -200,7 +201,7 @@ class _PackFile(_Spec):
 class Pack(BaseModel):
     """A validated pack: its gestures and rules, each rule parsed into DNF branches."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     name: str
     version: str

@@ -21,15 +21,21 @@ EXAMPLE = {"business": {"id": "shop"}, "customer": {"tenure_years": 3},
 HEAVY = ("fastapi", "starlette", "uvicorn", "sqlalchemy", "alembic", "httpx", "psycopg", "dask", "ruamel.yaml",
          "yaml", "recommender.service", "recommender.memory", "recommender.backtest", "recommender.yaml_fast",
          "recommender.yaml_ruamel", "recommender.scenarios")
+#: Built or loaded only when used: the pack models (a warm cache validates no pack), rich's emoji
+#: table (the CLI prints text as written).
+UNUSED = ("model:Pack", "model:Rule", "model:Gesture", "model:CostFormula", "model:_PackFile", "rich._emoji_codes")
 #: The other commands' groups: ``recommend`` skips them.
 GROUPS = ("recommender.cli.serve_cmd", "recommender.cli.memory_cmd", "recommender.cli.backtest_cmd")
 
 
 def imported(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
-    """Run the CLI in a fresh interpreter; the modules it had imported when it exited."""
+    """Run the CLI in a fresh interpreter; the modules it had imported when it exited, and
+    ``model:NAME`` for each pack model whose validator was built (they are built on first use)."""
     dump = tmp_path / "modules.json"
+    built = ("[f'model:{n}' for n in ('Pack', 'Rule', 'Gesture', 'CostFormula', '_PackFile') "
+             "if 'recommender.packs' in sys.modules and sys.modules['recommender.packs'].__dict__[n].__pydantic_complete__]")
     code = ("import atexit, json, sys\n"
-            f"atexit.register(lambda: open({str(dump)!r}, 'w').write(json.dumps(sorted(sys.modules))))\n"
+            f"atexit.register(lambda: open({str(dump)!r}, 'w').write(json.dumps(sorted(sys.modules) + {built})))\n"
             "from recommender.cli import main\n"
             f"sys.argv = ['recommender', *{list(args)!r}]\n"
             "main()\n")
@@ -48,8 +54,21 @@ def test_recommend_from_a_warm_cache_imports_only_what_it_runs(tmp_path):
     assert warm.returncode == 0, warm.stderr
     assert json.loads(warm.stdout)["recommendations"] == json.loads(cold.stdout)["recommendations"]
     assert "recommender.yaml_fast" in cold_modules  # the cold run read the packs: the warm one, the cache
+    assert "model:Pack" in cold_modules and "model:Rule" in cold_modules  # validated when read
     assert "recommender.core" in modules and "durable_rules_engine" in modules
-    assert not [m for m in (*HEAVY, *GROUPS) if m in modules]
+    assert not [m for m in (*HEAVY, *GROUPS, *UNUSED) if m in modules]
+    table, modules = imported(tmp_path, "recommend", str(ctx))
+    assert table.returncode == 0 and "Recommended now" in table.stdout
+    assert not [m for m in (*HEAVY, *GROUPS, *UNUSED) if m in modules]
+
+
+def test_text_is_printed_as_written_never_as_emoji(tmp_path):
+    """The consoles do not read emoji codes: a file named ':x:' is named as such (it was shown
+    as an emoji), and rich's emoji table is never loaded."""
+    p, modules = imported(tmp_path, "recommend", str(tmp_path / ":x:"))
+    assert p.returncode == 2
+    assert f"cannot read context file {tmp_path / ':x:'}:" in p.stderr and "\u274c" not in p.stderr
+    assert "rich._emoji_codes" not in modules
 
 
 def test_help_imports_no_models_and_lists_every_command_group(tmp_path):

@@ -26,8 +26,10 @@ app = typer.Typer(
     rich_markup_mode="markdown",
     pretty_exceptions_enable=False,
 )
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# emoji=False: ":x:" in a file name, a note or a pack's text is printed as written, never as an
+# emoji (and rich's emoji table is not loaded)
+out = Console(highlight=False, soft_wrap=True, emoji=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 #: Modules that add command groups (each defines ``register(app)``); imported lazily so
 #: heavy dependencies (HTTP, SQL) load only for the commands that need them.
