@@ -64,6 +64,13 @@ MAX_ID_CHARS = 128
 MAX_COUNT = 1_000_000
 
 
+def new_list() -> list[Any]:
+    """``default_factory`` of a list field: pydantic reads a Python function's signature at
+    once, while ``list``'s is parsed from its text by ``tokenize`` (its first use compiles a
+    large regular expression), for every such field of every model it builds at start-up."""
+    return []
+
+
 def _no_nul(value: str) -> str:
     if "\x00" in value:
         raise ValueError("must not contain NUL (\\u0000) characters")
@@ -178,14 +185,14 @@ class Customer(_Model):
     tier: Slug | None = None
     is_new: bool | None = None
     is_vip: bool | None = None
-    life_events: Tags = Field(default_factory=list)
-    interests: Tags = Field(default_factory=list)
+    life_events: Tags = Field(default_factory=new_list)
+    interests: Tags = Field(default_factory=new_list)
     preferences: Scalars = Field(default_factory=dict)
-    consents: Tags = Field(default_factory=list)
+    consents: Tags = Field(default_factory=new_list)
     #: Filled from memory (a store) or by plugins; callers may pass them too.
     last_visit_days: Annotated[float, Field(ge=0, le=100_000, allow_inf_nan=False)] | None = None
-    prior_issues: Tags = Field(default_factory=list)
-    recent_gestures: Tags = Field(default_factory=list)
+    prior_issues: Tags = Field(default_factory=new_list)
+    recent_gestures: Tags = Field(default_factory=new_list)
     attributes: Scalars = Field(default_factory=dict)
     #: Derived per business from its profile (:mod:`recommender.profile`) unless given:
     #: loyal and high-value on *this* business's scale, and returning (2+ visits).

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .context import new_list
+
 __all__ = [
     "ConditionResult",
     "RuleMatch",
@@ -110,7 +112,7 @@ class Withheld(_Out):
                     "listing_cap", "extras_rate", "contact_preference",
                     "suppressed", "vetoed", "abuse_review", "goodwill_cap"]
     detail: str
-    rules: list[str] = Field(default_factory=list)
+    rules: list[str] = Field(default_factory=new_list)
     available_on: date | None = None
     script: str | None = Field(default=None, description="needs_approval only: what would be said to the customer")
     agent_reason: str | None = Field(default=None, description="needs_approval only: why, for the approver")
@@ -131,8 +133,8 @@ class Assessment(_Out):
     family: str | None = Field(description="The issue's family (null: an unknown issue code)")
     severity: int = Field(ge=0, le=4, description="0 none, 1 minor, 2 moderate, 3 major, 4 critical")
     band: Literal["none", "minor", "moderate", "major", "critical"]
-    reasons: list[str] = Field(default_factory=list)
-    signals: list[str] = Field(default_factory=list, description=(
+    reasons: list[str] = Field(default_factory=new_list)
+    signals: list[str] = Field(default_factory=new_list, description=(
         "What besides the family made it negative: repeat, escalated, upset, late, long_wait, money_at_stake"))
 
 
@@ -163,14 +165,14 @@ class Suppression(_Out):
 
 class RecommendationResult(_Out):
     recommendations: list[Recommendation]
-    needs_approval: list[Withheld] = Field(default_factory=list)
-    withheld: list[Withheld] = Field(default_factory=list, description="Matched but dropped: budget, exclusivity, cap, policy")
+    needs_approval: list[Withheld] = Field(default_factory=new_list)
+    withheld: list[Withheld] = Field(default_factory=new_list, description="Matched but dropped: budget, exclusivity, cap, policy")
     assessment: Assessment | None = None
-    missing_inputs: list[str] = Field(default_factory=list, description=(
+    missing_inputs: list[str] = Field(default_factory=new_list, description=(
         "Fields rules asked about that the context lacked, those that would change most first"))
-    type_mismatches: list[str] = Field(default_factory=list)
-    warnings: list[PluginWarning] = Field(default_factory=list)
-    notes: list[str] = Field(default_factory=list)
+    type_mismatches: list[str] = Field(default_factory=new_list)
+    warnings: list[PluginWarning] = Field(default_factory=new_list)
+    notes: list[str] = Field(default_factory=new_list)
     receipt: Receipt
     decision_id: str | None = None
     ruleset_version: str
@@ -182,6 +184,6 @@ class RecommendationResult(_Out):
 
 
 class Explanation(RecommendationResult):
-    near_misses: list[NearMiss] = Field(default_factory=list)
+    near_misses: list[NearMiss] = Field(default_factory=new_list)
     rules_evaluated: int = 0
-    rules_matched: list[str] = Field(default_factory=list)
+    rules_matched: list[str] = Field(default_factory=new_list)
