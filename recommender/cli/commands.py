@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any, List, Optional
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 from rich.text import Text
 
 from ..errors import ContextError, RecommenderError, RulePackError, sort_problems
@@ -104,6 +103,8 @@ def _run(source: str, rules: Optional[List[Path]], plugins_dir: Optional[Path], 
 
 
 def print_result(result: RecommendationResult) -> None:
+    from rich.table import Table  # here: ``--json`` prints no table
+
     from ..results import Explanation
 
     a = result.assessment
