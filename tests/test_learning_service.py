@@ -91,8 +91,10 @@ def test_learning_show_freeze_reset_from_the_cli(tmp_path: Path) -> None:
     shown = runner.invoke(app, ["learning", "show", "--tenant", "acme", "--url", url, "--json"])
     assert shown.exit_code == 0, shown.output
     assert json.loads(shown.stdout)["segments"][0]["declined"] == 1.0
-    table = runner.invoke(app, ["learning", "show", "--tenant", "acme", "--url", url])
+    table = runner.invoke(app, ["learning", "show", "--tenant", "acme", "--url", url, "--limit", "1"])
     assert table.exit_code == 0 and "tenant acme: learning on" in table.output
+    low, high = json.loads(shown.stdout)["segments"][0]["interval"]
+    assert 0 <= low < high <= 1 and f"{low:.0%}-{high:.0%}" in table.output  # the 95% range, as served
     assert runner.invoke(app, ["learning", "freeze", "--tenant", "acme", "--url", url]).exit_code == 0
     assert "FROZEN" in runner.invoke(app, ["learning", "show", "--tenant", "acme", "--url", url]).output
     assert runner.invoke(app, ["learning", "reset", "--tenant", "acme", "--url", url, "--yes"]).exit_code == 0

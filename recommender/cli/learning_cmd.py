@@ -42,13 +42,20 @@ def show_cmd(
         out.print("nothing learned yet: the rules' order stands everywhere", markup=False)
         return
     table = Table(show_lines=False)
-    for col in ("gesture", "segment", "outcomes", "accepted", "declined", "acceptance", "delivery", "counts"):
+    for col in ("gesture", "segment", "outcomes", "accepted", "declined", "acceptance", "95% range", "delivery",
+                "counts"):
         table.add_column(col, overflow="fold")
     for r in state["segments"]:
         table.add_row(escape(r["gesture_id"]), escape(r["segment"]), str(r["outcomes"]), f"{r['accepted']:.1f}",
-                      f"{r['declined']:.1f}", f"{r['acceptance']:.0%}",
+                      f"{r['declined']:.1f}", f"{r['acceptance']:.0%}", _range(r["interval"]),
                       "-" if r["delivery"] is None else f"{r['delivery']:.0%}", "yes" if r["learned"] else "not yet")
     out.print(table)
+
+
+def _range(interval: list[float] | tuple[float, float]) -> str:
+    """The 95% credible interval as the console shows it ("61%-87%")."""
+    low, high = interval
+    return f"{low:.0%}-{high:.0%}"
 
 
 @learning_app.command("reset")
