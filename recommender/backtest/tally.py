@@ -12,7 +12,7 @@ recommended gesture is of tier ``recover``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Iterable
@@ -91,62 +91,52 @@ def _ratio(num: int, den: int) -> float | None:
 # -- tallies (what workers return) ----------------------------------------------------
 
 
+class _Counts:
+    """Counters that workers fill and the parent merges, field by field: numbers added, count
+    maps added key by key, sets joined."""
+
+    def merge(self, o: Any) -> None:
+        for f in fields(self):  # type: ignore[arg-type]
+            mine, theirs = getattr(self, f.name), getattr(o, f.name)
+            if isinstance(mine, dict):
+                _add_counts(mine, theirs)
+            elif isinstance(mine, set):
+                mine |= theirs
+            else:
+                setattr(self, f.name, mine + theirs)
+
+
 @dataclass
-class GestureTally:
+class GestureTally(_Counts):
     fires: int = 0
     cents: int = 0
     unknown_cost: int = 0
     held: dict[str, int] = field(default_factory=dict)  # withheld reason -> rows
 
-    def merge(self, o: "GestureTally") -> None:
-        self.fires += o.fires
-        self.cents += o.cents
-        self.unknown_cost += o.unknown_cost
-        _add_counts(self.held, o.held)
-
 
 @dataclass
-class RuleTally:
+class RuleTally(_Counts):
     rows: int = 0       # rows where the rule backed at least one recommended gesture
     held_rows: int = 0  # rows where it matched but every gesture it backed was withheld
     cents: int = 0      # cost of the recommended gestures it backed
     gestures: set[str] = field(default_factory=set)
 
-    def merge(self, o: "RuleTally") -> None:
-        self.rows += o.rows
-        self.held_rows += o.held_rows
-        self.cents += o.cents
-        self.gestures |= o.gestures
-
 
 @dataclass
-class TierTally:
+class TierTally(_Counts):
     fires: int = 0
     rows: int = 0
     cents: int = 0
 
-    def merge(self, o: "TierTally") -> None:
-        self.fires += o.fires
-        self.rows += o.rows
-        self.cents += o.cents
-
 
 @dataclass
-class SegTally:
+class SegTally(_Counts):
     rows: int = 0
     with_gesture: int = 0
     fires: int = 0
     cents: int = 0
     negative: int = 0
     covered: int = 0
-
-    def merge(self, o: "SegTally") -> None:
-        self.rows += o.rows
-        self.with_gesture += o.with_gesture
-        self.fires += o.fires
-        self.cents += o.cents
-        self.negative += o.negative
-        self.covered += o.covered
 
 
 def _add_counts(into: dict[Any, int], other: dict[Any, int]) -> None:
