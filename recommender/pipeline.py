@@ -494,10 +494,46 @@ def _vetoed(d: _Draft) -> bool:
 def _choose_again(d: _Draft, _: list[PluginWarning]) -> _Draft:
     """After the adjusters: choose once more without what they vetoed (then adjust again)."""
     if d.adjust and len(d.vetoed) > d.round_start:
-        _choose(d, d.budget, d.max_extras)
+        if not _drop_vetoed(d):
+            _choose(d, d.budget, d.max_extras)
     else:
         d.adjust = False
     return d
+
+
+def _drop_vetoed(d: _Draft) -> bool:
+    """The choice run again without this round's vetoes, when the vetoes free nothing: the
+    first choice with the vetoed gestures left out of its list. Whether it applied.
+
+    Arbitration walks the candidates in order, and a chosen gesture bears on those after it
+    only through what it takes: its tier's listing cap, the budget (its cost), its exclusive
+    group and its conflicts. When no candidate was withheld for its tier's cap, for the
+    budget (with a cost), or for a group or conflict that names it (``blocked_by``), every
+    other candidate meets the same fate, with the same reason and detail, in the same
+    order, as in a full run without it. Not with an extras draw among learned gestures
+    (``_choose_extra`` reweighs them for the new list): then it runs in full.
+    tests/test_pipeline_plugins.py compares both ways."""
+    decision = d.decision
+    if decision is None or (d.trace is not None and d.trace.extras_chance is not None):
+        return False
+    out = {w["gesture_id"] for w in d.vetoed[d.round_start:]}
+    gone = [c for c in decision.chosen if c.gesture.id in out]
+    if len(gone) != len(out):
+        return False
+    tiers = {c.gesture.tier for c in gone}
+    spends = any(c.cost for c in gone)
+    blocked_by = decision.blocked_by
+    for cand, reason, _ in decision.withheld:
+        if ((reason == "listing_cap" and cand.gesture.tier in tiers) or (reason == "over_budget" and spends)
+                or (reason in ("exclusive_group", "conflict") and blocked_by.get(cand.gesture.id) in out)):
+            return False
+    chosen = [c for c in decision.chosen if c.gesture.id not in out]
+    d.decision = Decision(chosen, decision.withheld, blocked_by)
+    d.recs = [_render(d, c) for c in chosen]
+    if d.trace is not None:
+        _evidence(d)
+    d.adjust, d.round_start = bool(d.tenant.adjusters and d.recs), len(d.vetoed)
+    return True
 
 
 def _settle(d: _Draft, _: list[PluginWarning]) -> _Draft:

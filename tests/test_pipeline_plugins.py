@@ -181,3 +181,109 @@ def test_the_steps_made_once_per_business_keep_no_recommender_alive():
     del rec
     gc.collect()
     assert gone() is None  # nor its plugin worker threads
+
+
+# -- the choice run again after a veto ------------------------------------------------------
+
+
+class _Veto:
+    """An adjuster that vetoes, in every round it reviews, the recommendations ``pick`` names."""
+
+    def __init__(self, name, pick):
+        self.__name__, self.pick = name, pick
+
+    @hookimpl
+    def recommender_adjust_recommendations(self, recommendations):
+        out = self.pick(recommendations)
+        return [r for r in recommendations if r.gesture_id not in out] if out else None
+
+
+VETOES = {
+    "first": lambda rs: {rs[0].gesture_id} if rs else set(),
+    "last": lambda rs: {rs[-1].gesture_id} if len(rs) > 1 else set(),
+    "costliest": lambda rs: {max(rs, key=lambda r: (r.cost or 0, r.gesture_id)).gesture_id} if rs else set(),
+    "extras": lambda rs: {r.gesture_id for r in rs if r.tier == "exceed"},
+    "all but one": lambda rs: {r.gesture_id for r in rs[1:]},
+}
+
+
+def _contexts():
+    from pathlib import Path
+
+    from recommender.examples import load_examples
+    from recommender.scenarios import load_books
+
+    out = [c for _, _, c in load_examples()]
+    for book in load_books([Path(__file__).resolve().parent.parent / "scenarios"]):
+        out.extend(sc.run_context for sc in book.scenarios)
+    return out
+
+
+def _both_ways(monkeypatch, run):
+    """``run()`` with vetoes dropped from the first choice where they free nothing, then with
+    the choice always run again in full; both answers, and how often each way was taken."""
+    import recommender.pipeline as pipeline
+
+    taken = {True: 0, False: 0}
+    fast = pipeline._drop_vetoed
+
+    def counted(d):
+        took = fast(d)
+        taken[took] += 1
+        return took
+
+    monkeypatch.setattr(pipeline, "_drop_vetoed", counted)
+    quick = run()
+    monkeypatch.setattr(pipeline, "_drop_vetoed", lambda d: False)
+    full = run()
+    return quick, full, taken
+
+
+def test_a_choice_run_again_after_a_veto_that_frees_nothing_is_the_full_run(monkeypatch):
+    """The examples and the scenario book, each under several budgets and adjusters that veto
+    (the shipped plugins, and ones that veto the first, last, costliest, the extras, all but
+    one): results (withheld reasons and details, order, receipts) are the same both ways, and
+    both ways are taken often (a veto that frees a capped, over-budget, grouped or
+    conflicting gesture runs the choice in full)."""
+    contexts = _contexts()
+    assert len(contexts) >= 150
+    recs = [Recommender()] + [Recommender(plugins=[_Veto(f"veto_{n}", pick)]) for n, pick in VETOES.items()]
+
+    def run():
+        return [rec.recommend(c, budget=budget).model_dump()
+                for rec in recs for c in contexts for budget in (None, 12, 60)]
+
+    quick, full, taken = _both_ways(monkeypatch, run)
+    assert quick == full
+    assert taken[True] >= 100 and taken[False] >= 100, taken
+    # the shipped plugins' own vetoes (a waiver replaced, a referral without consent) free nothing
+    assert any(w["reason"] == "vetoed" for res in quick for w in res["withheld"])
+
+
+def test_a_choice_run_again_after_a_veto_with_a_store_is_the_full_run(monkeypatch, tmp_path):
+    """With a memory store (learning traces, choice probabilities, receipts, the logged
+    decision): the same both ways, each on a fresh store of its own."""
+    from recommender.examples import load_examples
+    from recommender.memory import open_store
+
+    contexts = [c for _, _, c in load_examples()]
+    recs = [Recommender()] + [Recommender(plugins=[_Veto(f"veto_{n}", pick)]) for n, pick in VETOES.items()]
+    runs = iter(range(2))
+
+    def run():
+        store = open_store(f"sqlite:///{tmp_path / f'memory{next(runs)}.db'}", upgrade=True)
+        try:
+            out = []
+            for rec in recs:
+                for c in contexts * 2:  # the second time with the first decisions in the history
+                    res = rec.recommend(c, store=store).model_dump()
+                    res.pop("decision_id")
+                    out.append(res)
+            return out
+        finally:
+            store.close()
+
+    quick, full, taken = _both_ways(monkeypatch, run)
+    assert quick == full
+    assert taken[True] >= 10 and taken[False] >= 5, taken
+    assert all(res["learning"] is not None for res in quick)
