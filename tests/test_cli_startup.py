@@ -66,7 +66,8 @@ def test_recommend_from_a_warm_cache_imports_only_what_it_runs(tmp_path, framewo
     assert "recommender.yaml_fast" in cold_modules  # the cold run read the packs: the warm one, the cache
     assert "model:Pack" in cold_modules and "model:Rule" in cold_modules  # validated when read
     assert "recommender.core" in modules and "durable_rules_engine" in modules
-    assert not [m for m in (*HEAVY, *GROUPS, *UNUSED, "rich.table") if m in modules - framework]  # --json: no table
+    # --json into a pipe: no table, and no rich at all (the JSON is printed as rich would print it)
+    assert not [m for m in (*HEAVY, *GROUPS, *UNUSED, "rich.table", "rich.console") if m in modules - framework]
     table, modules = imported(tmp_path, "recommend", str(ctx))
     assert table.returncode == 0 and "Recommended now" in table.stdout
     assert not [m for m in (*HEAVY, *GROUPS, *UNUSED) if m in modules - framework]
@@ -79,6 +80,48 @@ def test_text_is_printed_as_written_never_as_emoji(tmp_path, framework):
     assert p.returncode == 2
     assert f"cannot read context file {tmp_path / ':x:'}:" in p.stderr and "\u274c" not in p.stderr
     assert "rich._emoji_codes" not in modules - framework
+
+
+def test_json_printed_without_rich_is_the_text_rich_prints(tmp_path):
+    """Into a pipe or a file ``print_json`` writes the text itself; it must be byte for byte what
+    rich's console printed there (indent 2, non-ASCII as written, no colour)."""
+    import io
+
+    from rich.console import Console
+
+    from recommender import Recommender
+    from recommender.cli.app import LazyConsole
+
+    rec = Recommender(autoload=False)
+    texts = [rec.recommend(EXAMPLE).model_dump_json(), rec.explain(EXAMPLE, full=True).model_dump_json(),
+             json.dumps({"a": "é [b]x[/b] :x: \u2028 \\ \t", "n": [1.5, 1e-7, 10**20, None, True], "e": {}, "l": []})]
+    for text in texts:
+        expected = io.StringIO()
+        Console(file=expected, highlight=False, soft_wrap=True, emoji=False).print_json(text)
+        got = io.StringIO()
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(sys, "stdout", got)
+            LazyConsole(highlight=False, soft_wrap=True, emoji=False).print_json(text)
+        assert got.getvalue() == expected.getvalue()
+
+
+@pytest.mark.parametrize("env, coloured", [({}, False), ({"FORCE_COLOR": "1"}, True), ({"TTY_COMPATIBLE": "1"}, True),
+                                           ({"FORCE_COLOR": "1", "TTY_COMPATIBLE": "0"}, False)])
+def test_json_is_coloured_exactly_when_rich_would_colour_it(tmp_path, monkeypatch, framework, env, coloured):
+    """A pipe gets plain JSON unless rich's own switches (FORCE_COLOR, TTY_COMPATIBLE) ask for a
+    terminal's output: then rich prints it, coloured, as before."""
+    ctx = tmp_path / "ctx.json"
+    ctx.write_text(json.dumps(EXAMPLE))
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "NO_COLOR"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    p, modules = imported(tmp_path, "recommend", str(ctx), "--json")
+    assert p.returncode == 0, p.stderr
+    assert ("\x1b[" in p.stdout) is coloured
+    assert ("rich.console" in modules - framework) is (coloured and "rich.console" not in framework)
+    if not coloured:
+        assert json.loads(p.stdout)["recommendations"]
 
 
 def test_help_imports_no_models_and_lists_every_command_group(tmp_path):

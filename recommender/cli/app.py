@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import importlib
+import json
+import os
 import re
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, NoReturn, Optional
+from typing import TYPE_CHECKING, Any, NoReturn, Optional, TextIO
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from ..errors import RecommenderError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 app = typer.Typer(
     name="recommender",
@@ -26,10 +29,57 @@ app = typer.Typer(
     rich_markup_mode="markdown",
     pretty_exceptions_enable=False,
 )
+
+
+def _plain(stream: TextIO) -> bool:
+    """Whether rich would print to ``stream`` without colour: rich's own test (``TTY_COMPATIBLE``,
+    then ``FORCE_COLOR``, then ``isatty``), so the JSON printed without rich is the very text rich
+    prints there."""
+    compatible = os.environ.get("TTY_COMPATIBLE", "")
+    if compatible in ("0", "1"):
+        return compatible == "0"
+    force = os.environ.get("FORCE_COLOR")
+    if force is not None:
+        return force == ""
+    try:
+        return not stream.isatty()
+    except (AttributeError, ValueError):
+        return True
+
+
+class LazyConsole:
+    """A rich ``Console`` made on first use (importing rich's console takes about a third of
+    ``import pydantic``): ``recommend --json`` into a pipe or a file never imports rich, and
+    ``print_json`` writes there the text rich would (indent 2, non-ASCII as written, no colour).
+    Every other attribute is the console's."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def console(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.console(), name)
+
+    def print_json(self, text: str) -> None:
+        stream = sys.stderr if self._options.get("stderr") else sys.stdout
+        if _plain(stream):
+            stream.write(json.dumps(json.loads(text), indent=2, ensure_ascii=False) + "\n")
+            stream.flush()
+        else:
+            self.console().print_json(text)
+
+
 # emoji=False: ":x:" in a file name, a note or a pack's text is printed as written, never as an
 # emoji (and rich's emoji table is not loaded)
-out = Console(highlight=False, soft_wrap=True, emoji=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+out = LazyConsole(highlight=False, soft_wrap=True, emoji=False)
+err = LazyConsole(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 #: Modules that add command groups (each defines ``register(app)``); imported lazily so
 #: heavy dependencies (HTTP, SQL) load only for the commands that need them.
@@ -60,6 +110,8 @@ def load_command_groups() -> None:
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print an error (no traceback) and exit: 2 for usage and input errors, 1 otherwise.
     ``message`` is plain text (it quotes what the user wrote: ``[/x]`` is not markup)."""
+    from rich.markup import escape
+
     err.print(f"[red]error:[/red] {escape(message)}", markup=True)
     raise typer.Exit(code)
 

@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, List, Optional
 
 import typer
-from rich.markup import escape
-from rich.text import Text
 
 from ..errors import ContextError, RecommenderError, RulePackError, sort_problems
 from .app import app, err, fail, out, read_json_input
@@ -103,7 +101,9 @@ def _run(source: str, rules: Optional[List[Path]], plugins_dir: Optional[Path], 
 
 
 def print_result(result: RecommendationResult) -> None:
-    from rich.table import Table  # here: ``--json`` prints no table
+    from rich.markup import escape  # here: ``--json`` imports no rich
+    from rich.table import Table
+    from rich.text import Text
 
     from ..results import Explanation
 
@@ -223,6 +223,8 @@ def rules_test(
 ) -> None:
     """Run scenario files: print 'file:line: scenario: expected ..., got ...' per failure, then
     'N passed, M failed'; exit 1 if any failed, 2 for an invalid file."""
+    from rich.markup import escape
+
     from ..scenarios import run_paths
 
     try:
