@@ -285,3 +285,113 @@ def test_the_driver_level_read_gives_the_rows_the_statement_gives(make_store: Ca
         assert sorted(driver, key=repr) == sorted(statement, key=repr)
         assert (len(statement) > 3) is (who == "c-1")  # the profile, visits per issue, the events
         assert all(r[7] is None or r[7].tzinfo is timezone.utc for r in driver)
+
+
+_TABLES = ("decisions", "decision_gestures", "decision_rules", "learning_decisions", "visits", "customers")
+
+
+def _snapshot(store: Any) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row the decision log writes, without the visits' serial ids."""
+    from sqlalchemy import text
+
+    def read(conn: Any) -> dict[str, list[tuple[Any, ...]]]:
+        out = {}
+        for table in _TABLES:
+            result = conn.execute(text(f"SELECT * FROM {table}"))
+            keep = [i for i, c in enumerate(result.keys()) if not (table == "visits" and c == "id")]
+            out[table] = sorted((tuple(row[i] for i in keep) for row in result), key=repr)
+        return out
+
+    return store._read(read)
+
+
+@pytest.mark.postgres
+def test_the_one_statement_batch_stores_what_the_statement_per_table_stores(
+        pg_url: str, rec: Recommender, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On PostgreSQL a batch is one statement (pg_log); the same batch written the portable way
+    (a statement per table) leaves every table exactly alike, from the same stored state."""
+    from sqlalchemy import text
+
+    from recommender.memory import pg_log
+    from recommender.memory.decisions import DecisionLog
+
+    store = open_store(pg_url, upgrade=True)
+    try:
+        batch: list[Any] = []
+        store.__dict__["_group_commit"] = GroupCommit(batch.extend)  # captures, writes nothing
+        day = "2026-03-{:02d}T10:00:00Z".format
+        before = [rec.recommend(ctx({"id": "c-2", "lifetime_value": 900}, interaction={"occurred_at": day(20)}),
+                                store=store),
+                  rec.recommend(ctx("c-1", interaction={"occurred_at": day(5)}), store=store),
+                  rec.recommend(ctx({"id": "c-7", "lifetime_value": 500}, interaction={"occurred_at": day(1)}),
+                                store=store)]
+        stored_first, batch[:] = list(batch), []
+        contexts = [
+            ctx({"lifetime_value": 120.5, "tenure_years": 4}, staff={"id": "s-é", "level": "synthetic"}),
+            ctx({"id": "c-2", "lifetime_value": 50}, interaction={"occurred_at": day(10)}),  # older than kept
+            ctx({"id": "c-3", "tenure_years": 2}, issue="late_delivery", cost=None),
+            ctx("c-1", interaction={"occurred_at": day(5)}),  # a retried interaction: stored before
+            ctx("c-4", interaction={"occurred_at": day(6)}),
+            ctx("c-4", interaction={"occurred_at": day(6)}),  # retried within the batch
+            ctx({"id": "c-5", "lifetime_value": 10}, interaction={"occurred_at": day(7)}),
+            ctx({"id": "c-5", "lifetime_value": 30}, interaction={"occurred_at": day(9)}),  # the later wins
+            ctx(None, issue="late_delivery"),  # no customer: no visit, no facts
+            ctx("c-6", staff={"level": "synthetic"}, cost=400),
+            ctx({"id": "c-7", "tenure_years": 3}, interaction={"occurred_at": day(8)}),  # keeps its value
+        ]
+        results = [rec.recommend(c, store=store) for c in contexts]
+        assert all(r.decision_id for r in [*before, *results])
+        assert any(r.needs_approval or r.withheld for r in results)
+        assert sum(1 for rows in batch if rows.facts) >= 5 and any(rows.retried_visit for rows in batch)
+
+        used: list[bool] = []
+        fast = pg_log.write_batch
+        monkeypatch.setattr(pg_log, "write_batch", lambda *a: used.append(fast(*a)) or used[-1])
+
+        def state(one_statement: bool) -> dict[str, list[tuple[Any, ...]]]:
+            store._write(lambda conn: [conn.execute(text(f"DELETE FROM {t}")) for t in reversed(_TABLES)])
+            used.clear()
+            store._write(lambda conn: decisions._write_decisions(conn, stored_first))
+            if not one_statement:
+                monkeypatch.setattr(pg_log, "write_batch", lambda *a: False)
+            store._write(lambda conn: decisions._write_decisions(conn, batch))
+            monkeypatch.setattr(pg_log, "write_batch", lambda *a: used.append(fast(*a)) or used[-1])
+            return _snapshot(store)
+
+        from recommender.memory import decisions
+
+        one = state(True)
+        assert used == [True, True]  # both written by the one statement
+        portable = state(False)
+        assert one == portable
+        assert len(one["decisions"]) == 14 and len(one["visits"]) == 11  # c-1 and c-4 retried: one visit each
+        assert len(one["learning_decisions"]) == sum(1 for rows in [*stored_first, *batch] if rows.learning)
+        facts = {row[1]: row for row in one["customers"]}
+        assert facts["c-2"][-3] == 900 and facts["c-5"][-3] == 30  # lifetime_value: kept / the later
+        assert facts["c-7"][-3] == 500 and facts["c-7"][-2] is not None  # the value kept, the tenure added
+        assert isinstance(store, DecisionLog)
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
+def test_a_batch_the_one_statement_cannot_carry_is_written_the_portable_way(pg_url: str, rec: Recommender) -> None:
+    """A customer stating two different sets of facts in one batch (sequential upserts decide)
+    and text JSON escapes (an emoji) take the statement-per-table path."""
+    from recommender.memory import pg_log
+    from recommender.memory.decisions import _latest_facts
+
+    store = open_store(pg_url, upgrade=True)
+    try:
+        batch: list[Any] = []
+        store.__dict__["_group_commit"] = GroupCommit(batch.extend)
+        rec.recommend(ctx({"id": "c-2", "lifetime_value": 50}), store=store)
+        rec.recommend(ctx({"id": "c-2", "tenure_years": 2}), store=store)
+        facts = [b.facts for b in batch]
+        assert _latest_facts(facts) is None
+        assert pg_log.write_batch(None, batch, _latest_facts(facts)) is False  # type: ignore[arg-type]
+        batch.clear()
+        rec.recommend(ctx("c-3", staff={"id": "s-🛞"}), store=store)
+        assert pg_log.write_batch(None, batch, _latest_facts([b.facts for b in batch if b.facts])) is False  # type: ignore[arg-type]
+    finally:
+        store.close()

@@ -88,6 +88,12 @@ class StoreBase:
         self.policy = load_policy(policy)
         self.clock: Clock = clock or _utc_now
         self.engine = db.make_engine(self._url)
+        #: What :meth:`_read` connects through. On PostgreSQL reads run outside a transaction
+        #: (autocommit): a statement then sees what was committed before it began, as in a
+        #: READ COMMITTED transaction (the default), without the BEGIN and ROLLBACK round trips
+        #: around it (two of a decision's three). SQLite keeps its own (``BEGIN IMMEDIATE``).
+        self._reader = (self.engine.execution_options(isolation_level="AUTOCOMMIT")
+                        if self.engine.dialect.name == "postgresql" else self.engine)
         #: Screenings, oldest first, until :meth:`record_decision` logs them: what each offer was
         #: (category, tier) and which ones the store held (gesture -> reason). Matched by the
         #: interaction (:func:`_screening_key`), not by the context object or the thread: with
@@ -187,7 +193,7 @@ class StoreBase:
     def _read(self, fn: Callable[[Connection], T]) -> T:
         """``fn`` on a pooled connection (once more on a fresh one if that was dropped)."""
         def run() -> T:
-            with self.engine.connect() as conn:
+            with self._reader.connect() as conn:
                 return fn(conn)
 
         with db.translate_errors(self._url):

@@ -20,6 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from .base import as_utc, check_decision_id, check_tenant
 from .errors import InvalidStoreInput, TenantMismatch, UnknownDecision
 from .groupcommit import GroupCommit
+from . import pg_log
 from .learning import LearningDecision
 from .models import CustomerProfileRow, Decision, DecisionGesture, DecisionRule, Outcome, Visit, table_of
 from .outcomes import outcome_record
@@ -224,10 +225,14 @@ _SAME_VISIT = select(_V.c.id).where(_V.c.tenant == bindparam("tenant"), _V.c.cus
 
 
 def _write_decisions(conn: Connection, batch: list[_DecisionRows]) -> None:
-    """Every table's rows of ``batch`` in one statement each (the facts upserts in order:
-    a decision dated before the facts kept never overwrites them)."""
+    """Every table's rows of ``batch``: on PostgreSQL in one statement (:mod:`.pg_log`), else
+    in one statement per table (the facts upserts in order: a decision dated before the facts
+    kept never overwrites them)."""
+    facts = _latest_facts([b.facts for b in batch if b.facts is not None])
+    if conn.dialect.name == "postgresql" and pg_log.write_batch(conn, batch, facts):
+        return
     conn.execute(_INSERT_DECISION, [b.decision for b in batch])
-    _write_facts(conn, [b.facts for b in batch if b.facts is not None])
+    _write_facts(conn, facts, [b.facts for b in batch if b.facts is not None])
     gestures = [g for b in batch for g in b.gestures]
     if gestures:
         conn.execute(_INSERT_GESTURES, gestures)
@@ -257,22 +262,32 @@ def _write_decisions(conn: Connection, batch: list[_DecisionRows]) -> None:
 _FACT_KEYS = ("lifetime_value", "tenure_since")
 
 
-def _write_facts(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """The customers' stated facts of a batch, in order: as one upsert per set of facts stated
-    when no customer states two different sets in it, keeping per customer only the row that
-    sequential upserts would leave (the latest ``facts_at``; of equals, the last), since one
-    statement may not update a row twice; else one upsert per row."""
-    groups: dict[tuple[str, ...], dict[tuple[str, str], dict[str, Any]]] = {}
-    owner: dict[tuple[str, str], tuple[str, ...]] = {}
+def _latest_facts(rows: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """The customers' stated facts of a batch as sequential upserts would leave them, one row
+    per customer (the latest ``facts_at``; of equals, the last), since one statement may not
+    update a row twice; None when a customer states two different sets of facts in the batch
+    (then only upserting each row in turn gives that answer)."""
+    kept: dict[tuple[str, str], dict[str, Any]] = {}
+    sets: dict[tuple[str, str], tuple[str, ...]] = {}
     for row in rows:
         keys = tuple(k for k in _FACT_KEYS if k in row)
         who = (row["tenant"], row["customer_id"])
-        if owner.setdefault(who, keys) != keys:
-            for row in rows:
-                conn.execute(_facts_upsert(conn.dialect.name, tuple(k for k in _FACT_KEYS if k in row)), row)
-            return
-        kept = groups.setdefault(keys, {}).get(who)
-        if kept is None or row["facts_at"] >= kept["facts_at"]:
-            groups[keys][who] = row
-    for keys, by_customer in groups.items():
-        conn.execute(_facts_upsert(conn.dialect.name, keys), list(by_customer.values()))
+        if sets.setdefault(who, keys) != keys:
+            return None
+        if who not in kept or row["facts_at"] >= kept[who]["facts_at"]:
+            kept[who] = row
+    return list(kept.values())
+
+
+def _write_facts(conn: Connection, latest: list[dict[str, Any]] | None, rows: list[dict[str, Any]]) -> None:
+    """The customers' stated facts (``latest`` from :func:`_latest_facts`): one upsert per set
+    of facts stated, or, when ``latest`` is None, one upsert per row of ``rows`` in order."""
+    if latest is None:
+        for row in rows:
+            conn.execute(_facts_upsert(conn.dialect.name, tuple(k for k in _FACT_KEYS if k in row)), row)
+        return
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in latest:
+        groups.setdefault(tuple(k for k in _FACT_KEYS if k in row), []).append(row)
+    for keys, group in groups.items():
+        conn.execute(_facts_upsert(conn.dialect.name, keys), group)
