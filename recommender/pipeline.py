@@ -712,13 +712,27 @@ def _merge_changed(ctx: Context, updates: dict[str, Any]) -> Context:
             if current not in (None, [], {}):
                 continue
             if new is None:
-                new = model.model_copy()
+                new = _updated(model, {})
             type(model).__pydantic_validator__.validate_assignment(new, key, value)
         if attributes is not None:
-            new = (model if new is None else new).model_copy(update={"attributes": attributes})
+            new = _updated(model if new is None else new, {"attributes": attributes})
         if new is not None:
             sections[section] = new
-    return ctx.model_copy(update=sections) if sections else ctx
+    return _updated(ctx, sections) if sections else ctx
+
+
+def _updated(model: Any, update: dict[str, Any]) -> Any:
+    """``model.model_copy(update=update)`` for a context model (extra fields forbidden, no
+    private attributes), without the generic copy's Python steps (a third of its cost): the
+    fields shallow-copied, the updated ones replaced and counted as set."""
+    if model.__pydantic_extra__ is not None or model.__pydantic_private__ is not None:
+        return model.model_copy(update=update)
+    new = _NEW(type(model))
+    _SET(new, "__dict__", {**model.__dict__, **update})
+    _SET(new, "__pydantic_extra__", None)
+    _SET(new, "__pydantic_fields_set__", model.__pydantic_fields_set__ | update.keys())
+    _SET(new, "__pydantic_private__", None)
+    return new
 
 
 @cache
