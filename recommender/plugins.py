@@ -17,7 +17,6 @@ import importlib.metadata
 import importlib.util
 import logging
 import math
-import itertools
 import os
 import threading
 import time
@@ -329,7 +328,7 @@ class PluginHost:
             finally:
                 took = watchdog.leave(call)
             if took > limit:  # its result is dropped, as on a worker
-                if watchdog.claim(call[1]):  # (unless the watchdog has already moved it)
+                if watchdog.claim(call):  # (unless the watchdog has already moved it)
                     self.missed(plugin, hook)
                 self.warn(plugin, hook, f"took longer than {limit:g} s", warnings)
                 continue
@@ -424,25 +423,22 @@ class _Watchdog:
 
     def __init__(self) -> None:
         self.calls: dict[int, _Call] = {}
-        self._ids = itertools.count()
         self._awake = threading.Event()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._claim_lock = threading.Lock()
 
-    def enter(self, host: PluginHost, plugin: str, hook: str, limit: float) -> tuple[int, _Call]:
+    def enter(self, host: PluginHost, plugin: str, hook: str, limit: float) -> _Call:
         call = _Call(host, plugin, hook, limit)
-        key = next(self._ids)
-        self.calls[key] = call
+        self.calls[id(call)] = call  # (its id is not reused while it is watched: the dict holds it)
         if not self._awake.is_set():
             self._wake()
-        return key, call
+        return call
 
-    def leave(self, entry: tuple[int, _Call]) -> float:
+    def leave(self, call: _Call) -> float:
         """Stop watching a call; how long it took, in seconds."""
-        key, call = entry
         took = time.monotonic() - call.start
-        self.calls.pop(key, None)
+        self.calls.pop(id(call), None)
         return took
 
     def claim(self, call: _Call) -> bool:
