@@ -26,7 +26,9 @@
   empty cache folder (cold), a
   warm one, and the cache off; each of the last three also builds the three plugin
   verticals' rulebooks (the shipped packs and the three plugins); ``recommender recommend
-  ctx.json`` (an auto-repair context, so a plugin runs) cold and warm. Times: the whole
+  ctx.json`` (an auto-repair context, so a plugin runs) cold and warm, and warm with
+  ``--json``; the same warm recommendation with no CLI at all (the library imported, the
+  context read, the result printed as JSON: the floor of any front end). Times: the whole
   process (wall clock, from outside) and, for ``Recommender()``, the construction measured
   inside the process. Targets: warm >= 10x faster than cold; ``recommender recommend`` <=
   3x ``import pydantic``.
@@ -192,6 +194,18 @@ print(json.dumps({{"import_s": t1 - t0, "construct_s": t2 - t1, "with_verticals_
 """
 
 
+#: A warm recommendation without the CLI: what the library alone costs a fresh process (the
+#: result printed indented, as ``--json`` prints it).
+_LIBRARY = """
+import sys
+from pydantic_core import from_json
+from recommender import Recommender
+with open(sys.argv[1], "rb") as f:
+    context = from_json(f.read())
+print(Recommender().recommend(context).model_dump_json(indent=2))
+"""
+
+
 def _cli() -> list[str]:
     script = Path(sys.executable).with_name("recommender")
     return [str(script)] if script.exists() else [sys.executable, "-m", "recommender.cli"]
@@ -227,6 +241,8 @@ def bench_startup(repeat: int) -> dict[str, Any]:
                     if not k.startswith("RECOMMENDER_CACHE") and k != "PYTHONDONTWRITEBYTECODE"}
         build = [sys.executable, "-c", _BUILD.format(verticals=VERTICALS)]
         recommend = [*_cli(), "recommend", str(ctx)]
+        recommend_json = [*recommend, "--json"]
+        library = [sys.executable, "-c", _LIBRARY, str(ctx)]
         fresh = iter(range(10**9))
 
         def cold_env() -> dict[str, str]:
@@ -245,8 +261,12 @@ def bench_startup(repeat: int) -> dict[str, Any]:
             "Recommender(), cache off": (build, lambda: {**base_env, "RECOMMENDER_CACHE": "0"}),
             "recommender recommend, cold cache": (recommend, cold_env),
             "recommender recommend, warm cache": (recommend, lambda: {**base_env, "RECOMMENDER_CACHE_DIR": str(warm_dir)}),
+            "recommender recommend --json, warm cache": (recommend_json,
+                                                         lambda: {**base_env, "RECOMMENDER_CACHE_DIR": str(warm_dir)}),
+            "warm recommend, the library alone (no CLI)": (library,
+                                                           lambda: {**base_env, "RECOMMENDER_CACHE_DIR": str(warm_dir)}),
         }
-        for cmd in (build, recommend):  # fill the warm cache
+        for cmd in (build, recommend, library):  # fill the warm cache
             _run(cmd, {**base_env, "RECOMMENDER_CACHE_DIR": str(warm_dir)}, str(work))
         walls: dict[str, list[float]] = {n: [] for n in cases}
         inside: dict[str, list[dict[str, Any]]] = {n: [] for n in cases}
@@ -277,6 +297,8 @@ def bench_startup(repeat: int) -> dict[str, Any]:
             "with_verticals_cold_over_warm": _ratio(cold["with_verticals_s"], warm["with_verticals_s"]),
             "process_cold_over_warm": _ratio(cold["process_s"], warm["process_s"]),
             "cli_warm_over_import_pydantic": _ratio(cli_warm, pyd),
+            "cli_json_warm_over_import_pydantic": _ratio(rows["recommender recommend --json, warm cache"]["process_s"], pyd),
+            "library_warm_over_import_pydantic": _ratio(rows["warm recommend, the library alone (no CLI)"]["process_s"], pyd),
             "help_over_import_pydantic": _ratio(rows["recommender --help"]["process_s"], pyd),
             "basemodel_over_import_pydantic": _ratio(rows["python -c 'from pydantic import BaseModel'"]["process_s"], pyd),
         }
@@ -449,7 +471,9 @@ def print_report(report: dict[str, Any]) -> None:
               f"{t['with_verticals_cold_over_warm']:.1f}x, whole process {t['process_cold_over_warm']:.1f}x "
               f"(target >= 10x: {'met' if t['met_warm_10x'] else 'MISSED'})")
         print(f"  recommender recommend (warm) / import pydantic: {t['cli_warm_over_import_pydantic']:.2f}x "
-              f"(target <= 3x: {'met' if t['met_cli_3x'] else 'MISSED'}); recommender --help: "
+              f"(target <= 3x: {'met' if t['met_cli_3x'] else 'MISSED'}); with --json: "
+              f"{t['cli_json_warm_over_import_pydantic']:.2f}x; the library alone, no CLI: "
+              f"{t['library_warm_over_import_pydantic']:.2f}x; recommender --help: "
               f"{t['help_over_import_pydantic']:.2f}x; from pydantic import BaseModel alone: "
               f"{t['basemodel_over_import_pydantic']:.2f}x")
     sc = report.get("scale")

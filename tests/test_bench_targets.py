@@ -39,7 +39,10 @@ def test_startup_mode_times_whole_processes_cold_and_warm():
     assert warm["cache_hits"] > 0  # read back: parsed packs and compiled rulesets
     assert rows["Recommender(), cache off"]["cache_hits"] == 0
     assert all(r["samples"] == 1 for r in rows.values())
-    assert set(out["target"]) >= {"with_verticals_cold_over_warm", "cli_warm_over_import_pydantic", "help_over_import_pydantic"}
+    assert set(out["target"]) >= {"with_verticals_cold_over_warm", "cli_warm_over_import_pydantic", "help_over_import_pydantic",
+                                  "cli_json_warm_over_import_pydantic", "library_warm_over_import_pydantic"}
+    assert rows["recommender recommend --json, warm cache"]["process_s"] > 0
+    assert rows["warm recommend, the library alone (no CLI)"]["process_s"] > 0
     assert rows["recommender --help"]["process_s"] > 0
 
 
