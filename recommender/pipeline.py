@@ -47,6 +47,8 @@ __all__ = ["decide", "decide_async", "context_hash"]
 
 _RESULTS = TypeAdapter(list[RecommendationResult])
 _ENRICH, _ADJUST = "recommender_enrich_context", "recommender_adjust_recommendations"
+#: the context's sections an enricher may update
+_ENRICHED = frozenset({"customer", "interaction"})
 
 
 def context_hash(ctx: Context) -> str:
@@ -545,6 +547,8 @@ def _settle(d: _Draft, _: list[PluginWarning]) -> _Draft:
     if decision is None or not d.vetoed or not decision.blocked_by:
         return d
     out = {w["gesture_id"]: w["detail"] for w in d.vetoed}
+    if out.keys().isdisjoint(decision.blocked_by.values()):
+        return d  # no withheld reason names a vetoed gesture
     restated, changed = [], False
     for cand, reason, detail in decision.withheld:
         blocker = decision.blocked_by.get(cand.gesture.id)
@@ -578,7 +582,7 @@ def _enrich_with(name: str, fn: Any, args: list[str], d: _Draft, warnings: list[
     if not ok or updates is None:
         return d
     try:
-        if not isinstance(updates, dict) or not set(updates) <= {"customer", "interaction"}:
+        if not isinstance(updates, dict) or not updates.keys() <= _ENRICHED:
             raise ContextError([("<return>", "expected None or a dict with 'customer'/'interaction' updates")])
         merged = merge_unset(ctx, updates)
     except ContextError as exc:
@@ -615,7 +619,7 @@ def _adjust_with(name: str, fn: Any, args: list[str], d: _Draft, warnings: list[
     out: list[dict[str, Any]] = []
     for i, r in enumerate(new):
         was = held.get(id(r))
-        if was is not None and _state(r) == was[0]:
+        if was is not None and _untouched(r, was[0]):
             out.append(was[1])
             continue
         try:
@@ -658,6 +662,12 @@ _MAKE = Recommendation.__pydantic_validator__.validate_python  # model_validate,
 _NEW, _SET = object.__new__, object.__setattr__
 #: the fields of a rendered recommendation (all but ``evidence``, added with a store)
 _RENDERED = frozenset(Recommendation.model_fields) - {"evidence"}
+
+
+def _untouched(rec: Recommendation, state: dict[str, Any]) -> bool:
+    """Whether ``rec`` holds what :func:`_state` found in it when it was handed. Without
+    evidence, its fields compared as they are (the rule list by its contents) suffice."""
+    return (rec.__dict__ if state["evidence"] is None else _state(rec)) == state
 
 
 def _state(rec: Recommendation) -> dict[str, Any]:
@@ -736,9 +746,10 @@ def _updated(model: Any, update: dict[str, Any]) -> Any:
 
 
 @cache
-def _scalars() -> TypeAdapter[dict[str, Any]]:
-    """The validator of an ``attributes`` map, as its section applies it (strict)."""
-    return TypeAdapter(Scalars, config=ConfigDict(strict=True))
+def _scalars() -> Any:
+    """The validator of an ``attributes`` map, as its section applies it (strict): pydantic's
+    core validator, without the adapter's Python wrapper."""
+    return TypeAdapter(Scalars, config=ConfigDict(strict=True)).validator
 
 
 #: The context's sections that updates address (each a model of its own).
