@@ -21,7 +21,7 @@ import re
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any, Callable
 
-from pydantic_core import to_jsonable_python
+from pydantic_core import PydanticSerializationError, to_json, to_jsonable_python
 
 from ..context import MAX_YEAR, MIN_YEAR
 from .errors import InvalidStoreInput
@@ -141,14 +141,27 @@ class CheckedJson:
         self.text = text
 
 
+#: A bare NaN or Infinity in JSON text, as ``to_json(..., inf_nan_mode="constants")`` writes
+#: them (one inside a string may match too: the walk then decides).
+_NON_FINITE = re.compile(r"(?:^|[:,\[])-?(?:NaN|Infinity)")
+
+
 def checked_json(value: Any, field: str, json_value: Callable[[], Any] | None = None) -> Any:
     """:func:`check_json`, returning what to bind for a JSON column, so a logged row is encoded
-    once. ``value`` may be a model dumped in Python mode: its date-times are written as the
-    model's JSON mode writes them, so the text is exactly what :func:`dumps` would write for
-    ``json_value()`` (the JSON-mode dump), which is bound instead when the text alone cannot
-    show the value clean (the walk decides, as before)."""
-    text = _clean_text(value, default=_json_time)
-    if text is None:
+    once. For what the decision log writes: a model's dump (``value`` may be its Python-mode
+    dump; ``json_value()`` its JSON-mode dump) or rows the store builds, whose maps have string
+    keys by construction. The text is pydantic's JSON of ``value`` (date-times as its JSON mode
+    writes them, so it parses to what :func:`dumps` would write for ``json_value()``); the walk
+    runs only when the text shows something to refuse (NaN or Infinity, a NUL, deep nesting)
+    or cannot be written (a lone surrogate, a type JSON has no form for), and then decides as
+    before: it refuses, naming the field, or ``json_value()`` (else ``value``) is bound."""
+    try:
+        text: str | None = to_json(value, inf_nan_mode="constants").decode()
+    except (PydanticSerializationError, UnicodeError):
+        text = None
+    if (text is None or (("NaN" in text or "Infinity" in text) and _NON_FINITE.search(text) is not None)
+            or "\\u0000" in text
+            or text.count("[") + text.count("{") > _MAX_DEPTH):
         check_json(value, field)
         return json_value() if json_value is not None else value
     return CheckedJson(text)
