@@ -32,15 +32,11 @@ app = typer.Typer(
 
 
 def _plain(stream: TextIO) -> bool:
-    """Whether rich would print to ``stream`` without colour: rich's own test (``TTY_COMPATIBLE``,
-    then ``FORCE_COLOR``, then ``isatty``), so the JSON printed without rich is the very text rich
-    prints there."""
-    compatible = os.environ.get("TTY_COMPATIBLE", "")
-    if compatible in ("0", "1"):
-        return compatible == "0"
-    force = os.environ.get("FORCE_COLOR")
-    if force is not None:
-        return force == ""
+    """Whether ``stream`` certainly gets no colour from rich: not a terminal, and neither of
+    rich's switches set (``FORCE_COLOR``, ``TTY_COMPATIBLE``: with either, rich decides, as its
+    version reads them). There the JSON printed without rich is the very text rich prints."""
+    if os.environ.get("FORCE_COLOR") is not None or os.environ.get("TTY_COMPATIBLE") is not None:
+        return False
     try:
         return not stream.isatty()
     except (AttributeError, ValueError):
