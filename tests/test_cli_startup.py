@@ -31,8 +31,8 @@ GROUPS = ("recommender.cli.serve_cmd", "recommender.cli.memory_cmd", "recommende
 
 @pytest.fixture(scope="module")
 def rich_console() -> set[str]:
-    """What importing rich's console loads by itself: before rich 15 that includes its emoji
-    table (from 15 on it is read only for an emoji code), which no setting of ours avoids; the
+    """What importing rich's console loads by itself: up to rich 14.3.0 at least that includes its
+    emoji table (14.3.4 and 15 read it only for an emoji code), which no setting of ours avoids; the
     checks of commands that print through rich are about what our code adds to it."""
     p = subprocess.run([sys.executable, "-c", "import json, sys, rich.console; print(json.dumps(sorted(sys.modules)))"],
                        capture_output=True, text=True, timeout=60, check=True)
