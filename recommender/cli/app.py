@@ -73,7 +73,7 @@ class LazyConsole:
 
 
 # emoji=False: ":x:" in a file name, a note or a pack's text is printed as written, never as an
-# emoji (and rich's emoji table is not loaded)
+# emoji (and rich 14.3.4 or later does not load its emoji table)
 out = LazyConsole(highlight=False, soft_wrap=True, emoji=False)
 err = LazyConsole(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
