@@ -59,7 +59,7 @@ class _Progress:
         else:
             columns += [TextColumn("{task.completed:,}")]
         columns.append(TimeElapsedColumn())
-        self.bar = Progress(*columns, console=err, transient=True)
+        self.bar = Progress(*columns, console=err.console(), transient=True)
         self.task = self.bar.add_task(description, total=total or None)
 
     def __enter__(self) -> Callable[[int], None]:
