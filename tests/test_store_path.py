@@ -392,9 +392,9 @@ def test_a_batch_the_one_statement_cannot_carry_is_written_the_portable_way(pg_u
         rec.recommend(ctx({"id": "c-2", "tenure_years": 2}), store=store)
         facts = [b.facts for b in batch]
         assert _latest_facts(facts) is None
-        assert pg_log.write_batch(None, batch, _latest_facts(facts)) is False  # type: ignore[arg-type]
+        assert pg_log.write_batch(None, batch, _latest_facts(facts), []) is False  # type: ignore[arg-type]
         batch.clear()
         rec.recommend(ctx("c-3", staff={"id": "s-🛞"}), store=store)
-        assert pg_log.write_batch(None, batch, _latest_facts([b.facts for b in batch if b.facts])) is False  # type: ignore[arg-type]
+        assert pg_log.write_batch(None, batch, _latest_facts([b.facts for b in batch if b.facts]), []) is False  # type: ignore[arg-type]
     finally:
         store.close()

@@ -19,8 +19,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from .base import as_utc, check_decision_id, check_tenant
 from .errors import InvalidStoreInput, TenantMismatch, UnknownDecision
-from .groupcommit import GroupCommit
 from . import pg_log
+from .groupcommit import GroupCommit
 from .learning import LearningDecision
 from .models import CustomerProfileRow, Decision, DecisionGesture, DecisionRule, Outcome, Visit, table_of
 from .outcomes import outcome_record
@@ -229,7 +229,8 @@ def _write_decisions(conn: Connection, batch: list[_DecisionRows]) -> None:
     in one statement per table (the facts upserts in order: a decision dated before the facts
     kept never overwrites them)."""
     facts = _latest_facts([b.facts for b in batch if b.facts is not None])
-    if conn.dialect.name == "postgresql" and pg_log.write_batch(conn, batch, facts):
+    visits = _batch_visits(batch)
+    if conn.dialect.name == "postgresql" and pg_log.write_batch(conn, batch, facts, visits):
         return
     conn.execute(_INSERT_DECISION, [b.decision for b in batch])
     _write_facts(conn, facts, [b.facts for b in batch if b.facts is not None])
@@ -242,21 +243,29 @@ def _write_decisions(conn: Connection, batch: list[_DecisionRows]) -> None:
     learning = [b.learning for b in batch if b.learning is not None]
     if learning:
         conn.execute(_INSERT_LEARNING, learning)
-    visits: list[dict[str, Any]] = []
+    new = [v for v, retried in visits if not retried or conn.execute(_SAME_VISIT, {
+        k: v[k] for k in ("tenant", "customer_id", "issue", "occurred_at")}).first() is None]
+    if new:
+        conn.execute(_INSERT_VISIT, new)
+
+
+def _batch_visits(batch: list[_DecisionRows]) -> list[tuple[dict[str, Any], bool]]:
+    """The batch's visits, each with whether its interaction may have been logged before (a
+    retried call: its time is given); a retried interaction's only once in the batch. The
+    writer skips a retried one already stored."""
+    out: list[tuple[dict[str, Any], bool]] = []
     seen: set[tuple[Any, ...]] = set()
     for b in batch:
         v = b.visit
         if v is None:
             continue
-        if b.retried_visit:  # a retried call for the same interaction logs no second visit
+        if b.retried_visit:
             key = (v["tenant"], v["customer_id"], v["issue"], v["occurred_at"])
-            if key in seen or conn.execute(_SAME_VISIT, {"tenant": key[0], "customer_id": key[1], "issue": key[2],
-                                                         "occurred_at": key[3]}).first() is not None:
+            if key in seen:
                 continue
             seen.add(key)
-        visits.append(v)
-    if visits:
-        conn.execute(_INSERT_VISIT, visits)
+        out.append((v, b.retried_visit))
+    return out
 
 
 _FACT_KEYS = ("lifetime_value", "tenure_since")

@@ -106,10 +106,12 @@ WHERE (c.facts_at IS NULL OR c.facts_at <= excluded.facts_at)
 """
 
 
-def write_batch(conn: Connection, batch: "list[_DecisionRows]", facts: list[dict[str, Any]] | None) -> bool:
+def write_batch(conn: Connection, batch: "list[_DecisionRows]", facts: list[dict[str, Any]] | None,
+                visits: list[tuple[dict[str, Any], bool]]) -> bool:
     """Write ``batch`` in one statement on ``conn`` (in its transaction); False, writing
     nothing, when the batch is one for the portable path. ``facts`` are the customers' facts
-    to keep, one row per customer (None: the batch needs sequential upserts)."""
+    to keep, one row per customer (None: the batch needs sequential upserts); ``visits`` the
+    batch's visits, each with whether it is a retried interaction's (skipped if stored)."""
     if facts is None:
         return False
     try:
@@ -125,7 +127,7 @@ def write_batch(conn: Connection, batch: "list[_DecisionRows]", facts: list[dict
                   _encode([g for b in batch for g in b.gestures]),
                   _encode([r for b in batch for r in b.rules]),
                   "[" + ",".join(learning) + "]",
-                  _encode(_visits(batch)),
+                  _encode([{**v, "retried": retried} for v, retried in visits]),
                   _encode([{k: v for k, v in row.items() if k not in ("preferences", "interests", "notes")}
                            for row in facts]))
     except (ValueError, TypeError):  # NaN or a type JSON cannot carry: the portable path decides
@@ -134,21 +136,3 @@ def write_batch(conn: Connection, batch: "list[_DecisionRows]", facts: list[dict
         return False
     conn.exec_driver_sql(_statement(), params)
     return True
-
-
-def _visits(batch: "list[_DecisionRows]") -> list[dict[str, Any]]:
-    """The batch's visits, a retried interaction's only once (the statement skips one stored
-    before)."""
-    out: list[dict[str, Any]] = []
-    seen: set[tuple[Any, ...]] = set()
-    for b in batch:
-        v = b.visit
-        if v is None:
-            continue
-        if b.retried_visit:
-            key = (v["tenant"], v["customer_id"], v["issue"], v["occurred_at"])
-            if key in seen:
-                continue
-            seen.add(key)
-        out.append({**v, "retried": b.retried_visit})
-    return out
