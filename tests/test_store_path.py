@@ -398,3 +398,32 @@ def test_a_batch_the_one_statement_cannot_carry_is_written_the_portable_way(pg_u
         assert pg_log.write_batch(None, batch, _latest_facts([b.facts for b in batch if b.facts]), []) is False  # type: ignore[arg-type]
     finally:
         store.close()
+
+
+def test_screenings_waiting_to_be_logged_are_kept_by_interaction_and_bounded(
+        make_store: Callable[..., Any], rec: Recommender, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An explanation screens and never logs: its screening waits until the bound pushes it out,
+    oldest first, and a decision takes its own interaction's by key (it was a scan of every
+    waiting screening, 0.8 ms per decision with 4,096 waiting)."""
+    from recommender.context import parse_context
+    from recommender.memory import screening
+    from recommender.memory.history import screening_key
+
+    monkeypatch.setattr(screening, "SCREENED_MAX", 3)
+    store = make_store()
+    contexts = [parse_context(ctx(f"c-{i}")) for i in range(5)]
+    for c in contexts:
+        rec.explain(c, store=store)
+    assert store._screened_count == 3 == sum(len(v) for v in store._screened.values())
+    assert [k[2] for k in store._screened] == ["c-2", "c-3", "c-4"]  # c-0 and c-1 pushed out
+    assert store._take_screening(screening_key(contexts[0])) is None
+    result = rec.recommend(contexts[3], store=store)  # screens again (c-2 pushed out), logs one of c-3's
+    assert result.decision_id is not None
+    assert store._screened_count == 2 and [k[2] for k in store._screened] == ["c-3", "c-4"]
+    first, second = ({"g": ("freebie", "meet")}, {}), ({"g": ("freebie", "exceed")}, {"g": "suppressed"})
+    key = screening_key(contexts[0])
+    store._keep_screening(key, *first)
+    store._keep_screening(key, *second)  # the third waiting: c-3's goes
+    assert [k[2] for k in store._screened] == ["c-4", "c-0"] and store._screened_count == 3
+    assert store._take_screening(key) == first and store._take_screening(key) == second  # oldest first
+    assert key not in store._screened and store._screened_count == 1

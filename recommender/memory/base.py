@@ -94,11 +94,13 @@ class StoreBase:
         #: around it (two of a decision's three). SQLite keeps its own (``BEGIN IMMEDIATE``).
         self._reader = (self.engine.execution_options(isolation_level="AUTOCOMMIT")
                         if self.engine.dialect.name == "postgresql" else self.engine)
-        #: Screenings, oldest first, until :meth:`record_decision` logs them: what each offer was
-        #: (category, tier) and which ones the store held (gesture -> reason). Matched by the
-        #: interaction (:func:`_screening_key`), not by the context object or the thread: with
-        #: plugins, the pipeline screens on a worker thread and logs a new copy of the context.
-        self._screened: list[tuple[tuple[Any, ...], dict[str, tuple[str, str]], dict[str, str]]] = []
+        #: Screenings until :meth:`record_decision` logs them, by interaction
+        #: (:func:`screening_key`), oldest first: what each offer was (category, tier) and which
+        #: ones the store held (gesture -> reason). Matched by the interaction, not by the
+        #: context object or the thread: with plugins, the pipeline screens on a worker thread
+        #: and logs a new copy of the context. See :meth:`Screening._keep_screening`.
+        self._screened: dict[tuple[Any, ...], list[tuple[dict[str, tuple[str, str]], dict[str, str]]]] = {}
+        self._screened_count = 0
         self._screened_lock = threading.Lock()
         #: (kind, tenant) -> (expires at, on the monotonic clock; value): see :meth:`_cached`
         self._cache: dict[tuple[str, str], tuple[float, Any]] = {}

@@ -66,13 +66,9 @@ class DecisionLog(Screening):
                     else created)
         tenant = ctx.business.id
         customer_id = ctx.customer.id
-        key = screening_key(ctx)
-        with self._screened_lock:
-            screening = next((s for s in self._screened if s[0] == key), None)
-            if screening is not None:
-                self._screened.remove(screening)
-        known: Mapping[str, tuple[str, str]] = screening[1] if screening else {}
-        store_held: Mapping[str, str] = screening[2] if screening else {}
+        screening = self._take_screening(screening_key(ctx))
+        known: Mapping[str, tuple[str, str]] = screening[0] if screening else {}
+        store_held: Mapping[str, str] = screening[1] if screening else {}
 
         recs = [{"gesture_id": r.gesture_id, "title": r.title, "category": r.category, "tier": r.tier,
                  "cost": r.cost, "score": r.score, "rules": [m.rule_id for m in r.rules]}

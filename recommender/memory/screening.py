@@ -31,6 +31,33 @@ SCREENED_MAX = 4096
 class Screening(History):
     """The store's holds on matched offers."""
 
+    def _keep_screening(self, key: tuple[Any, ...], offers: dict[str, tuple[str, str]], held: dict[str, str]) -> None:
+        """Keep a screening for the decision of its interaction to log. At most
+        :data:`SCREENED_MAX` are kept (an explanation screens and never logs): the oldest goes
+        first. Kept by interaction, so taking one costs the same however many wait."""
+        with self._screened_lock:
+            if self._screened_count >= SCREENED_MAX:
+                oldest = next(iter(self._screened))
+                entries = self._screened[oldest]
+                del entries[0]
+                if not entries:
+                    del self._screened[oldest]
+                self._screened_count -= 1
+            self._screened.setdefault(key, []).append((offers, held))
+            self._screened_count += 1
+
+    def _take_screening(self, key: tuple[Any, ...]) -> tuple[dict[str, tuple[str, str]], dict[str, str]] | None:
+        """The oldest screening kept for this interaction, no longer kept (None: none)."""
+        with self._screened_lock:
+            entries = self._screened.get(key)
+            if not entries:
+                return None
+            found = entries.pop(0)
+            if not entries:
+                del self._screened[key]
+            self._screened_count -= 1
+            return found
+
     # -- the Memory seam: screen -------------------------------------------------------
 
     def screen(self, ctx: "Context", offers: list[Offer], *, now: datetime | None = None) -> list[Hold]:
@@ -40,10 +67,7 @@ class Screening(History):
         ``abuse_review``. Within two seconds of :meth:`enrich` for the same interaction (as in
         one ``recommend()``), it judges by what that enrichment read, without reading again."""
         held: dict[str, str] = {}
-        with self._screened_lock:
-            if len(self._screened) >= SCREENED_MAX:
-                del self._screened[0]
-            self._screened.append((screening_key(ctx), {o.gesture_id: (o.category, o.tier) for o in offers}, held))
+        self._keep_screening(screening_key(ctx), {o.gesture_id: (o.category, o.tier) for o in offers}, held)
         # Read with the enrichment of this interaction (when it ran: it reads what we need)
         snap = self._take_snapshot(screening_key(ctx)) if ctx.customer.id else None
         if not offers:
