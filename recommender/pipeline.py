@@ -643,7 +643,7 @@ def _adjust_with(name: str, fn: Any, args: list[str], d: _Draft, warnings: list[
 
 def _handed(rec: dict[str, Any]) -> Recommendation:
     """The model an adjuster is handed for a rendered recommendation: what validating it
-    gives, built directly (a third of the cost) when the dict holds every field in the type
+    gives, built directly (less than half the cost) when the dict holds every field in the type
     validation would give it: ours are rendered so (:func:`explain.recommendation`; its rule
     matches are immutable, the list is copied). With evidence, or a value of another type,
     it is validated. tests/test_pipeline_plugins.py compares both on every rendering."""
@@ -733,7 +733,7 @@ def _merge_changed(ctx: Context, updates: dict[str, Any]) -> Context:
 
 def _updated(model: Any, update: dict[str, Any]) -> Any:
     """``model.model_copy(update=update)`` for a context model (extra fields forbidden, no
-    private attributes), without the generic copy's Python steps (a third of its cost): the
+    private attributes), without the generic copy's Python steps (half its cost): the
     fields shallow-copied, the updated ones replaced and counted as set."""
     if model.__pydantic_extra__ is not None or model.__pydantic_private__ is not None:
         return model.model_copy(update=update)
