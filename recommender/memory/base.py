@@ -15,7 +15,7 @@ from datetime import date, datetime, time, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Self, TypeVar
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import IntegrityError
 
 from . import db
@@ -88,12 +88,6 @@ class StoreBase:
         self.policy = load_policy(policy)
         self.clock: Clock = clock or _utc_now
         self.engine = db.make_engine(self._url)
-        #: What :meth:`_read` connects through. On PostgreSQL reads run outside a transaction
-        #: (autocommit): a statement then sees what was committed before it began, as in a
-        #: READ COMMITTED transaction (the default), without the BEGIN and ROLLBACK round trips
-        #: around it (two of a decision's three). SQLite keeps its own (``BEGIN IMMEDIATE``).
-        self._reader = (self.engine.execution_options(isolation_level="AUTOCOMMIT")
-                        if self.engine.dialect.name == "postgresql" else self.engine)
         #: Screenings until :meth:`record_decision` logs them, by interaction
         #: (:func:`screening_key`), oldest first: what each offer was (category, tier) and which
         #: ones the store held (gesture -> reason). Matched by the interaction, not by the
@@ -191,6 +185,21 @@ class StoreBase:
                 db.mark_commit_failure(exc)
                 raise
             return result
+
+    @property
+    def _reader(self) -> Engine:
+        """What :meth:`_read` connects through (made for the engine in use). On PostgreSQL,
+        reads run outside a transaction (autocommit): a statement then sees what was committed
+        before it began, as in a READ COMMITTED transaction (the default), without the BEGIN
+        and ROLLBACK round trips around it (two of a decision's three). SQLite keeps its own
+        transactions (``BEGIN IMMEDIATE``)."""
+        engine = self.engine
+        made = self.__dict__.get("_reader_of")
+        if made is None or made[0] is not engine:
+            reader = (engine.execution_options(isolation_level="AUTOCOMMIT")
+                      if engine.dialect.name == "postgresql" else engine)
+            made = self.__dict__["_reader_of"] = (engine, reader)
+        return made[1]
 
     def _read(self, fn: Callable[[Connection], T]) -> T:
         """``fn`` on a pooled connection (once more on a fresh one if that was dropped)."""
