@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -28,7 +27,7 @@ from sqlalchemy import Connection, Table
 
 from .learning import LearningDecision
 from .models import CustomerProfileRow, Decision, DecisionGesture, DecisionRule, Visit, table_of
-from .values import CheckedJson, dumps
+from .values import SUSPECT_ESCAPE, CheckedJson, dumps
 
 if TYPE_CHECKING:
     from .decisions import _DecisionRows
@@ -44,8 +43,6 @@ _LD = table_of(LearningDecision)
 
 #: the decision's JSON columns, spliced into its row as the text already checked
 _JSON_COLUMNS = ("recommendations", "held", "context")
-#: a NUL or a surrogate escape: such text is left to the portable path (and its errors)
-_SUSPECT = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
 
 
 def _naive_utc(value: Any) -> str:
@@ -132,7 +129,7 @@ def write_batch(conn: Connection, batch: "list[_DecisionRows]", facts: list[dict
                            for row in facts]))
     except (ValueError, TypeError):  # NaN or a type JSON cannot carry: the portable path decides
         return False
-    if any(_SUSPECT.search(p) for p in params):
+    if any(SUSPECT_ESCAPE.search(p) for p in params):  # a NUL or a surrogate: the portable path's errors
         return False
     conn.exec_driver_sql(_statement(), params)
     return True

@@ -26,7 +26,7 @@ from pydantic_core import PydanticSerializationError, to_json, to_jsonable_pytho
 from ..context import MAX_YEAR, MIN_YEAR
 from .errors import InvalidStoreInput
 
-__all__ = ["check_text", "check_json", "checked_json", "CheckedJson", "dumps", "check_occurred_at", "shift", "local_date", "next_day",
+__all__ = ["check_text", "check_json", "checked_json", "CheckedJson", "dumps", "SUSPECT_ESCAPE", "check_occurred_at", "shift", "local_date", "next_day",
            "in_window", "MIN_TIME", "MAX_TIME", "MIN_YEAR", "MAX_YEAR"]
 
 # The years a decision may be dated in (``interaction.occurred_at``): the context's window,
@@ -107,7 +107,7 @@ def _walk(value: Any, field: str) -> None:
 
 
 #: In JSON text (ASCII-escaped): a NUL or a surrogate (a lone one, or half of a valid pair).
-_SUSPECT = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
+SUSPECT_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
 
 
 def _iso(value: Any) -> str:
@@ -125,7 +125,7 @@ def _clean_text(value: Any, *, dates: bool = False, default: Callable[[Any], Any
         text = json.dumps(value, allow_nan=False, default=default or (_iso if dates else None))
     except (ValueError, TypeError, RecursionError):
         return None
-    if (_SUSPECT.search(text) is not None or text.count("[") + text.count("{") > _MAX_DEPTH
+    if (SUSPECT_ESCAPE.search(text) is not None or text.count("[") + text.count("{") > _MAX_DEPTH
             or not _str_keys(value)):
         return None
     return text
