@@ -650,12 +650,7 @@ def _handed(rec: dict[str, Any]) -> Recommendation:
     cost = rec["cost"]
     if rec.keys() != _RENDERED or rec["score"].__class__ is not float or (cost is not None and cost.__class__ is not float):
         return _MAKE(rec)
-    model = _NEW(Recommendation)
-    _SET(model, "__dict__", {**rec, "rules": list(rec["rules"]), "evidence": None})
-    _SET(model, "__pydantic_fields_set__", set(_RENDERED))
-    _SET(model, "__pydantic_extra__", None)
-    _SET(model, "__pydantic_private__", None)
-    return model
+    return _built(Recommendation, {**rec, "rules": list(rec["rules"]), "evidence": None}, set(_RENDERED))
 
 
 _MAKE = Recommendation.__pydantic_validator__.validate_python  # model_validate, less a Python call
@@ -737,12 +732,18 @@ def _updated(model: Any, update: dict[str, Any]) -> Any:
     fields shallow-copied, the updated ones replaced and counted as set."""
     if model.__pydantic_extra__ is not None or model.__pydantic_private__ is not None:
         return model.model_copy(update=update)
-    new = _NEW(type(model))
-    _SET(new, "__dict__", {**model.__dict__, **update})
-    _SET(new, "__pydantic_extra__", None)
-    _SET(new, "__pydantic_fields_set__", model.__pydantic_fields_set__ | update.keys())
-    _SET(new, "__pydantic_private__", None)
-    return new
+    return _built(type(model), {**model.__dict__, **update}, model.__pydantic_fields_set__ | update.keys())
+
+
+def _built(cls: Any, fields: dict[str, Any], fields_set: set[str]) -> Any:
+    """A model of ``cls`` (extra fields forbidden, no private attributes) holding ``fields``
+    as they are, as validation or ``model_copy`` would leave it, without their Python steps."""
+    model = _NEW(cls)
+    _SET(model, "__dict__", fields)
+    _SET(model, "__pydantic_fields_set__", fields_set)
+    _SET(model, "__pydantic_extra__", None)
+    _SET(model, "__pydantic_private__", None)
+    return model
 
 
 @cache
